@@ -1,0 +1,38 @@
+from setuptools import find_packages, setup
+
+setup(
+    name="xtreme_jax",
+    version="0.1.0",
+    description="X-STILTs in JAX: English intermediate-task training, zero-shot XTREME / XTREME-R evaluation",
+    packages=find_packages(include=["xtreme_jax", "xtreme_jax.*"]),
+    package_data={"xtreme_jax": ["data/demo_files/**/*"]},
+    include_package_data=True,
+    python_requires=">=3.10",
+    install_requires=[
+        "jax>=0.10,<0.11",
+        "flax>=0.12.8,<0.13",
+        "optax>=0.2.5,<0.3",
+        "orbax-checkpoint>=0.12.8,<0.13",
+        "grain>=0.2.18,<0.3",
+        "ml-collections>=1.1,<2",
+        "absl-py>=2.1,<3",
+        "numpy>=2.0,<3",
+        "transformers>=5.0,<6",
+        "tokenizers>=0.22,<0.24",
+        "sentencepiece>=0.2,<0.3",
+        "protobuf>=5,<8",
+        "safetensors>=0.6,<0.9",
+        "datasets>=4.0,<6",
+        "seqeval>=1.2.2,<1.3",
+        "matplotlib>=3.8,<4",
+        "tqdm>=4.66,<5",
+        "tensorboardX>=2.6,<3",
+    ],
+    extras_require={
+        # torch is only the numerical oracle in tests; the pinned CPU wheel avoids a CUDA download.
+        "test": ["pytest>=8,<10", "pytest-xdist>=3.5,<4", "torch==2.13.0"],
+        "tpu": ["jax[tpu]>=0.10,<0.11"],
+        "cuda": ["jax[cuda12]>=0.10,<0.11"],
+    },
+    entry_points={"console_scripts": ["xtreme-jax=xtreme_jax.main:run"]},
+)

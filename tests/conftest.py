@@ -1,0 +1,24 @@
+import os
+
+# Eight fake CPU devices for sharding tests; must be set before jax is imported anywhere.
+os.environ["XLA_FLAGS"] = (os.environ.get("XLA_FLAGS", "") +
+                           " --xla_force_host_platform_device_count=8").strip()
+os.environ.setdefault("JAX_PLATFORMS", "cpu")
+# Nothing may download during tests.
+os.environ["HF_HUB_OFFLINE"] = "1"
+os.environ["HF_DATASETS_OFFLINE"] = "1"
+os.environ["TRANSFORMERS_OFFLINE"] = "1"
+
+import pathlib  # noqa: E402
+
+import pytest  # noqa: E402
+
+SHARED_DATA = pathlib.Path(__file__).resolve().parents[2] / "shared" / "data"
+
+
+@pytest.fixture(scope="session")
+def shared_data():
+    """The real benchmark data kit beside the checkout; tests needing it skip with a reason."""
+    if not SHARED_DATA.is_dir():
+        pytest.skip(f"real-data kit not found at {SHARED_DATA} (it sits beside the checkout in CI)")
+    return SHARED_DATA
