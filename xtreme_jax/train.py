@@ -1,0 +1,102 @@
+"""Train state and the jitted, donated train step (the loop itself lives in `xtreme_jax.loop`)."""
+import functools
+
+import jax
+import jax.numpy as jnp
+import optax
+from flax import nnx
+
+from xtreme_jax.models.encoder import EncoderConfig
+from xtreme_jax.models.heads import TaskModel
+from xtreme_jax.sharding import DEFAULT_RULES
+
+
+class TrainState(nnx.Module):
+    def __init__(self, model: TaskModel, tx: optax.GradientTransformation):
+        self.model = model
+        self.opt = nnx.Optimizer(model, tx, wrt=nnx.Param)
+
+
+def state_shardings(abstract_state, mesh):
+    """NamedShardings on `mesh` for every leaf, from the logical annotations (rules in context)."""
+    specs = nnx.get_partition_spec(abstract_state)
+    return jax.tree.map(lambda s: jax.sharding.NamedSharding(mesh, s), specs)
+
+
+def create_state(cfg: EncoderConfig, heads: dict, tx, mesh, rules=DEFAULT_RULES, seed: int = 0,
+                 abstract_only: bool = False):
+    """Builds TrainState directly sharded on `mesh` (never whole on one device).
+
+    Returns (graphdef, state, shardings); with abstract_only, state holds ShapeDtypeStructs.
+    """
+    def create():
+        return TrainState(TaskModel(cfg, heads, rngs=nnx.Rngs(seed)), tx)
+
+    with jax.set_mesh(mesh), nnx.logical_axis_rules(rules):
+        graphdef, abstract = nnx.split(nnx.eval_shape(create))
+        shardings = state_shardings(abstract, mesh)
+        if abstract_only:
+            state = jax.tree.map(lambda a, s: jax.ShapeDtypeStruct(a.shape, a.dtype, sharding=s),
+                                 abstract, shardings)
+            return graphdef, state, shardings
+        state = jax.jit(lambda: nnx.state(create()), out_shardings=shardings)()
+    return graphdef, state, shardings
+
+
+def _microbatches(batch, n):
+    """[B, ...] -> [n, B/n, ...], microbatch i = rows i, i+n, ... so each spans all devices."""
+    def split(x):
+        if x.shape[0] % n:
+            raise ValueError(f"batch of {x.shape[0]} rows does not split into {n} accumulation steps")
+        return jnp.swapaxes(x.reshape(x.shape[0] // n, n, *x.shape[1:]), 0, 1)
+    return jax.tree.map(split, batch)
+
+
+def make_train_step(graphdef, shardings, task: str, schedule=None, accum_steps: int = 1,
+                    grad_dtype=None):
+    """Returns step(state, batch, rng) -> (state, metrics); state buffers are donated.
+
+    Gradients are of the summed loss, divided by the global item count, so accumulation and
+    multi-host batches give the exact mean. Non-finite gradients skip the update (the host
+    decides whether that stops the run, see `metrics['finite']`).
+    """
+    def step(state, batch, rng):
+        ts = nnx.merge(graphdef, state)
+        model_def, params, rest = nnx.split(ts.model, nnx.Param, ...)
+
+        def summed_loss(p, mb, r):
+            _, (total, count) = nnx.merge(model_def, p, rest).loss(task, mb, r)
+            return total, count
+
+        grad_fn = jax.value_and_grad(summed_loss, has_aux=True)
+        if accum_steps == 1:
+            (total, count), grads = grad_fn(params, batch, rng)
+        else:
+            def body(carry, i_mb):
+                i, mb = i_mb
+                (t, c), g = grad_fn(params, mb, jax.random.fold_in(rng, i))
+                acc_t, acc_c, acc_g = carry
+                return (acc_t + t, acc_c + c, jax.tree.map(jnp.add, acc_g, g)), None
+            zeros = jax.tree.map(jnp.zeros_like, params)
+            mbs = _microbatches(batch, accum_steps)
+            (total, count, grads), _ = jax.lax.scan(
+                body, (0.0, 0, zeros), (jnp.arange(accum_steps), mbs))
+        denom = jnp.maximum(count, 1).astype(jnp.float32)
+        if grad_dtype is not None:  # e.g. bf16 gradient reduction on accelerators
+            grads = jax.tree.map(lambda g: g.astype(grad_dtype), grads)
+        grads = jax.tree.map(lambda g: (g / denom).astype(jnp.float32), grads)
+        loss = total / denom
+        grad_norm = optax.global_norm(grads)
+        finite = jnp.isfinite(loss) & jnp.isfinite(grad_norm)
+        step_no = ts.opt.step[...]
+        old = nnx.state(ts)
+        ts.opt.update(ts.model, grads)
+        new = jax.tree.map(lambda n, o: jnp.where(finite, n, o), nnx.state(ts), old)
+        new = jax.lax.with_sharding_constraint(new, shardings)
+        metrics = dict(loss=loss, grad_norm=grad_norm, count=count, finite=finite, step=step_no,
+                       tokens=jnp.sum(batch["attention_mask"]).astype(jnp.int32))
+        if schedule is not None:
+            metrics["lr"] = schedule(step_no)
+        return new, metrics
+
+    return jax.jit(step, donate_argnums=(0,), out_shardings=(shardings, None))
