@@ -1,0 +1,79 @@
+"""Tokenize once: features cached on disk as .npy files, memory-mapped on read.
+
+The cache key covers everything that changes the features: task, split, language, the data
+source and a cheap fingerprint of its files (names, sizes, mtimes), the tokenizer's full
+definition hash, max length, featurizer options, the label list and PREPROCESSING_VERSION (bump
+it whenever a featurizer changes output). A cache entry is written into a temporary directory
+and renamed into place, so a killed job never leaves a half-written entry behind, and two hosts
+racing on a shared file system both end with a complete entry.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+import shutil
+import tempfile
+
+from xtreme_jax.data.errors import as_policy
+from xtreme_jax.data.features import Features
+from xtreme_jax.data.sources import as_source, source_fingerprint
+from xtreme_jax.data.tokenization import tokenizer_fingerprint
+
+log = logging.getLogger(__name__)
+
+PREPROCESSING_VERSION = 1
+
+
+def cache_key(task, split, lang, tokenizer, source, max_length, labels, opts) -> str:
+    parts = {"task": task.name, "split": split, "lang": lang, "source": source_fingerprint(source),
+             "tokenizer": tokenizer_fingerprint(tokenizer), "max_length": max_length,
+             "labels": list(labels) if labels else None, "opts": opts,
+             "version": PREPROCESSING_VERSION}
+    return hashlib.sha1(json.dumps(parts, sort_keys=True, default=str).encode()).hexdigest()[:20]
+
+
+def cached_features(task, split: str, lang: str | None, tokenizer, *, source, cache_dir: str | None,
+                    max_length: int | None = None, errors=None, progress: bool = True, **opts) -> Features:
+    """Features of (task, split, lang), from the cache when present, else built and stored.
+
+    `cache_dir=None` disables the cache (features stay in memory).
+    """
+    from xtreme_jax.tasks import get_task
+    task = get_task(task) if isinstance(task, str) else task
+    source = as_source(source)
+    split = task.check_split(split)
+    lang = lang or task.language_list(source)[0]
+    max_length = max_length or task.max_length
+    labels = task.label_list(source) if (task.labels is not None or task.label_source) else None
+
+    def build():
+        policy = as_policy(errors)
+        examples = task.load_examples(split, lang, source, errors=policy)
+        feats = task.featurize(examples, tokenizer, max_length, labels=labels, lang=lang, split=split,
+                               progress=progress, **opts)
+        feats.meta["skipped"] = policy.summary()
+        return feats
+
+    if cache_dir is None:
+        return build()
+    key = cache_key(task, split, lang, tokenizer, source, max_length, labels, opts)
+    final = os.path.join(cache_dir, f"{task.name}.{split}.{lang}.{key}")
+    if os.path.exists(os.path.join(final, "meta.json")):
+        log.info("features cache hit: %s", final)
+        return Features.load(final)
+    feats = build()
+    os.makedirs(cache_dir, exist_ok=True)
+    tmp = tempfile.mkdtemp(prefix=".tmp-", dir=cache_dir)
+    try:
+        feats.save(tmp)
+        try:
+            os.rename(tmp, final)
+        except OSError:  # another process finished first; its entry is equivalent
+            shutil.rmtree(tmp, ignore_errors=True)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    log.info("features cached: %s (%d rows)", final, feats.num_rows)
+    return Features.load(final)
