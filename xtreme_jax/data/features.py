@@ -64,19 +64,22 @@ class Features:
     # --- building ---
     @classmethod
     def from_rows(cls, kind: str, token_rows: dict, row_values: dict, meta: dict, group: int = 1):
-        """From python lists: token_rows[key] = list of per-row sequences."""
+        """From per-row sequences (lists or numpy arrays): token_rows[key][row] = sequence."""
         first = next(iter(token_rows.values()))
         lens = np.fromiter((len(r) for r in first), dtype=np.int64, count=len(first))
         splits = np.zeros(len(first) + 1, dtype=np.int64)
         np.cumsum(lens, out=splits[1:])
         tokens = {}
         for k, seqs in token_rows.items():
-            if k == "offsets":
-                flat = [p for s in seqs for p in s]
-                tokens[k] = np.asarray(flat, dtype=np.int32).reshape(-1, 2)
+            shape = (-1, 2) if k == "offsets" else (-1,)
+            if not len(seqs):
+                tokens[k] = np.zeros((0,) + shape[1:], np.int32)
+            elif isinstance(seqs[0], np.ndarray):
+                tokens[k] = np.concatenate(seqs).astype(np.int32).reshape(shape)
+            elif k == "offsets":
+                tokens[k] = np.asarray([p for s in seqs for p in s], np.int32).reshape(shape)
             else:
-                tokens[k] = (np.fromiter((t for s in seqs for t in s), dtype=np.int32, count=int(splits[-1]))
-                             if len(seqs) else np.zeros(0, np.int32))
+                tokens[k] = np.fromiter((t for s in seqs for t in s), dtype=np.int32, count=int(splits[-1]))
         rows = {k: np.asarray(v, dtype=np.int32) for k, v in row_values.items()}
         return cls(kind=kind, row_splits=splits, tokens=tokens, rows=rows, meta=dict(meta), group=group)
 
@@ -103,7 +106,6 @@ class Features:
         keep = np.nonzero(np.isin(ex, example_ids))[0]
         out = self.select_rows(keep, num_examples=len(example_ids))
         out.rows["example_index"] = np.searchsorted(example_ids, ex[keep]).astype(np.int32)
-        out.meta["source_example_ids"] = None
         return out
 
     # --- disk ---
@@ -128,6 +130,22 @@ class Features:
                    tokens={k: ld(f"tokens.{k}.npy") for k in info["tokens"]},
                    rows={k: ld(f"rows.{k}.npy") for k in info["rows"]},
                    meta=info["meta"], group=info["group"])
+
+
+def subsample(features: Features, count: int | None = None, fraction: float | None = None,
+              seed: int = 0) -> Features:
+    """A seeded random subset of the examples (by count or fraction) with all their rows.
+
+    Works on cached features, so sweeping the training-set size tokenizes only once.
+    """
+    if (count is None) == (fraction is None):
+        raise ValueError("give exactly one of count or fraction")
+    n = features.num_examples
+    k = int(count) if count is not None else int(round(float(fraction) * n))
+    if not 0 < k <= n:
+        raise ValueError(f"cannot take {k} of {n} examples")
+    ids = np.random.default_rng(seed).choice(n, size=k, replace=False)
+    return features.select_examples(ids)
 
 
 def concat(features: list[Features]) -> Features:

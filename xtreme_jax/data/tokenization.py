@@ -5,6 +5,8 @@ import hashlib
 import json
 import weakref
 
+import numpy as np
+
 
 def load_tokenizer(name_or_path: str):
     """A fast HF tokenizer from a checkpoint dir (sentencepiece.bpe.model / tokenizer.json) or id."""
@@ -75,10 +77,10 @@ class Template:
         return list(self.single_prefix) + list(ids) + list(self.single_suffix)
 
     def pair(self, a, b):
-        """(input_ids, token_type_ids, offset of b's first token)."""
-        ids = list(self.pair_prefix) + list(a) + list(self.pair_middle) + list(b) + list(self.pair_suffix)
-        types = (list(self.pair_prefix_types) + [self.type_a] * len(a) + list(self.pair_middle_types)
-                 + [self.type_b] * len(b) + list(self.pair_suffix_types))
+        """(input_ids, token_type_ids, offset of b's first token) as int32 arrays."""
+        ids = np.concatenate([self.pair_prefix, a, self.pair_middle, b, self.pair_suffix]).astype(np.int32)
+        types = np.concatenate([self.pair_prefix_types, np.full(len(a), self.type_a), self.pair_middle_types,
+                                np.full(len(b), self.type_b), self.pair_suffix_types]).astype(np.int32)
         return ids, types, len(self.pair_prefix) + len(a) + len(self.pair_middle)
 
 

@@ -146,8 +146,9 @@ class Task:
 
     def _load_hub_schema(self, source, split, lang, policy):
         if self.parse_row is None:
-            raise DataError(f"task {self.name!r} has no hub schema", field="source.type",
-                            reason="config", fix="use source.type='official'")
+            raise DataError(f"task {self.name!r} is not on the Hugging Face hub (no hub schema)",
+                            field="source.type", reason="config",
+                            fix="use source.type='official' with the downloaded files")
         multilingual = len(self.language_list(source)) > 1
         if source.type == "local":
             path = S.find_local(source.path, split, lang if multilingual else None)

@@ -154,13 +154,15 @@ def read_anli_plus(data_dir, split, lang, on_error):
 def read_qqp(data_dir, split, lang, on_error):
     name = f"{split}.tsv"
     path = first_existing([os.path.join(data_dir, name), os.path.join(data_dir, "QQP", name)], "GLUE QQP file")
-    return _read_glue_tsv(path, split, ("question1", "question2"), "is_duplicate", QQP, on_error)
+    return _read_glue_tsv(path, split, ("question1", "question2"), "is_duplicate", QQP, on_error,
+                          {"0": QQP[0], "1": QQP[1]})
 
 
 def read_sst2(data_dir, split, lang, on_error):
     name = f"{split}.tsv"
     path = first_existing([os.path.join(data_dir, name), os.path.join(data_dir, "SST-2", name)], "GLUE SST-2 file")
-    return _read_glue_tsv(path, split, ("sentence", None), "label", SST2, on_error)
+    return _read_glue_tsv(path, split, ("sentence", None), "label", SST2, on_error,
+                          {"0": SST2[0], "1": SST2[1]})
 
 
 QQP = ("not_duplicate", "duplicate")
@@ -230,14 +232,14 @@ register(Task(
     name="qqp", kind="classification", labels=QQP, languages=("en",), metric="accuracy",
     group="intermediate",
     hub=lambda split, lang: [HubSpec(GLUE, "qqp", _glue[split])],
-    parse_row=_pair_row(QQP, ("question1",), ("question2",), ("label", "is_duplicate")),
+    parse_row=_pair_row(QQP, ("question1",), ("question2",), ("label", "is_duplicate"), {"0": QQP[0], "1": QQP[1]}),
     read_official=read_qqp, tfds=lambda split, lang: ("glue", "qqp", _glue[split])))
 
 register(Task(
     name="sst2", kind="classification", labels=SST2, languages=("en",), metric="accuracy",
     group="intermediate",
     hub=lambda split, lang: [HubSpec(GLUE, "sst2", _glue[split])],
-    parse_row=_pair_row(SST2, ("sentence",), (), ("label",)),
+    parse_row=_pair_row(SST2, ("sentence",), (), ("label",), {"0": SST2[0], "1": SST2[1]}),
     read_official=read_sst2, tfds=lambda split, lang: ("glue", "sst2", _glue[split])))
 
 register(Task(

@@ -176,21 +176,22 @@ def featurize_span(examples, tok, *, max_length, labels=None, progress=True, doc
                     break
                 start += min(length, doc_stride)
             best = _max_context_windows(spans, len(c))
+            q_arr, c_arr = np.asarray(q, np.int32), np.asarray(c, np.int32)
             for w, (start, length) in enumerate(spans):
-                ids, types, ctx0 = tpl.pair(q, c[start:start + length])
-                off = np.full((len(ids), 2), -1, dtype=np.int64)
+                ids, types, ctx0 = tpl.pair(q_arr, c_arr[start:start + length])
+                off = np.full((len(ids), 2), -1, dtype=np.int32)
                 off[ctx0:ctx0 + length] = offs[start:start + length]
-                maxc = np.zeros(len(ids), dtype=np.int64)
+                maxc = np.zeros(len(ids), dtype=np.int32)
                 maxc[ctx0:ctx0 + length] = best[start:start + length] == w
                 if 0 <= tok_s and start <= tok_s and tok_e < start + length and tok_e >= tok_s:
                     sp, ep = ctx0 + tok_s - start, ctx0 + tok_e - start
                 else:
                     sp = ep = 0
-                out["input_ids"].append(ids)
-                out["offsets"].append(off.tolist())
-                out["max_context"].append(maxc.tolist())
+                out["input_ids"].append(np.asarray(ids, np.int32))
+                out["offsets"].append(off)
+                out["max_context"].append(maxc)
                 if uses_types:
-                    out["token_type_ids"].append(types)
+                    out["token_type_ids"].append(np.asarray(types, np.int32))
                 rows["example_index"].append(s + j)
                 rows["start_positions"].append(sp)
                 rows["end_positions"].append(ep)

@@ -1,0 +1,62 @@
+"""The task registry: every task is there with the benchmark's kind, labels, languages, metric."""
+import pytest
+
+from xtreme_jax.data.errors import DataError
+from xtreme_jax.tasks import INTERMEDIATE_TASKS, TARGET_TASKS, get_task, list_tasks
+from xtreme_jax.tasks.languages import XTREME, XTREME_R
+
+
+def test_every_task_is_registered():
+    names = set(list_tasks())
+    for t in TARGET_TASKS + INTERMEDIATE_TASKS + ("snli", "siqa", "copa", "mlm", "demo_nli", "squad2"):
+        assert t in names, t
+
+
+@pytest.mark.parametrize("name,kind,num_labels", [
+    ("xnli", "classification", 3), ("pawsx", "classification", 2), ("udpos", "tagging", 17),
+    ("panx", "tagging", 7), ("xquad", "span", 0), ("mlqa", "span", 0), ("tydiqa", "span", 0),
+    ("bucc2018", "retrieval", 0), ("tatoeba", "retrieval", 0), ("xcopa", "multiple_choice", 2),
+    ("mewslix", "retrieval", 0), ("lareqa", "retrieval", 0), ("anli+", "classification", 3),
+    ("mnli", "classification", 3), ("qqp", "classification", 2), ("squad", "span", 0),
+    ("sst2", "classification", 2), ("hellaswag", "multiple_choice", 4), ("ccg", "tagging", 0),
+    ("cosmosqa", "multiple_choice", 4), ("commonsenseqa", "multiple_choice", 5),
+    ("snli", "classification", 3), ("siqa", "multiple_choice", 3), ("copa", "multiple_choice", 2),
+    ("mlm", "mlm", 0), ("demo_nli", "classification", 3)])
+def test_kinds_and_label_counts(name, kind, num_labels):
+    t = get_task(name)
+    assert t.kind == kind and t.num_labels == num_labels
+
+
+def test_languages_are_the_benchmark_lists():
+    for name in ("xnli", "pawsx", "mlqa", "tydiqa", "bucc2018"):
+        assert list(get_task(name).languages) == XTREME[name]
+    for name in ("udpos", "panx", "xquad", "tatoeba", "xcopa", "mewslix", "lareqa"):
+        assert list(get_task(name).languages) == XTREME_R[name]
+    assert len(get_task("panx").languages) == 48 and len(get_task("tatoeba").languages) == 41
+    for name in INTERMEDIATE_TASKS:
+        assert get_task(name).languages == ("en",)
+
+
+def test_nli_tasks_share_one_label_order():
+    # one 3-way head moves from ANLI+/MNLI to XNLI without remapping
+    orders = {get_task(n).labels for n in ("xnli", "mnli", "anli+", "snli", "anli", "demo_nli")}
+    assert orders == {("entailment", "neutral", "contradiction")}
+
+
+def test_metrics():
+    assert get_task("udpos").metric == "seqeval_f1" and get_task("panx").metric == "seqeval_f1"
+    assert get_task("xquad").metric == "squad_em_f1" and get_task("mlqa").metric == "mlqa_em_f1"
+    assert get_task("mewslix").metric == "map@20" and get_task("tatoeba").metric == "accuracy"
+
+
+def test_unknown_task_and_aliases():
+    with pytest.raises(DataError, match="unknown task 'xnlii'.*use one of"):
+        get_task("xnlii")
+    assert get_task("PAWS-X").name == "pawsx" and get_task("anli_plus").name == "anli+"
+    assert get_task("bucc").name == "bucc2018"
+
+
+def test_info_is_jsonable():
+    import json
+    for n in list_tasks():
+        json.dumps(get_task(n).info())
