@@ -37,7 +37,7 @@ def accuracy(labels, predictions):
 
 def _check_tag_shapes(labels, predictions):
     if len(predictions) != len(labels):
-        raise ScoringError(f"{len(predictions)} predicted sentences for {len(labels)} gold sentences")
+        raise ScoringError(f"{len(predictions)} predicted sentences for {len(labels)} gold ones")
     for i, (p, l) in enumerate(zip(predictions, labels)):
         if len(p) != len(l):
             raise ScoringError(f"sentence {i}: {len(p)} predicted tags for {len(l)} gold tokens")
@@ -129,7 +129,7 @@ def _qa_em_f1(dataset, predictions, normalize, name):
 
 
 def squad_em_f1(dataset, predictions, name="squad"):
-    """xquad / tydiqa. `dataset`: SQuAD `data` list (or the whole file dict); predictions: id -> text."""
+    """xquad / tydiqa. dataset: SQuAD `data` list or whole file dict; predictions: id -> text."""
     return _qa_em_f1(dataset, predictions, squad_normalize, name)
 
 
@@ -201,7 +201,7 @@ def _pair(item):
 
 
 def bucc_f1(labels, predictions):
-    """bucc2018: P/R/F1 over sets of (source id, target id) pairs ("de-0001\\ten-0042" or tuples)."""
+    """bucc2018: P/R/F1 over sets of (source id, target id) pairs ("de-1\\ten-42" or tuples)."""
     gold = {_pair(x) for x in labels}
     pred = {_pair(x) for x in predictions}
     ncorrect = len(gold & pred)

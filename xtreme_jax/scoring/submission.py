@@ -33,7 +33,8 @@ def _int(x, where):
 def _render(task, lang, predictions):
     where = f"write_submission({task!r}, {lang!r})"
     if task in ("xnli", "pawsx"):
-        return "".join(_one_line(p, f"{where} example {i}") + "\n" for i, p in enumerate(predictions))
+        return "".join(_one_line(p, f"{where} example {i}") + "\n"
+                       for i, p in enumerate(predictions))
     if task == "tatoeba":
         # The 0-based index of the English sentence retrieved for each source sentence.
         return "".join(f"{_int(p, f'{where} example {i}')}\n" for i, p in enumerate(predictions))
@@ -105,6 +106,6 @@ def write_submission(folder, task, lang, predictions):
     tydiqa), {id: ranked entity ids} (mewslix).
     """
     if not re.fullmatch(r"[A-Za-z0-9_-]+", str(lang)):
-        raise ScoringError(f"write_submission: language code {lang!r} is not a plain code like 'de'")
+        raise ScoringError(f"write_submission: {lang!r} is not a plain language code like 'de'")
     text = _render(task, lang, predictions)
     return atomic_write(submission_path(folder, task, lang), text)
