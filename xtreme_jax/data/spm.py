@@ -4,7 +4,7 @@ import os
 from typing import Iterable
 
 
-def train_xlmr_tokenizer(texts: Iterable[str], out_dir: str, vocab_size: int = 1000, seed: int = 0):
+def train_xlmr_tokenizer(texts: Iterable[str], out_dir: str, vocab_size: int = 1000):
     """Writes `out_dir/sentencepiece.bpe.model` plus the HF tokenizer files; returns the tokenizer.
 
     The directory then loads with `transformers.AutoTokenizer.from_pretrained(out_dir)` exactly as
@@ -18,7 +18,7 @@ def train_xlmr_tokenizer(texts: Iterable[str], out_dir: str, vocab_size: int = 1
     spm.SentencePieceTrainer.train(
         sentence_iterator=iter(list(texts)), model_writer=buf, vocab_size=vocab_size,
         model_type="unigram", character_coverage=1.0, hard_vocab_limit=False,
-        random_seed=seed, num_threads=1, minloglevel=2)
+        num_threads=1, minloglevel=2)
     with open(os.path.join(out_dir, "sentencepiece.bpe.model"), "wb") as f:
         f.write(buf.getvalue())
     tok = XLMRobertaTokenizer.from_pretrained(out_dir)
