@@ -98,28 +98,38 @@ def source_fingerprint(source: Source) -> str:
 # --- rows from `datasets` -------------------------------------------------------------------
 def _offline_message(what: str, err: Exception) -> str:
     return (f"could not load {what} from the Hugging Face hub ({type(err).__name__}: {err}). "
-            "Offline or the hub is unreachable: point the config at local files instead -- "
+            "If you are offline or the hub is unreachable, point the config at local files instead: "
             "source.type='official' with source.path=<dir in the official XTREME download layout> "
             "(google-research/xtreme scripts/download_data.sh), or source.type='local' with "
             "source.path=<dir holding {split}-{lang}.parquet/.jsonl/.arrow files in the hub's "
             "schema> (see docs/data.md)")
 
 
+def _is_unreachable(err: BaseException) -> bool:
+    """Network / offline failures, whichever HTTP stack raised them (requests, httpx, hub)."""
+    names = {"ConnectError", "ConnectTimeout", "ReadTimeout", "OfflineModeIsEnabled",
+             "LocalEntryNotFoundError", "DatasetNotFoundError", "RepositoryNotFoundError",
+             "HfHubHTTPError", "HTTPError"}
+    e = err
+    while e is not None:
+        if isinstance(e, (ConnectionError, TimeoutError)) or type(e).__name__ in names:
+            return True
+        e = e.__cause__ or e.__context__
+    return False
+
+
 def load_hub(repo: str, config: str | None, split: str, cache_dir: str = ""):
     """`datasets.load_dataset` with one clear error when the hub cannot be reached."""
     import datasets
+    what = f"{repo!r} config {config!r} split {split!r}"
     try:
         return datasets.load_dataset(repo, config or None, split=split, cache_dir=cache_dir or None)
-    except (ConnectionError, TimeoutError) as e:  # HF_DATASETS_OFFLINE=1 lands here, fast
-        raise DataError(_offline_message(f"{repo!r} config {config!r} split {split!r}", e),
-                        reason="offline") from e
-    except FileNotFoundError as e:
-        raise DataError(_offline_message(f"{repo!r} config {config!r} split {split!r}", e),
-                        reason="offline") from e
-    except ValueError as e:
-        if "split" in str(e).lower():
-            raise DataError(f"hub dataset {repo!r} config {config!r} has no split {split!r}: {e}",
-                            reason="missing_split", fix="set source.split to one of its splits") from e
+    except Exception as e:  # noqa: BLE001  (HF_DATASETS_OFFLINE=1 raises ConnectionError, fast)
+        if _is_unreachable(e) or isinstance(e, FileNotFoundError):
+            raise DataError(_offline_message(what, e), reason="offline") from e
+        if isinstance(e, ValueError) and "split" in str(e).lower():
+            raise DataError(f"hub dataset {what}: {e}", reason="missing_split",
+                            fix="set source.split to one of its splits") from e
         raise
 
 
