@@ -1,0 +1,130 @@
+"""Config schema (ml_collections) shared by every configs/*.py, and up-front validation.
+
+A run = `phases` (comma list of mlm / intermediate / target / evaluate). Training phases share one
+schema: a list of task entries (each: registry task, language, split, data source, sampling weight,
+head name) plus optimisation / validation / checkpoint settings.
+"""
+import math
+
+import ml_collections as mlc
+
+PHASES = ("mlm", "intermediate", "target", "evaluate")
+SAMPLERS = ("uniform", "proportional", "capped_proportional", "temperature")
+
+
+def source(type="official", path="", config="", split="") -> mlc.ConfigDict:
+    """type: hub (path = hub id or empty for the task's default), local (hub-schema files),
+    official (XTREME download layout), tfds."""
+    return mlc.ConfigDict(dict(type=type, path=path, config=config, split=split))
+
+
+def task_entry(name, *, lang="en", split="train", src=None, weight=1.0, head="", max_examples=0,
+               fraction=0.0, max_length=0) -> mlc.ConfigDict:
+    return mlc.ConfigDict(dict(
+        name=name, lang=lang, split=split, source=src or source(), weight=weight,
+        head=head,                # head shared between entries (e.g. translated data); default = name
+        max_examples=max_examples,  # training-set subsampling by count (0 = all) ...
+        fraction=fraction,          # ... or by fraction (0 = all), seeded by config.seed
+        max_length=max_length))     # 0 = the task's default
+
+
+def train_phase(tasks=(), **kw) -> mlc.ConfigDict:
+    p = dict(
+        tasks=list(tasks), sampler="proportional", temperature=2.0, cap=2 ** 14,
+        num_steps=1000, batch_size=32, lr=1e-5, warmup=0.1, weight_decay=0.01, clip=1.0,
+        b1=0.9, b2=0.999, eps=1e-8, accum_steps=1, layer_decay=0.0,
+        eval_every=500, eval_examples=500, patience=0,  # patience 0 = no early stopping
+        save_every=500, keep=2, log_every=50, nonfinite="stop",  # or "skip"
+        keep_heads=False,  # hand the heads on to the next phase too (encoder-only otherwise)
+        export_hf=False, packing=False)
+    p.update(kw)
+    return mlc.ConfigDict(p)
+
+
+def base_config() -> mlc.ConfigDict:
+    c = mlc.ConfigDict()
+    c.seed = 0
+    c.phases = "intermediate,target,evaluate"
+    c.model = mlc.ConfigDict(dict(
+        size="tiny",          # preset for random init: tiny | small | base | large
+        pretrained="",        # HF dir or hub id; overrides `size` (e.g. FacebookAI/xlm-roberta-large)
+        tokenizer="",         # default: the pretrained dir / hub id
+        dtype="float32",      # compute dtype; bfloat16 on TPU / GPU
+        dropout=0.1, remat=False))
+    c.mesh = (-1, 1, 1)       # (data, fsdp, tensor); -1 = fill from the device count
+    c.data = mlc.ConfigDict(dict(cache_dir="", buckets=(32, 64, 128, 256), num_threads=2,
+                                 errors="raise"))
+    c.mlm = train_phase(lr=5e-5, mlm_probability=0.15)
+    c.intermediate = train_phase()
+    c.target = train_phase()
+    c.evaluate = mlc.ConfigDict(dict(
+        tasks=[], benchmark="xtreme-r", split="test", languages="", batch_size=64,
+        retrieval_layer=-1,   # -1: the paper's layer 14 of 24, scaled to the model depth
+        write_submission=True))
+    c.new_run = False         # allow a different config in an existing workdir
+    return c
+
+
+def eval_task(name, src=None, languages="") -> mlc.ConfigDict:
+    return mlc.ConfigDict(dict(name=name, source=src or source(), languages=languages))
+
+
+class ConfigError(ValueError):
+    pass
+
+
+def phases(config) -> list:
+    names = [p.strip() for p in config.phases.split(",") if p.strip()]
+    for p in names:
+        if p not in PHASES:
+            raise ConfigError(f"config.phases: unknown phase {p!r}; choose from {PHASES}")
+    return names
+
+
+def validate(config, num_devices: int, num_processes: int = 1):
+    """Every check that can fail before compute starts; raises ConfigError naming the field."""
+    from xtreme_jax.sharding import mesh_shape
+    from xtreme_jax.tasks import get_task
+    try:
+        mesh = mesh_shape(config.mesh, num_devices)
+    except ValueError as e:
+        raise ConfigError(str(e)) from None
+    dp = mesh[0] * mesh[1]
+    for name in phases(config):
+        if name == "evaluate":
+            for i, t in enumerate(config.evaluate.tasks):
+                _check_task(get_task, f"evaluate.tasks[{i}].name", t.name)
+            if config.evaluate.batch_size % dp:
+                raise ConfigError(f"config.evaluate.batch_size={config.evaluate.batch_size} is not "
+                                  f"divisible by the data-parallel size {dp} (mesh {mesh})")
+            continue
+        p = config[name]
+        if not p.tasks:
+            raise ConfigError(f"config.{name}.tasks is empty: add at least one task entry")
+        if p.lr <= 0:
+            raise ConfigError(f"config.{name}.lr={p.lr} must be positive, e.g. --config.{name}.lr=1e-5")
+        if p.num_steps <= 0:
+            raise ConfigError(f"config.{name}.num_steps={p.num_steps} must be positive")
+        if p.batch_size % (dp * p.accum_steps) or p.batch_size % num_processes:
+            raise ConfigError(
+                f"config.{name}.batch_size={p.batch_size} is not divisible by the data-parallel size "
+                f"{dp} (mesh {mesh}) x accum_steps {p.accum_steps} and by {num_processes} processes; "
+                f"use a multiple of {math.lcm(dp * p.accum_steps, num_processes)}")
+        if p.sampler not in SAMPLERS:
+            raise ConfigError(f"config.{name}.sampler={p.sampler!r}; choose from {SAMPLERS}")
+        if p.nonfinite not in ("stop", "skip"):
+            raise ConfigError(f"config.{name}.nonfinite={p.nonfinite!r}; choose 'stop' or 'skip'")
+        for i, t in enumerate(p.tasks):
+            task = _check_task(get_task, f"{name}.tasks[{i}].name", t.name)
+            if t.source.type != "official" or task.language_source is None:
+                langs = list(task.languages) + list(task.translate_languages)
+                if t.lang not in langs:
+                    raise ConfigError(f"config.{name}.tasks[{i}].lang={t.lang!r}: task {t.name!r} has "
+                                      f"no such language; choose from {sorted(set(langs))}")
+
+
+def _check_task(get_task, field, name):
+    try:
+        return get_task(name)
+    except (KeyError, ValueError) as e:
+        raise ConfigError(f"config.{field}={name!r}: {e}") from None

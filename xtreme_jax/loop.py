@@ -1,0 +1,364 @@
+"""One training phase (mlm / intermediate / target), readable top to bottom.
+
+    data -> state (+ weights handed on) -> restore -> [sample task, step, log, validate, save] -> hand off
+
+Host syncs happen only every `log_every` steps, at validation and at saves.
+"""
+import dataclasses
+import json
+import logging
+import os
+import signal
+import time
+
+import grain
+import jax
+import jax.numpy as jnp
+import numpy as np
+from flax import nnx
+
+from xtreme_jax import checkpoint as ckpt_lib
+from xtreme_jax import optim, sharding, train
+from xtreme_jax.data import make_eval_batches, make_train_iterator
+from xtreme_jax.data.features import subsample
+
+log = logging.getLogger(__name__)
+
+
+@dataclasses.dataclass
+class Entry:
+    """One task entry of a phase: its training data and the head it trains."""
+    name: str
+    head: str
+    kind: str
+    num_labels: int
+    weight: float
+    train: object
+    dev: object | None
+
+
+class Preempted(SystemExit):
+    def __init__(self, step):
+        super().__init__(0)
+        self.step = step
+
+
+_SIGTERM = {"seen": False}
+
+
+def _on_sigterm(signum, frame):
+    _SIGTERM["seen"] = True
+
+
+def sampling_probs(sizes, sampler: str, temperature: float = 2.0, cap: int = 2 ** 14, weights=None):
+    sizes = np.asarray(sizes, np.float64)
+    if sampler == "uniform":
+        p = np.ones_like(sizes)
+    elif sampler == "proportional":
+        p = sizes.copy()
+    elif sampler == "capped_proportional":
+        p = np.minimum(sizes, cap)
+    else:  # temperature: p ~ n^(1/T)
+        p = sizes ** (1.0 / temperature)
+    p = p * (np.ones_like(p) if weights is None else np.asarray(weights, np.float64))
+    return p / p.sum()
+
+
+def task_for_step(seed: int, step: int, probs) -> int:
+    """Stateless choice, so a resumed run draws exactly the same task sequence."""
+    return int(np.random.default_rng([seed, step, 7]).choice(len(probs), p=probs))
+
+
+def flops_per_token(cfg, seq_len: int) -> float:
+    """Training FLOPs per token: 6 N (non-embedding) + 12 L S d attention (encoder, not causal)."""
+    d, L = cfg.hidden_size, cfg.num_layers
+    n = L * (4 * d * d + 2 * d * cfg.intermediate_size)
+    return 6 * n + 12 * L * seq_len * d
+
+
+PEAK_FLOPS = {"TPU v4": 275e12, "TPU v5 lite": 197e12, "TPU v5e": 197e12, "TPU v5p": 459e12,
+              "TPU v6 lite": 918e12, "TPU v6e": 918e12, "H100": 989e12, "H200": 989e12, "A100": 312e12}
+
+
+def peak_flops_per_device() -> float:
+    kind = jax.devices()[0].device_kind
+    for k, v in PEAK_FLOPS.items():
+        if k in kind:
+            return v
+    return measured_matmul_peak()
+
+
+def measured_matmul_peak(n: int = 1024, repeats: int = 5) -> float:
+    """FLOP/s of an fp32 n^3 matmul on one device (the CPU reference peak)."""
+    a = jnp.ones((n, n), jnp.float32)
+    f = jax.jit(lambda x: x @ x)
+    f(a).block_until_ready()
+    times = []
+    for _ in range(repeats):
+        t = time.perf_counter()
+        f(a).block_until_ready()
+        times.append(time.perf_counter() - t)
+    return 2 * n ** 3 / float(np.median(times))
+
+
+def place(like_state, pure: dict):
+    """Puts host numpy params into `like_state` (an nnx.State) with its shardings, in place."""
+    like = nnx.to_pure_dict(like_state)
+
+    def put(x, a):
+        a = np.asarray(a, dtype=x.dtype)
+        return jax.make_array_from_callback(x.shape, x.sharding, lambda idx: a[idx])
+    nnx.replace_by_pure_dict(like_state, jax.tree.map(put, like, pure))
+
+
+class Validator:
+    """Loss and accuracy of each entry on its English dev subset (jitted, one per head and shape)."""
+
+    def __init__(self, graphdef, mesh, batch_size):
+        self.graphdef, self.mesh, self.batch_size = graphdef, mesh, batch_size
+        self._fn = jax.jit(self._eval, static_argnums=(1,))
+
+    def _eval(self, state, head, batch):
+        model = nnx.merge(self.graphdef, state).model
+        logits = model.logits(head, batch)
+        total, count = model.heads[head].loss(logits, batch)
+        labels = batch.get("labels")
+        if labels is None or logits.ndim == labels.ndim:  # span / no labels: loss only
+            return total, count, jnp.zeros((), jnp.int32)
+        correct = jnp.sum((jnp.argmax(logits, -1) == labels) & (labels >= 0))
+        return total, count, correct
+
+    def __call__(self, state, entries) -> dict:
+        out = {}
+        for e in entries:
+            if e.dev is None:
+                continue
+            sums = np.zeros(3)
+            for batch in make_eval_batches(e.dev, global_batch_size=self.batch_size,
+                                           shard_options=_shard_options()):
+                r = self._fn(state, e.head, sharding.device_batch(batch, self.mesh))
+                sums += np.array([float(x) for x in r])
+            count = max(sums[1], 1)
+            res = {"loss": sums[0] / count}
+            if e.kind in ("classification", "multiple_choice", "tagging"):
+                res["accuracy"] = sums[2] / count
+            out[e.name] = res
+        return out
+
+
+def dev_score(results: dict) -> float:
+    """Mean dev accuracy over entries (negative loss where a task has no accuracy)."""
+    vals = [r.get("accuracy", -r["loss"]) for r in results.values()]
+    return float(np.mean(vals)) if vals else float("nan")
+
+
+def _shard_options():
+    return grain.sharding.ShardOptions(shard_index=jax.process_index(), shard_count=jax.process_count(),
+                                       drop_remainder=True)
+
+
+class MetricsLog:
+    """JSONL + TensorBoard (process 0), written as metrics are fetched."""
+
+    def __init__(self, directory):
+        self.main = jax.process_index() == 0
+        os.makedirs(directory, exist_ok=True)
+        self.path = os.path.join(directory, "train.jsonl")
+        self.tb = None
+        if self.main:
+            try:
+                from tensorboardX import SummaryWriter
+                self.tb = SummaryWriter(os.path.join(directory, "tensorboard"))
+            except ImportError:
+                pass
+
+    def write(self, step, record: dict):
+        if not self.main:
+            return
+        with open(self.path, "a") as f:
+            f.write(json.dumps({"step": step, **record}) + "\n")
+        if self.tb:
+            for k, v in record.items():
+                if isinstance(v, (int, float)):
+                    self.tb.add_scalar(k, v, step)
+
+    def close(self):
+        if self.tb:
+            self.tb.close()
+
+
+def train_phase(name: str, pcfg, run) -> dict:
+    """Runs (or resumes) one training phase; returns its summary. Weights are handed on via
+    `run.handoff` (model params of the best or last step)."""
+    pdir = os.path.join(run.workdir, name)
+    done_file = os.path.join(pdir, "results", "summary.json")
+    if os.path.exists(done_file):
+        log.info("phase %s already finished; reusing %s", name, done_file)
+        with open(done_file) as f:
+            return json.load(f)
+
+    # ---- data: English training entries (+ translated / MLM entries with their own weights)
+    entries = []
+    for i, t in enumerate(pcfg.tasks):
+        task = run.get_task(t.name)
+        train_f = run.features(task, t.split, t.lang, t.source, t.max_length)
+        if t.max_examples or t.fraction:
+            train_f = subsample(train_f, count=t.max_examples or None, fraction=t.fraction or None,
+                                seed=run.config.seed)
+        dev_f = None
+        if pcfg.eval_every and "dev" in task.splits and task.kind != "mlm":
+            try:
+                dev_f = run.features(task, "dev", t.lang, t.source, t.max_length)
+                dev_f = dev_f.select_examples(np.arange(min(pcfg.eval_examples, dev_f.num_examples)))
+            except (FileNotFoundError, ValueError) as e:
+                log.warning("no dev data for %s (%s); validation skips it", t.name, e)
+        entries.append(Entry(t.name if t.lang == "en" else f"{t.name}.{t.lang}", t.head or t.name,
+                             task.kind, run.num_labels(task, t.source), t.weight, train_f, dev_f))
+    heads = {e.head: (e.kind, e.num_labels) for e in entries}
+    probs = sampling_probs([e.train.num_examples for e in entries], pcfg.sampler, pcfg.temperature,
+                           pcfg.cap, [e.weight for e in entries])
+
+    # ---- state, directly sharded; weights from the previous phase or the pretrained checkpoint
+    tx, sched = optim.make_optimizer(
+        lr=pcfg.lr, total_steps=pcfg.num_steps, warmup=pcfg.warmup, weight_decay=pcfg.weight_decay,
+        b1=pcfg.b1, b2=pcfg.b2, eps=pcfg.eps, clip=pcfg.clip, layer_decay=pcfg.layer_decay or None,
+        num_layers=run.model_cfg.num_layers)
+    graphdef, state, shardings = train.create_state(run.model_cfg, heads, tx, run.mesh, seed=run.config.seed)
+    run.load_initial_weights(state, heads)
+    grad_dtype = jnp.bfloat16 if run.config.model.get("bf16_grads", False) else None
+    steps = {h: train.make_train_step(graphdef, shardings, h, sched, pcfg.accum_steps, grad_dtype)
+             for h in heads}
+    iters = [make_train_iterator(e.train, global_batch_size=pcfg.batch_size, seed=run.config.seed + i,
+                                 buckets=run.config.data.buckets, packing=pcfg.packing,
+                                 shard_options=_shard_options(), num_threads=run.config.data.num_threads,
+                                 mlm_probability=pcfg.get("mlm_probability", 0.15))
+             for i, e in enumerate(entries)]
+    data_state = {f"data_{i}": it for i, it in enumerate(iters)}
+
+    # ---- resume
+    ckpt = ckpt_lib.Checkpointer(os.path.join(pdir, "checkpoints"), keep=pcfg.keep)
+    best_dir = os.path.join(pdir, "best")
+    start, meta = 0, {"best_score": None, "bad_evals": 0, "skipped": 0}
+    restored = ckpt.restore(ckpt_lib.abstract_like(state), data_state)
+    if restored is not None:
+        start, state, meta = restored
+        log.info("phase %s: resumed from step %d", name, start)
+        print(f"[{name}] resumed from step {start}", flush=True)
+
+    # ---- loop
+    validator = Validator(graphdef, run.mesh, pcfg.batch_size)
+    metrics_log = MetricsLog(os.path.join(pdir, "metrics"))
+    peak = run.peak_flops * jax.device_count()
+    bar = run.progress(total=pcfg.num_steps, initial=start, desc=name)
+    pending, last_fetch, t_last = [], start, time.perf_counter()
+    prev_handler = signal.signal(signal.SIGTERM, _on_sigterm) if _is_main_thread() else None
+    stop_reason = "num_steps"
+    try:
+        step = start
+        while step < pcfg.num_steps:
+            i = task_for_step(run.config.seed, step, probs)
+            host_batch = next(iters[i])
+            batch = sharding.device_batch(host_batch, run.mesh)
+            state, m = steps[entries[i].head](state, batch, jax.random.fold_in(run.rng, step))
+            pending.append((step, m, host_batch["input_ids"].shape[-1]))
+            step += 1
+            bar.update(1)
+            last = step == pcfg.num_steps
+            if step % pcfg.log_every == 0 or last:
+                t_last = _log(pending, metrics_log, meta, pcfg, run, peak, t_last, bar, step - last_fetch)
+                pending, last_fetch = [], step
+            if pcfg.eval_every and (step % pcfg.eval_every == 0 or last):
+                results = validator(state, entries)
+                score = dev_score(results)
+                metrics_log.write(step, {f"dev/{k}/{m_}": v for k, r in results.items() for m_, v in r.items()}
+                                  | {"dev/score": score})
+                if meta["best_score"] is None or score > meta["best_score"]:
+                    meta.update(best_score=score, best_step=step, bad_evals=0)
+                    save_model(best_dir, state["model"])
+                else:
+                    meta["bad_evals"] += 1
+                if pcfg.patience and meta["bad_evals"] >= pcfg.patience:
+                    stop_reason = f"early stop at step {step} (best {meta['best_score']:.4f} at step {meta['best_step']})"
+            if step % pcfg.save_every == 0 or last or stop_reason != "num_steps":
+                if pending:
+                    t_last = _log(pending, metrics_log, meta, pcfg, run, peak, t_last, bar, step - last_fetch)
+                    pending, last_fetch = [], step
+                ckpt.save(step, state, data_state, meta)
+            if _SIGTERM["seen"] or ckpt.reached_preemption(step):
+                if pending:
+                    _log(pending, metrics_log, meta, pcfg, run, peak, t_last, bar, step - last_fetch)
+                ckpt.save(step, state, data_state, meta, force=True)
+                ckpt.wait()
+                print(f"preempted at step {step}", flush=True)
+                raise Preempted(step)
+            if stop_reason != "num_steps":
+                break
+        ckpt.wait()
+    finally:
+        bar.close()
+        metrics_log.close()
+        if prev_handler is not None:
+            signal.signal(signal.SIGTERM, prev_handler)
+        _SIGTERM["seen"] = False
+    ckpt.close()
+
+    # ---- hand off: the best validated model if there is one, else the last
+    final_dir = os.path.join(pdir, "final")
+    model_state = state["model"]
+    if meta.get("best_score") is not None and os.path.isdir(best_dir):
+        model_state = restore_model(best_dir, model_state)
+    save_model(final_dir, model_state)
+    run.set_handoff(name, graphdef, state, model_state, heads, pcfg.keep_heads)
+    if pcfg.export_hf:
+        run.export_hf(os.path.join(pdir, "hf"), model_state, heads)
+    summary = {"phase": name, "steps": int(step), "stop_reason": stop_reason, "heads": heads,
+               "best_dev_score": meta.get("best_score"), "best_step": meta.get("best_step"),
+               "skipped_nonfinite_steps": meta.get("skipped", 0), **meta.get("last_log", {})}
+    run.write_json(done_file, summary)
+    return summary
+
+
+def _is_main_thread():
+    import threading
+    return threading.current_thread() is threading.main_thread()
+
+
+def _log(pending, metrics_log, meta, pcfg, run, peak, t_last, bar, n_steps):
+    """Fetches the device metrics of the last steps (the only host sync in the loop)."""
+    fetched = jax.device_get([m for _, m, _ in pending])
+    now = time.perf_counter()
+    for (step, _, _), m in zip(pending, fetched):
+        if not bool(m["finite"]):
+            if pcfg.nonfinite == "stop":
+                raise FloatingPointError(
+                    f"non-finite loss or gradients at step {step + 1} (loss={float(m['loss'])}, "
+                    f"grad_norm={float(m['grad_norm'])}); the update was not applied and the last "
+                    f"good checkpoint is kept. Lower optim lr, check the data, or set "
+                    f"nonfinite='skip' to skip such steps")
+            meta["skipped"] = meta.get("skipped", 0) + 1
+    dt = max(now - t_last, 1e-9)
+    tokens = sum(int(m["tokens"]) for m in fetched)
+    processed = sum(s * pcfg.batch_size for _, _, s in pending)
+    flops = sum(flops_per_token(run.model_cfg, s) * s * pcfg.batch_size for _, _, s in pending)
+    last = fetched[-1]
+    record = {"loss": float(np.mean([float(m["loss"]) for m in fetched])),
+              "grad_norm": float(last["grad_norm"]), "lr": float(last.get("lr", 0.0)),
+              "tokens_per_s": tokens / dt, "processed_tokens_per_s": processed / dt,
+              "mfu": flops / dt / peak, "steps_per_s": n_steps / dt}
+    meta["last_log"] = record
+    metrics_log.write(pending[-1][0] + 1, record)
+    bar.set_postfix(loss=f"{record['loss']:.4f}", mfu=f"{record['mfu']:.1%}")
+    return now
+
+
+def save_model(directory: str, model_state):
+    """Model params only (for hand-off and evaluation), overwriting atomically via Orbax."""
+    import orbax.checkpoint as ocp
+    with ocp.StandardCheckpointer() as c:
+        c.save(os.path.abspath(directory), model_state, force=True)
+
+
+def restore_model(directory: str, like_state):
+    import orbax.checkpoint as ocp
+    with ocp.StandardCheckpointer() as c:
+        return c.restore(os.path.abspath(directory), ckpt_lib.abstract_like(like_state))

@@ -1,0 +1,76 @@
+"""Entry point: python -m xtreme_jax.main --config=configs/X.py[:args] --workdir=DIR [--config.a.b=v]
+
+Runs the configured phases (mlm / intermediate / target / evaluate) and resumes from DIR.
+"""
+import logging
+import os
+import sys
+
+from absl import app, flags
+from ml_collections import config_flags
+
+_CONFIG = config_flags.DEFINE_config_file("config", None, "configs/X.py[:args]", lock_config=True)
+_WORKDIR = flags.DEFINE_string("workdir", None, "run directory (local path or gs://...)")
+_DISTRIBUTED = flags.DEFINE_enum("distributed", "auto", ["auto", "on", "off"],
+                                 "call jax.distributed.initialize(): auto = when a cluster is detected")
+
+
+def init_distributed(mode: str):
+    """Multi-host: TPU pods and SLURM are auto-detected; plain GPU hosts pass JAX_COORDINATOR_ADDRESS,
+    JAX_NUM_PROCESSES and JAX_PROCESS_ID (see docs/launch.md)."""
+    import jax
+    env = os.environ
+    explicit = "JAX_COORDINATOR_ADDRESS" in env and "JAX_NUM_PROCESSES" in env
+    if mode == "off" or (mode == "auto" and not explicit and not _cluster_detected()):
+        return
+    if explicit:
+        jax.distributed.initialize(coordinator_address=env["JAX_COORDINATOR_ADDRESS"],
+                                   num_processes=int(env["JAX_NUM_PROCESSES"]),
+                                   process_id=int(env.get("JAX_PROCESS_ID", 0)))
+    else:
+        jax.distributed.initialize()
+
+
+def _cluster_detected() -> bool:
+    env = os.environ
+    return ("TPU_WORKER_HOSTNAMES" in env and "," in env["TPU_WORKER_HOSTNAMES"]) or (
+        int(env.get("SLURM_NTASKS", "1")) > 1)
+
+
+def main(argv):
+    from xtreme_jax.config import ConfigError
+    from xtreme_jax.data.errors import DataError
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    for noisy in ("absl", "orbax", "jax._src", "grain"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
+    if _WORKDIR.value is None:
+        raise app.UsageError("--workdir is required")
+    init_distributed(_DISTRIBUTED.value)
+    from xtreme_jax.pipeline import run_pipeline
+    try:
+        run_pipeline(_CONFIG.value, _WORKDIR.value)
+    except (ConfigError, DataError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        sys.exit(2)
+
+
+def _parse_flags(argv):
+    """absl parsing, with a one-line did-you-mean for a misspelled --config.x override."""
+    try:
+        return flags.FLAGS(argv)
+    except flags.Error as e:
+        print(f"error: {e}", file=sys.stderr)
+        sys.exit(2)
+    except (AttributeError, KeyError) as e:  # ml_collections: unknown key, with did-you-mean
+        bad = [a for a in argv if a.startswith("--config.")]
+        msg = str(e).strip("'\"").replace("\\n", " ").replace('\\"', '"')
+        print(f"error: unknown config key among {' '.join(bad)}: {msg}", file=sys.stderr)
+        sys.exit(2)
+
+
+def run():
+    app.run(main, flags_parser=_parse_flags)
+
+
+if __name__ == "__main__":
+    run()

@@ -1,0 +1,201 @@
+"""The X-STILTs pipeline: phases run in order, weights handed from one to the next.
+
+Run directory:
+    DIR/config.json                 resolved config (a re-run with another config refuses)
+    DIR/<phase>/checkpoints         Orbax train state + grain iterator state (resume)
+    DIR/<phase>/best, final         model params (best validated / handed on)
+    DIR/<phase>/metrics             train.jsonl, tensorboard/
+    DIR/<phase>/results             summary.json (phase done), evaluation results and reports
+"""
+import json
+import logging
+import os
+import tempfile
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from flax import nnx
+from tqdm import tqdm
+
+from xtreme_jax import config as config_lib
+from xtreme_jax import loop, sharding, train
+from xtreme_jax.data import Source, cached_features
+from xtreme_jax.models import encoder as enc_lib
+from xtreme_jax.models import hf as hf_lib
+from xtreme_jax.tasks import get_task
+
+log = logging.getLogger(__name__)
+DTYPES = {"float32": jnp.float32, "bfloat16": jnp.bfloat16, "float16": jnp.float16}
+
+
+def atomic_write_json(path: str, obj):
+    os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=os.path.dirname(path) or ".", prefix=".tmp-")
+    with os.fdopen(fd, "w") as f:
+        json.dump(obj, f, indent=2, sort_keys=True, default=str)
+    os.replace(tmp, path)
+
+
+class Run:
+    """Everything the phases share: config, mesh, tokenizer, model config, weights hand-off."""
+
+    def __init__(self, config, workdir: str):
+        self.config, self.workdir = config, workdir
+        if config.model.dtype not in DTYPES:
+            raise config_lib.ConfigError(f"config.model.dtype={config.model.dtype!r}; choose from {list(DTYPES)}")
+        config_lib.validate(config, jax.device_count(), jax.process_count())
+        self.mesh = sharding.make_mesh(tuple(config.mesh))
+        self.rng = jax.random.key(config.seed)
+        self.hf_path, self.hf_type = None, None
+        drop = dict(hidden_dropout=config.model.dropout, attention_dropout=config.model.dropout,
+                    dtype=DTYPES[config.model.dtype], remat=config.model.remat)
+        if config.model.pretrained:
+            self.hf_path = hf_lib.resolve(config.model.pretrained)
+            hf = hf_lib.read_config(self.hf_path)
+            self.hf_type = hf["model_type"]
+            self.model_cfg = hf_lib.config_from_hf(hf).replace(**drop)
+        else:
+            self.model_cfg = enc_lib.preset(config.model.size, **drop)
+        tok = config.model.tokenizer or self.hf_path
+        if not tok:
+            raise config_lib.ConfigError("config.model.tokenizer is empty: set it to a tokenizer dir or hub id "
+                                         "(or set config.model.pretrained)")
+        self.tokenizer = hf_lib.load_tokenizer(tok)
+        if len(self.tokenizer) > self.model_cfg.vocab_size:
+            raise config_lib.ConfigError(
+                f"tokenizer {tok} has {len(self.tokenizer)} tokens but the model vocab is "
+                f"{self.model_cfg.vocab_size}; use --config.model.size / pretrained that matches")
+        self.cache_dir = config.data.cache_dir or os.path.join(workdir, "cache")
+        self.handoff = None
+        self._peak = None
+
+    # ---- services used by loop.train_phase
+    get_task = staticmethod(get_task)
+
+    @staticmethod
+    def source(src) -> Source:
+        return Source(type=src.type, path=src.path, config=src.config, split=src.split)
+
+    def features(self, task, split, lang, src, max_length=0):
+        return cached_features(task, split, lang, self.tokenizer, source=self.source(src),
+                               cache_dir=self.cache_dir, max_length=max_length or None,
+                               errors=self.config.data.errors, progress=jax.process_index() == 0)
+
+    def num_labels(self, task, src) -> int:
+        if task.kind == "multiple_choice":
+            return 1
+        if task.kind in ("span", "mlm", "retrieval"):
+            return 2
+        return len(task.label_list(self.source(src)))
+
+    @property
+    def peak_flops(self) -> float:
+        if self._peak is None:
+            self._peak = loop.peak_flops_per_device()
+        return self._peak
+
+    def progress(self, **kw):
+        return tqdm(disable=jax.process_index() != 0, dynamic_ncols=True, **kw)
+
+    def write_json(self, path, obj):
+        if jax.process_index() == 0:
+            atomic_write_json(path, obj)
+
+    # ---- weights
+    def load_initial_weights(self, state, heads: dict):
+        """Encoder (and kept heads) from the previous phase, else from the pretrained checkpoint."""
+        model = state["model"]
+        if self.handoff is not None:
+            nnx.replace_by_pure_dict(model["encoder"], nnx.to_pure_dict(self.handoff["encoder"]))
+            for h, (kind, n) in heads.items():
+                prev = self.handoff["heads"].get(h)
+                if prev is not None and self.handoff["kinds"].get(h) == (kind, n):
+                    nnx.replace_by_pure_dict(model["heads"][h], nnx.to_pure_dict(prev))
+            return
+        if self.hf_path:
+            abstract = nnx.to_pure_dict(model)
+            loaded = hf_lib.load_checkpoint(self.hf_path, self.model_cfg, self.hf_type,
+                                            {h: k for h, (k, _) in heads.items()}, abstract["heads"])
+            loop.place(model["encoder"], loaded["encoder"])
+            for h, params in loaded["heads"].items():
+                loop.place(model["heads"][h], params)
+
+    def set_handoff(self, phase, graphdef, state, model_state, heads, keep_heads):
+        self.handoff = {"phase": phase, "encoder": model_state["encoder"],
+                        "heads": {h: model_state["heads"][h] for h in heads} if keep_heads or phase == "target" else {},
+                        "kinds": {h: tuple(v) for h, v in heads.items()}}
+
+    def restore_handoff(self, phase, summary):
+        """After a restart: the finished phase's final params from disk."""
+        heads = {h: tuple(v) for h, v in summary["heads"].items()}
+        keep = self.config[phase].keep_heads or phase == "target"
+        _, abstract, _ = train.create_state(self.model_cfg, heads, loop.optim.make_optimizer(
+            lr=1.0, total_steps=1)[0], self.mesh, abstract_only=True)
+        model = loop.restore_model(os.path.join(self.workdir, phase, "final"), abstract["model"])
+        self.set_handoff(phase, None, None, model, heads, keep)
+
+    def export_hf(self, out_dir, model_state, heads):
+        if jax.process_index() != 0:
+            return
+        pure = jax.device_get(nnx.to_pure_dict(model_state))
+        head, kind = next(((h, k) for h, (k, _) in heads.items() if k != "mlm"), (None, None))
+        hf_lib.export_hf(out_dir, self.model_cfg, pure["encoder"],
+                         model_type=self.hf_type or "xlm-roberta", head_kind=kind,
+                         head_params=pure["heads"][head] if head else None,
+                         num_labels=heads[head][1] if head else 2,
+                         tokenizer_dir=self.config.model.tokenizer or self.hf_path)
+
+
+def check_workdir(config, workdir: str):
+    """Refuses to mix two different configs in one run directory (unless config.new_run)."""
+    path = os.path.join(workdir, "config.json")
+    resolved = json.loads(config.to_json_best_effort(sort_keys=True))
+    if os.path.exists(path):
+        with open(path) as f:
+            old = json.load(f)
+        old.pop("new_run", None)
+        cur = {k: v for k, v in resolved.items() if k != "new_run"}
+        if old != cur and not config.new_run:
+            diff = sorted(k for k in set(old) | set(cur) if old.get(k) != cur.get(k))
+            raise config_lib.ConfigError(
+                f"{workdir} holds a run with a different config (differs in: {', '.join(diff)}); "
+                "results there would be overwritten. Use another --workdir, or pass "
+                "--config.new_run=True to start a new run in this directory")
+        if old != cur:  # new run requested: previous phases are not reusable
+            import shutil
+            if jax.process_index() == 0:
+                for p in config_lib.PHASES:
+                    shutil.rmtree(os.path.join(workdir, p), ignore_errors=True)
+    if jax.process_index() == 0:
+        atomic_write_json(path, resolved)
+
+
+def run_pipeline(config, workdir: str) -> dict:
+    run = Run(config, workdir)
+    check_workdir(config, workdir)
+    summaries = {}
+    for phase in config_lib.phases(config):
+        if phase == "evaluate":
+            from xtreme_jax.evaluate import evaluate_phase
+            summaries[phase] = evaluate_phase(run)
+            continue
+        summary = loop.train_phase(phase, config[phase], run)
+        if run.handoff is None or run.handoff["phase"] != phase:  # finished in an earlier process
+            run.restore_handoff(phase, summary)
+        summaries[phase] = summary
+    print_summary(summaries)
+    return summaries
+
+
+def print_summary(summaries: dict):
+    if jax.process_index() != 0:
+        return
+    print("\nphase         steps  best dev  loss     tokens/s   MFU    stop")
+    for name, s in summaries.items():
+        if name == "evaluate":
+            continue
+        best = s.get("best_dev_score")
+        print(f"{name:12s} {s.get('steps', 0):6d}  {best if best is None else round(best, 4)!s:8s}  "
+              f"{s.get('loss', float('nan')):.4f}  {s.get('tokens_per_s', 0):9.0f}  "
+              f"{s.get('mfu', 0):5.1%}  {s.get('stop_reason', '')}")
