@@ -356,3 +356,32 @@ def test_mlm_blocks_and_masking(tok, tmp_path):
     assert not np.isin(lab[m], [tok.cls_token_id, tok.sep_token_id, tok.pad_token_id]).any()
     it2 = make_train_iterator(f, global_batch_size=16, seed=0, shard_options=shards(1)[0])
     assert np.array_equal(next(it2)["input_ids"], ids)        # masks are deterministic per step
+
+
+def test_packing_only_for_classification_and_tagging(tok):
+    ex = [{"id": "0", "context": "a", "choices": ["b", "c"], "label": 0}]
+    f = get_task("copa").featurize(ex, tok, 32)
+    with pytest.raises(ValueError, match="packing supports"):
+        make_train_iterator(f, global_batch_size=2, packing=True, shard_options=shards(1)[0])
+
+
+def test_data_defined_labels_must_be_passed(tok):
+    from xtreme_jax.data.errors import DataError
+    with pytest.raises(DataError, match="builds its label set from the data.*label_list"):
+        get_task("ccg").featurize([{"id": "0", "tokens": ["a"], "tags": ["N"]}], tok, 32)
+
+
+def test_inspect_cli(tmp_path, tok, capsys):
+    import json
+    from test_data_support import tokenizer_dir
+    from xtreme_jax.data import inspect
+    write_lines(tmp_path / "dev-de.tsv", [f"{w}\t{t}" for w, t in [("Anna", "B-PER"), ("ging", "O"), ("", "")]]
+                + ["Omar\tB-PER", "liest\tO", "viel\tO", ""])
+    rc = inspect.main(["--task", "panx", "--data_dir", str(tmp_path), "--lang", "de", "--split", "dev",
+                       "--tokenizer", tokenizer_dir(), "--batch_size", "2"])
+    out = json.loads(capsys.readouterr().out)
+    assert rc == 0 and out["examples"] == 2 and out["label_counts"] == {"O": 3, "B-PER": 2}
+    assert set(out["padding_efficiency"]) >= {"pad_to_max", "buckets", "packing"}
+    assert inspect.main(["--task", "panx", "--data_dir", str(tmp_path), "--lang", "xx",
+                         "--tokenizer", tokenizer_dir()]) == 2
+    assert "unknown language code 'xx'" in capsys.readouterr().err

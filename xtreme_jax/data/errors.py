@@ -42,6 +42,11 @@ class OnError:
         self.keep = keep
         self.counts: collections.Counter = collections.Counter()
         self.messages: list[str] = []
+        self.files: list[str] = []   # files read under this policy (named when nothing was found)
+
+    def seen(self, path) -> None:
+        if str(path) not in self.files:
+            self.files.append(str(path))
 
     def __call__(self, err: DataError) -> None:
         if not self.skip:

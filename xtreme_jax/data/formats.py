@@ -43,6 +43,7 @@ def read_lines(path: str) -> list[str]:
 def read_tsv(path: str, ncols: tuple[int, ...], on_error: OnError,
              names: str = "columns") -> Iterator[tuple[int, list[str]]]:
     """Yields (line_no, fields) for each non-empty line whose column count is in `ncols`."""
+    on_error.seen(path)
     with _open(path) as f:
         for i, line in enumerate(f, 1):
             line = line.rstrip("\r\n")
@@ -61,6 +62,7 @@ def read_tsv(path: str, ncols: tuple[int, ...], on_error: OnError,
 def read_tsv_header(path: str, required: tuple[str, ...], on_error: OnError
                     ) -> Iterator[tuple[int, dict]]:
     """TSV with a header line (GLUE releases); yields (line_no, {column: value})."""
+    on_error.seen(path)
     with _open(path) as f:
         header = f.readline().rstrip("\r\n").split("\t")
         missing = [c for c in required if c not in header]
@@ -87,6 +89,7 @@ def read_token_tag(path: str, on_error: OnError, labeled: bool = True
     Unlabeled files (official test sets) have one column; then tags are None.
     """
     tokens, tags, start, bad = [], [], None, False
+    on_error.seen(path)
     with _open(path) as f:
         for i, line in enumerate(f, 1):
             line = line.rstrip("\r\n")
@@ -120,6 +123,7 @@ def read_conllu(path: str, on_error: OnError) -> Iterator[tuple[int, list[str], 
     syntactic words, which are the integer-id lines.
     """
     forms, upos, start, bad = [], [], None, False
+    on_error.seen(path)
     with _open(path) as f:
         for i, line in enumerate(f, 1):
             line = line.rstrip("\r\n")
@@ -148,6 +152,7 @@ def read_conllu(path: str, on_error: OnError) -> Iterator[tuple[int, list[str], 
 
 
 def read_jsonl(path: str, on_error: OnError) -> Iterator[tuple[int, dict]]:
+    on_error.seen(path)
     with _open(path) as f:
         for i, line in enumerate(f, 1):
             if not line.strip():
@@ -171,6 +176,7 @@ def read_json(path: str):
 
 
 def read_csv(path: str, required: tuple[str, ...], on_error: OnError) -> Iterator[tuple[int, dict]]:
+    on_error.seen(path)
     with _open(path) as f:
         reader = csv.DictReader(f)
         missing = [c for c in required if c not in (reader.fieldnames or [])]

@@ -138,7 +138,7 @@ class Task:
             examples, where = self._load_hub_schema(source, split, lang, policy)
         if not examples:
             raise DataError(f"no {split!r} examples for language {lang!r} of task {self.name!r}",
-                            file=where, reason="empty",
+                            file=", ".join(policy.files) or where, reason="empty",
                             fix="the file is empty or every record was skipped; check the path "
                                 "and the language code")
         policy.log_summary(f"{self.name}/{split}/{lang}")
@@ -191,6 +191,10 @@ class Task:
         from xtreme_jax.tasks import featurize as F
         max_length = max_length or self.max_length
         labels = tuple(labels) if labels is not None else (tuple(self.labels) if self.labels else None)
+        if labels is None and self.kind in ("classification", "tagging"):
+            raise DataError(f"task {self.name!r} builds its label set from the data", field="labels",
+                            reason="config", fix="pass labels=task.label_list(source) (cached_features "
+                                                 "does this itself)")
         fn = {"classification": F.featurize_classification, "multiple_choice": F.featurize_multiple_choice,
               "tagging": F.featurize_tagging, "span": F.featurize_span,
               "retrieval": F.featurize_retrieval, "mlm": F.featurize_mlm}[self.kind]

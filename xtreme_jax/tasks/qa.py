@@ -42,6 +42,7 @@ def _qa(rec, qid, question, context, texts, starts, split, impossible=False):
 
 
 def read_squad_json(path, split, on_error):
+    on_error.seen(path)
     out = []
     for title, context, qa in formats.iter_squad(path):
         qid = qa.get("id", len(out))
