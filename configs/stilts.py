@@ -1,0 +1,90 @@
+"""X-STILTs (Phang et al. 2020): English intermediate task(s) -> English target task -> zero-shot.
+
+    --config=configs/stilts.py:intermediate=mnli,target=xnli,model=large
+    --config=configs/stilts.py:intermediate=multi,target=panx,model=base,data=/data/xtreme
+    --config=configs/stilts.py:intermediate=none,target=xnli          (the plain XLM-R baseline)
+    --config=configs/stilts.py:intermediate=mnli,target=xnli,mlm=/data/wiki   (+ multilingual MLM baseline)
+    --config=configs/stilts.py:intermediate=mnli,target=xnli,translated=de+fr (+ machine-translated data)
+
+args (comma-separated key=value):
+  intermediate  one of INTERMEDIATE, `multi` (all nine), or `none`
+  target        an XTREME target task (retrieval tasks evaluate the intermediate model directly)
+  model         large | base | tiny (tiny = random init, for local smoke runs)
+  data          root of local data (official XTREME layout under <data>/<task>; hub-schema files
+                for intermediate tasks under <data>/<task>); empty = HF hub
+"""
+from xtreme_jax import config as C
+
+INTERMEDIATE = ("anli+", "mnli", "qqp", "squad", "sst2", "hellaswag", "ccg", "cosmosqa", "commonsenseqa")
+RETRIEVAL = ("bucc2018", "tatoeba", "mewslix", "lareqa")
+MODELS = {"large": "FacebookAI/xlm-roberta-large", "base": "FacebookAI/xlm-roberta-base", "tiny": ""}
+# Approximate English training-set sizes, to turn epochs into steps.
+TRAIN_SIZE = {"anli+": 1_100_000, "mnli": 393_000, "qqp": 364_000, "squad": 88_000, "sst2": 67_000,
+              "hellaswag": 40_000, "ccg": 38_000, "cosmosqa": 25_000, "commonsenseqa": 9_700,
+              "xnli": 393_000, "pawsx": 49_000, "udpos": 21_000, "panx": 20_000, "xquad": 88_000,
+              "mlqa": 88_000, "tydiqa": 3_700, "xcopa": 33_000}
+TARGET_TRAIN_TASK = {"xnli": "mnli", "xquad": "squad", "mlqa": "squad", "xcopa": "siqa"}
+# Per-target fine-tuning defaults (XTREME baselines for XLM-R; jiant: lr 1e-5, 10% warmup).
+TARGET = {"xnli": dict(lr=1e-5, epochs=2, batch=32), "pawsx": dict(lr=1e-5, epochs=5, batch=32),
+          "udpos": dict(lr=2e-5, epochs=10, batch=32), "panx": dict(lr=2e-5, epochs=10, batch=32),
+          "xquad": dict(lr=1.5e-5, epochs=2, batch=32), "mlqa": dict(lr=1.5e-5, epochs=2, batch=32),
+          "tydiqa": dict(lr=1.5e-5, epochs=10, batch=32), "xcopa": dict(lr=1e-5, epochs=3, batch=32)}
+
+
+def parse(arg):
+    out = dict(intermediate="mnli", target="xnli", model="large", data="", mlm="", translated="")
+    for kv in filter(None, (arg or "").split(",")):
+        k, _, v = kv.partition("=")
+        if k not in out:
+            raise ValueError(f"configs/stilts.py: unknown arg {k!r}; known: {sorted(out)}")
+        out[k] = v
+    return out
+
+
+def src(data, task):
+    return C.source("official", f"{data}/{task}") if data else C.source("hub")
+
+
+def steps(task, epochs, batch, cap=200_000):
+    return max(1, min(cap, epochs * TRAIN_SIZE.get(task, 50_000) // batch))
+
+
+def get_config(arg=None):
+    a = parse(arg)
+    c = C.base_config()
+    if a["model"] not in MODELS:
+        raise ValueError(f"configs/stilts.py: model={a['model']!r}; choose from {sorted(MODELS)}")
+    c.model.pretrained = MODELS[a["model"]]
+    c.model.size = "tiny" if a["model"] == "tiny" else a["model"]
+    c.model.dtype = "bfloat16" if a["model"] != "tiny" else "float32"
+    c.model.remat = a["model"] == "large"
+    c.mesh = (-1, 1, 1) if a["model"] != "large" else (1, -1, 1)   # large: FSDP over all chips
+
+    inter = list(INTERMEDIATE) if a["intermediate"] == "multi" else (
+        [] if a["intermediate"] == "none" else a["intermediate"].split("+"))
+    entries = [C.task_entry(t, src=src(a["data"], t)) for t in inter]
+    for lang in filter(None, a["translated"].split("+")):  # machine-translated intermediate data
+        entries += [C.task_entry(t, lang=lang, split="translate_train", head=t, src=src(a["data"], t))
+                    for t in inter]
+    if a["mlm"]:  # continued multilingual MLM mixed in as an auxiliary task (paper baseline)
+        entries += [C.task_entry("mlm", lang=l, head="mlm", src=C.source("official", a["mlm"]))
+                    for l in ("en", "de", "fr", "es", "ru", "zh", "ar", "hi", "sw", "th")]
+    n_inter = sum(steps(t, 3 if TRAIN_SIZE.get(t, 0) < 100_000 else 1, 32) for t in inter) or 1
+    c.intermediate = C.train_phase(entries, sampler="capped_proportional", num_steps=n_inter,
+                                   batch_size=32, lr=1e-5, eval_every=5000, eval_examples=2000,
+                                   save_every=2000, patience=3, keep_heads=False)
+
+    target = a["target"]
+    phases = (["intermediate"] if inter else [])
+    if target not in RETRIEVAL:
+        t = TARGET.get(target, dict(lr=1e-5, epochs=3, batch=32))
+        train_task = TARGET_TRAIN_TASK.get(target, target)
+        c.target = C.train_phase([C.task_entry(train_task, src=src(a["data"], train_task),
+                                               head=target)],
+                                 num_steps=steps(target, t["epochs"], t["batch"]), batch_size=t["batch"],
+                                 lr=t["lr"], eval_every=2000, eval_examples=2000, save_every=2000)
+        phases.append("target")
+    c.phases = ",".join(phases + ["evaluate"])
+    c.evaluate.tasks = [C.eval_task(target, src(a["data"], target))]
+    c.evaluate.benchmark = "xtreme-r" if target in ("xcopa", "mewslix", "lareqa") else "xtreme"
+    return c

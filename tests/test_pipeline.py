@@ -1,0 +1,170 @@
+"""Pipeline: phases, hand-off, resume after preemption, config errors before compute."""
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pytest
+
+from xtreme_jax import config as C
+from xtreme_jax.config import ConfigError
+from xtreme_jax.data.spm import train_xlmr_tokenizer
+
+WORDS = "the a cat dog sees likes big small red blue runs sleeps".split()
+LABELS = ["entailment", "neutral", "contradiction"]
+
+
+@pytest.fixture(scope="module")
+def smoke(tmp_path_factory):
+    """A tiny NLI task in the official XTREME xnli layout plus a tokenizer trained on it."""
+    root = tmp_path_factory.mktemp("smoke")
+    rng = np.random.default_rng(0)
+
+    def sent():
+        return " ".join(rng.choice(WORDS, rng.integers(3, 9)))
+    (root / "xnli").mkdir()
+    for split, langs, n in [("train", ["en"], 128), ("dev", ["en", "de"], 32), ("test", ["en", "de"], 32)]:
+        for lang in langs:
+            lines = []
+            for i in range(n):
+                a, y = sent(), i % 3
+                b = a if y == 0 else (sent() if y == 1 else "not " + a)
+                lines.append(f"{a}\t{b}\t{LABELS[y]}")
+            (root / "xnli" / f"{split}-{lang}.tsv").write_text("\n".join(lines) + "\n")
+    train_xlmr_tokenizer([sent() for _ in range(300)] + ["not"], str(root / "tok"), vocab_size=64)
+    return root
+
+
+CONFIG_FILE = '''
+from xtreme_jax import config as C
+def get_config(arg=None):
+    c = C.base_config()
+    c.model.tokenizer = "{root}/tok"
+    c.model.size = "tiny"
+    c.data.buckets = (32,)
+    c.phases = "intermediate,target"
+    src = C.source("official", "{root}/xnli")
+    c.intermediate = C.train_phase([C.task_entry("xnli", src=src)], num_steps=6, batch_size=8, lr=1e-3,
+                                   eval_every=3, eval_examples=16, save_every=2, log_every=2)
+    c.target = C.train_phase([C.task_entry("xnli", src=src)], num_steps=4, batch_size=8, lr=1e-3,
+                             eval_every=0, save_every=2, log_every=2)
+    return c
+'''
+
+
+def write_config(root):
+    path = root / "cfg.py"
+    path.write_text(CONFIG_FILE.format(root=root))
+    return str(path)
+
+
+def final_params(workdir, phase="target"):
+    import jax
+    from flax import nnx
+    from xtreme_jax import loop
+    summary = json.loads((workdir / phase / "results" / "summary.json").read_text())
+    import orbax.checkpoint as ocp
+    with ocp.StandardCheckpointer() as c:
+        restored = c.restore(str(workdir / phase / "final"))
+    return summary, jax.tree.leaves(restored)
+
+
+def main_cmd(cfg, workdir, *extra):
+    return [sys.executable, "-m", "xtreme_jax.main", f"--config={cfg}", f"--workdir={workdir}", *extra]
+
+
+@pytest.mark.slow
+def test_two_phases_then_preempted_run_resumes_to_the_same_params(smoke, tmp_path):
+    cfg = write_config(smoke)
+    env = dict(os.environ, XLA_FLAGS="--xla_force_host_platform_device_count=2")
+    straight = tmp_path / "straight"
+    out = subprocess.run(main_cmd(cfg, straight), env=env, capture_output=True, text=True, timeout=600)
+    assert out.returncode == 0, out.stderr[-3000:]
+    s_summary, s_params = final_params(straight)
+    assert s_summary["steps"] == 4
+    inter = json.loads((straight / "intermediate" / "results" / "summary.json").read_text())
+    assert inter["best_step"] in (3, 6) and 0 <= inter["best_dev_score"] <= 1
+    log_lines = (straight / "intermediate" / "metrics" / "train.jsonl").read_text().splitlines()
+    assert any("mfu" in json.loads(l) for l in log_lines)
+    assert json.loads((straight / "config.json").read_text())["intermediate"]["num_steps"] == 6
+
+    # Same run, SIGTERM as soon as the intermediate phase has a checkpoint: it saves, says where it
+    # stopped, exits 0; the restart resumes and ends with bitwise-identical parameters.
+    resumed = tmp_path / "resumed"
+    p = subprocess.Popen(main_cmd(cfg, resumed), env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    ckpts = resumed / "intermediate" / "checkpoints"
+    deadline = time.time() + 400
+    while time.time() < deadline and not (ckpts.is_dir() and any(d.name.isdigit() for d in ckpts.iterdir())):
+        time.sleep(0.2)
+    p.send_signal(signal.SIGTERM)
+    text, _ = p.communicate(timeout=300)
+    assert p.returncode == 0, text[-3000:]
+    assert "preempted at step" in text
+    stopped = int(text.split("preempted at step")[1].split()[0])
+    assert 2 <= stopped < 6
+    out = subprocess.run(main_cmd(cfg, resumed), env=env, capture_output=True, text=True, timeout=600)
+    assert out.returncode == 0, out.stderr[-3000:]
+    assert f"[intermediate] resumed from step {stopped}" in out.stdout
+    r_summary, r_params = final_params(resumed)
+    assert len(r_params) == len(s_params)
+    for a, b in zip(r_params, s_params):
+        np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
+
+    # A different config in the same workdir is refused before any compute.
+    out = subprocess.run(main_cmd(cfg, resumed, "--config.target.lr=0.5"), env=env, capture_output=True,
+                         text=True, timeout=300)
+    assert out.returncode == 2
+    assert "holds a run with a different config (differs in: target)" in out.stderr
+    assert "--config.new_run=True" in out.stderr
+
+
+def test_misspelled_override_suggests_the_key(smoke, tmp_path):
+    out = subprocess.run(main_cmd(write_config(smoke), tmp_path, "--config.target.lrr=1"),
+                         capture_output=True, text=True, timeout=300)
+    assert out.returncode == 2
+    assert 'Did you mean "lr" instead of "lrr"?' in out.stderr
+
+
+def base(smoke):
+    c = C.base_config()
+    c.phases = "intermediate,evaluate"
+    c.intermediate = C.train_phase([C.task_entry("xnli", src=C.source("official", str(smoke / "xnli")))],
+                                   batch_size=8)
+    c.evaluate.tasks = [C.eval_task("xnli")]
+    return c
+
+
+@pytest.mark.parametrize("change,message", [
+    (lambda c: setattr(c.intermediate, "lr", -1e-5), "config.intermediate.lr=-1e-05 must be positive"),
+    (lambda c: setattr(c.intermediate, "lr", 0.0), "config.intermediate.lr=0.0 must be positive"),
+    (lambda c: setattr(c.intermediate.tasks[0], "name", "xnlii"), "config.intermediate.tasks[0].name='xnlii': field 'task': unknown task 'xnlii'"),
+    (lambda c: setattr(c.intermediate.tasks[0], "lang", "xx"), "config.intermediate.tasks[0].lang='xx': task 'xnli' has no such language"),
+    (lambda c: setattr(c, "mesh", (3, 1, 1)), r"config.mesh=(3, 1, 1) does not divide the 8 devices"),
+    (lambda c: setattr(c.intermediate, "batch_size", 12), "config.intermediate.batch_size=12 is not divisible by the data-parallel size 8"),
+    (lambda c: setattr(c.evaluate.tasks[0], "name", "tatoba"), "config.evaluate.tasks[0].name='tatoba': field 'task': unknown task 'tatoba'"),
+    (lambda c: setattr(c, "phases", "intermediate,finetune"), "config.phases: unknown phase 'finetune'"),
+    (lambda c: setattr(c.intermediate, "sampler", "random"), "config.intermediate.sampler='random'"),
+])
+def test_bad_config_is_rejected_before_compute(smoke, change, message):
+    c = base(smoke)
+    change(c)
+    with pytest.raises(ConfigError) as e:
+        C.validate(c, num_devices=8)
+    assert message in str(e.value)
+
+
+def test_sampling_probabilities():
+    from xtreme_jax.loop import sampling_probs, task_for_step
+    sizes = [100, 10000]
+    np.testing.assert_allclose(sampling_probs(sizes, "uniform"), [0.5, 0.5])
+    np.testing.assert_allclose(sampling_probs(sizes, "proportional"), [100 / 10100, 10000 / 10100])
+    np.testing.assert_allclose(sampling_probs(sizes, "capped_proportional", cap=1000), [100 / 1100, 1000 / 1100])
+    np.testing.assert_allclose(sampling_probs(sizes, "temperature", temperature=2.0), [10 / 110, 100 / 110])
+    p = sampling_probs(sizes, "uniform", weights=[3, 1])
+    np.testing.assert_allclose(p, [0.75, 0.25])
+    draws = [task_for_step(0, s, p) for s in range(2000)]
+    assert abs(np.mean(np.array(draws) == 0) - 0.75) < 0.04
+    assert draws == [task_for_step(0, s, p) for s in range(2000)]  # stateless: resumes identically
