@@ -460,3 +460,10 @@ def test_source_parsing():
         Source("ftp", "/x")
     with pytest.raises(DataError, match="needs a data directory"):
         Source("official")
+
+
+def test_local_file_with_all_languages_is_filtered(tmp_path):
+    rows = [dict(language=l, sentence1=a, sentence2=b, gold_label=y) for l in ("de", "fr") for a, b, y in NLI_ROWS]
+    write_parquet(tmp_path / "validation.parquet", rows)
+    ex = get_task("xnli").load_examples("dev", "fr", Source("local", str(tmp_path)))
+    assert len(ex) == len(NLI_ROWS)

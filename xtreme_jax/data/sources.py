@@ -133,25 +133,29 @@ def load_hub(repo: str, config: str | None, split: str, cache_dir: str = ""):
         raise
 
 
-def find_local(directory: str, split: str, lang: str | None) -> str:
-    """The local hub-schema file or save_to_disk dir for (split, lang); clear error if none."""
+def find_local(directory: str, split: str, lang: str | None) -> tuple[str, bool]:
+    """(path, per_language) of the local hub-schema file or save_to_disk dir for (split, lang).
+
+    Looks for {split}-{lang}.*, {lang}/{split}.* and then {split}.*; the last one may hold
+    every language (per_language False). Clear error if none exists.
+    """
     if os.path.isfile(directory):
-        return directory
+        return directory, False
     stems = []
     for s in _SPLIT_ALIASES.get(split, (split,)):
         if lang:
-            stems += [f"{s}-{lang}", os.path.join(lang, s)]
-        stems.append(s)
+            stems += [(f"{s}-{lang}", True), (os.path.join(lang, s), True)]
+        stems.append((s, False))
     tried = []
-    for stem in stems:
+    for stem, per_lang in stems:
         base = os.path.join(directory, stem)
         if os.path.isdir(base) and (os.path.exists(os.path.join(base, "dataset_info.json"))
                                      or os.path.exists(os.path.join(base, "state.json"))):
-            return base
+            return base, per_lang
         for ext in LOCAL_EXTS:
             tried.append(f"{stem}.{ext}")
             if os.path.isfile(f"{base}.{ext}"):
-                return f"{base}.{ext}"
+                return f"{base}.{ext}", per_lang
     raise DataError(f"no local file for split {split!r}" + (f", language {lang!r}" if lang else ""),
                     file=directory, reason="missing_file",
                     fix=f"put one of {tried[:6]}... (hub schema) or a save_to_disk dir there")

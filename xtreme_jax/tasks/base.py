@@ -151,8 +151,16 @@ class Task:
                             fix="use source.type='official' with the downloaded files")
         multilingual = len(self.language_list(source)) > 1
         if source.type == "local":
-            path = S.find_local(source.path, split, lang if multilingual else None)
-            parts = [(path, lambda: S.dataset_rows(S.load_local(path, source.cache_dir)))]
+            path, per_language = S.find_local(source.path, split, lang if multilingual else None)
+            # a file holding every language (like the hub's XNLI split) is filtered by its
+            # language column; per-language files are taken whole
+            mixed = multilingual and not per_language
+
+            def local_rows():
+                for r in S.dataset_rows(S.load_local(path, source.cache_dir)):
+                    if not mixed or r.get("language", r.get("lang", lang)) == lang:
+                        yield r
+            parts = [(path, local_rows)]
         elif source.type == "hub":
             if source.path:
                 specs = [HubSpec(source.path, source.config.format(lang=lang) if source.config else None,
