@@ -177,7 +177,6 @@ def run_pipeline(config, workdir: str) -> dict:
     summaries = {}
     for phase in config_lib.phases(config):
         if phase == "evaluate":
-            from xtreme_jax.evaluate import evaluate_phase
             summaries[phase] = evaluate_phase(run)
             continue
         summary = loop.train_phase(phase, config[phase], run)
@@ -199,3 +198,56 @@ def print_summary(summaries: dict):
         print(f"{name:12s} {s.get('steps', 0):6d}  {best if best is None else round(best, 4)!s:8s}  "
               f"{s.get('loss', float('nan')):.4f}  {s.get('tokens_per_s', 0):9.0f}  "
               f"{s.get('mfu', 0):5.1%}  {s.get('stop_reason', '')}")
+
+
+def evaluate_phase(run: Run, out_dir: str | None = None) -> dict:
+    """Zero-shot: every language of every configured task through the vectorized evaluator."""
+    from xtreme_jax import report
+    from xtreme_jax.evaluate import Evaluator, load_eval_sets
+    ecfg = run.config.evaluate
+    out_dir = out_dir or os.path.join(run.workdir, "evaluate", "results")
+    tasks = [get_task(t.name) for t in ecfg.tasks]
+    heads = {t.name: (t.kind, run.num_labels(t, e.source)) for t, e in zip(tasks, ecfg.tasks)
+             if t.kind != "retrieval"}
+    model = train.create_model(run.model_cfg, heads, run.mesh, seed=run.config.seed)
+    state = nnx.state(model)
+    if run.handoff is not None:
+        nnx.replace_by_pure_dict(state["encoder"], nnx.to_pure_dict(run.handoff["encoder"]))
+        for h in heads:
+            if h not in run.handoff["heads"]:
+                raise config_lib.ConfigError(
+                    f"no trained head for evaluate task {h!r}: the {run.handoff['phase']} phase trained "
+                    f"{sorted(run.handoff['heads']) or 'no heads'}; add a target phase for {h!r}")
+            nnx.replace_by_pure_dict(state["heads"][h], nnx.to_pure_dict(run.handoff["heads"][h]))
+    elif run.hf_path:
+        run.load_initial_weights({"model": state}, heads)
+    nnx.update(model, state)
+    layer = None if ecfg.retrieval_layer < 0 else ecfg.retrieval_layer
+    evaluator = Evaluator(model, run.mesh, batch_size=ecfg.batch_size, buckets=run.config.data.buckets,
+                          retrieval_layer=layer)
+    results, info = {}, {}
+    for task, entry in zip(tasks, ecfg.tasks):
+        langs = [l for l in (entry.languages or ecfg.languages).split(",") if l] or None
+        sets = load_eval_sets(task, run.tokenizer, run.source(entry.source), split=ecfg.split,
+                              languages=langs, cache_dir=run.cache_dir)
+        res = evaluator.evaluate_task(task, sets)
+        results[task.name] = res.scores
+        info[task.name] = {k: v for k, v in res.info.items() if isinstance(v, (int, float, str, list))}
+        if ecfg.write_submission and jax.process_index() == 0 and res.info.get("split") == "test":
+            from xtreme_jax.evaluate import EvalResults
+            EvalResults({task.name: res}).write_submission(os.path.join(out_dir, "predictions"))
+    meta = {"config": json.loads(run.config.to_json_best_effort()), "git_commit": report.git_commit(),
+            "handoff_phase": run.handoff["phase"] if run.handoff else None, "seed": run.config.seed,
+            "evaluator": info}
+    if jax.process_index() == 0:
+        report.write_report(out_dir, results, meta)
+        print_results(results)
+    return {"results": results, "out_dir": out_dir}
+
+
+def print_results(results: dict):
+    for task, langs in results.items():
+        print(f"\n{task}: zero-shot per language")
+        for lang, metrics in langs.items():
+            print(f"  {lang:6s} " + "  ".join(f"{k}={v:.2f}" for k, v in metrics.items()
+                                              if isinstance(v, (int, float))))

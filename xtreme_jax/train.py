@@ -43,6 +43,18 @@ def create_state(cfg: EncoderConfig, heads: dict, tx, mesh, rules=DEFAULT_RULES,
     return graphdef, state, shardings
 
 
+def create_model(cfg: EncoderConfig, heads: dict, mesh, rules=DEFAULT_RULES, seed: int = 0) -> TaskModel:
+    """A TaskModel alone (no optimizer state), directly sharded on `mesh`: for evaluation."""
+    def create():
+        return TaskModel(cfg, heads, rngs=nnx.Rngs(seed))
+
+    with jax.set_mesh(mesh), nnx.logical_axis_rules(rules):
+        graphdef, abstract = nnx.split(nnx.eval_shape(create))
+        shardings = state_shardings(abstract, mesh)
+        state = jax.jit(lambda: nnx.state(create()), out_shardings=shardings)()
+    return nnx.merge(graphdef, state)
+
+
 def _microbatches(batch, n):
     """[B, ...] -> [n, B/n, ...], microbatch i = rows i, i+n, ... so each spans all devices."""
     def split(x):
