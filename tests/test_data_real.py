@@ -64,7 +64,7 @@ def test_xquad(shared_data, real_tok):
         ex = t.load_examples("test", lang, src)       # every answer is found in its context
         assert len(ex) == 1190, lang
     for lang in ("en", "zh"):
-        ex = t.load_examples("test", lang, src)
+        ex = t.load_examples("test", lang, src)[:500]
         f = t.featurize(ex, real_tok)                 # 384 / 128 / 64
         assert f.max_length == 384 and f.lengths.max() <= 384
         good = total = 0
@@ -77,7 +77,7 @@ def test_xquad(shared_data, real_tok):
             got = ex[int(f.rows["example_index"][r])]["context"][off[s][0]:off[e][1]]
             total += 1
             good += got.strip() == gold.strip() or gold in got
-        assert total >= 1000 and good / total > 0.97, (lang, good, total)
+        assert total >= 450 and good / total > 0.97, (lang, good, total)
 
 
 def test_xcopa(shared_data, real_tok):
