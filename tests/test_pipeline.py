@@ -51,6 +51,9 @@ def get_config(arg=None):
                                    eval_every=3, eval_examples=16, save_every=2, log_every=2)
     c.target = C.train_phase([C.task_entry("xnli", src=src)], num_steps=4, batch_size=8, lr=1e-3,
                              eval_every=0, save_every=2, log_every=2)
+    c.evaluate.tasks = [C.eval_task("xnli", src, languages="en,de")]
+    c.evaluate.batch_size = 8
+    c.evaluate.write_submission = False
     return c
 '''
 
@@ -67,8 +70,13 @@ def final_params(workdir, phase="target"):
     from xtreme_jax import loop
     summary = json.loads((workdir / phase / "results" / "summary.json").read_text())
     import orbax.checkpoint as ocp
+    path = str(workdir / phase / "final")
     with ocp.StandardCheckpointer() as c:
-        restored = c.restore(str(workdir / phase / "final"))
+        # Saved by any number of processes; read back onto this process's first device.
+        local = jax.sharding.SingleDeviceSharding(jax.devices()[0])
+        target = jax.tree.map(lambda m: jax.ShapeDtypeStruct(m.shape, m.dtype, sharding=local),
+                              c.metadata(path).item_metadata)
+        restored = c.restore(path, target)
     return summary, jax.tree.leaves(restored)
 
 
@@ -168,3 +176,33 @@ def test_sampling_probabilities():
     draws = [task_for_step(0, s, p) for s in range(2000)]
     assert abs(np.mean(np.array(draws) == 0) - 0.75) < 0.04
     assert draws == [task_for_step(0, s, p) for s in range(2000)]  # stateless: resumes identically
+
+
+@pytest.mark.slow
+def test_two_process_run_matches_one_process(smoke, tmp_path):
+    """Multi-host: 2 jax.distributed processes x 1 device == 1 process x 2 devices, end to end."""
+    from test_multiprocess import free_port
+    cfg = write_config(smoke)
+    overrides = ["--config.phases=target,evaluate"]
+    one = tmp_path / "one"
+    env = dict(os.environ, XLA_FLAGS="--xla_force_host_platform_device_count=2")
+    out = subprocess.run(main_cmd(cfg, one, *overrides), env=env, capture_output=True, text=True, timeout=600)
+    assert out.returncode == 0, out.stderr[-3000:]
+    two = tmp_path / "two"
+    port = free_port()
+    procs = []
+    for i in range(2):
+        env_i = dict(os.environ, XLA_FLAGS="--xla_force_host_platform_device_count=1",
+                     JAX_COORDINATOR_ADDRESS=f"127.0.0.1:{port}", JAX_NUM_PROCESSES="2", JAX_PROCESS_ID=str(i))
+        procs.append(subprocess.Popen(main_cmd(cfg, two, "--distributed=on", *overrides), env=env_i,
+                                      stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True))
+    for p in procs:
+        text, _ = p.communicate(timeout=600)
+        assert p.returncode == 0, text[-3000:]
+    _, p1 = final_params(one)
+    _, p2 = final_params(two)
+    for a, b in zip(p1, p2):
+        np.testing.assert_allclose(np.asarray(a), np.asarray(b), atol=1e-5)
+    r1 = json.loads((one / "evaluate" / "results" / "results.json").read_text())
+    r2 = json.loads((two / "evaluate" / "results" / "results.json").read_text())
+    assert r1["results"] == r2["results"] and set(r1["results"]["xnli"]) == {"en", "de"}
