@@ -47,7 +47,6 @@ def test_meshes_agree_and_never_recompile(shape, reference):
     # parameters really are split: the word embedding is sharded over fsdp
     word = state["model"]["encoder"]["embeddings"]["word"][...]
     assert word.sharding.shard_shape(word.shape)[1] == word.shape[1] // shape[1]
-    assert reference[0][2] < reference[0][0]
 
 
 def test_gradient_accumulation_matches_full_batch(reference):
