@@ -126,14 +126,14 @@ class Run:
                         "heads": {h: model_state["heads"][h] for h in heads} if keep_heads or phase == "target" else {},
                         "kinds": {h: tuple(v) for h, v in heads.items()}}
 
-    def restore_handoff(self, phase, summary):
-        """After a restart: the finished phase's final params from disk."""
-        heads = {h: tuple(v) for h, v in summary["heads"].items()}
-        keep = self.config[phase].keep_heads or phase == "target"
-        _, abstract, _ = train.create_state(self.model_cfg, heads, loop.optim.make_optimizer(
-            lr=1.0, total_steps=1)[0], self.mesh, abstract_only=True)
-        model = loop.restore_model(os.path.join(self.workdir, phase, "final"), abstract["model"])
-        self.set_handoff(phase, None, None, model, heads, keep)
+    def load_finished_phase(self, phase_dir: str, keep_heads: bool):
+        """Hand-off from a phase finished earlier (or in another process): its final params."""
+        with open(os.path.join(phase_dir, "results", "summary.json")) as f:
+            heads = {h: tuple(v) for h, v in json.load(f)["heads"].items()}
+        tx, _ = loop.optim.make_optimizer(lr=1.0, total_steps=1)
+        _, abstract, _ = train.create_state(self.model_cfg, heads, tx, self.mesh, abstract_only=True)
+        model = loop.restore_model(os.path.join(phase_dir, "final"), abstract["model"])
+        self.set_handoff(os.path.basename(os.path.normpath(phase_dir)), None, None, model, heads, keep_heads)
 
     def export_hf(self, out_dir, model_state, heads):
         if jax.process_index() != 0:
@@ -181,7 +181,7 @@ def run_pipeline(config, workdir: str) -> dict:
             continue
         summary = loop.train_phase(phase, config[phase], run)
         if run.handoff is None or run.handoff["phase"] != phase:  # finished in an earlier process
-            run.restore_handoff(phase, summary)
+            run.load_finished_phase(os.path.join(workdir, phase), config[phase].keep_heads or phase == "target")
         summaries[phase] = summary
     print_summary(summaries)
     return summaries
@@ -251,3 +251,26 @@ def print_results(results: dict):
         for lang, metrics in langs.items():
             print(f"  {lang:6s} " + "  ".join(f"{k}={v:.2f}" for k, v in metrics.items()
                                               if isinstance(v, (int, float))))
+
+
+def evaluate_checkpoint(config, checkpoint: str, workdir: str) -> dict:
+    """Scores any checkpoint on every configured task and language.
+
+    `checkpoint`: an HF directory / hub id (config.json + weights, heads loaded where present), or
+    a phase directory of one of our runs (`RUN/target`, or its `final/` subdirectory).
+    """
+    phase_dir = checkpoint[:-len("/final")] if checkpoint.rstrip("/").endswith("/final") else checkpoint
+    summary_file = os.path.join(phase_dir, "results", "summary.json")
+    ours = os.path.exists(summary_file) and os.path.isdir(os.path.join(phase_dir, "final"))
+    if not ours:
+        if os.path.exists(checkpoint) and not os.path.exists(os.path.join(checkpoint, "config.json")):
+            raise config_lib.ConfigError(
+                f"--checkpoint={checkpoint}: neither a finished phase of a run (expected "
+                f"{summary_file} and final/) nor an HF checkpoint directory (config.json)")
+        config.unlock()
+        config.model.pretrained = checkpoint
+        config.lock()
+    run = Run(config, workdir)
+    if ours:
+        run.load_finished_phase(phase_dir, keep_heads=True)
+    return evaluate_phase(run, out_dir=workdir)
