@@ -45,6 +45,10 @@ def main(argv):
         logging.getLogger(noisy).setLevel(logging.WARNING)
     if _WORKDIR.value is None:
         raise app.UsageError("--workdir is required")
+    import jax
+    # rbg random bits compile ~2x faster than threefry on CPU (dropout, init) and stay
+    # sharding-invariant for our uses (tested across meshes and process counts).
+    jax.config.update("jax_default_prng_impl", "rbg")
     init_distributed(_DISTRIBUTED.value)
     from xtreme_jax.pipeline import run_pipeline
     try:
