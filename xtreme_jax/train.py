@@ -101,9 +101,13 @@ def make_train_step(graphdef, shardings, task: str, schedule=None, accum_steps: 
         grad_norm = optax.tree.norm(grads)
         finite = jnp.isfinite(loss) & jnp.isfinite(grad_norm)
         step_no = ts.opt.step[...]
-        old = nnx.state(ts)
-        ts.opt.update(ts.model, grads)
-        new = jax.tree.map(lambda n, o: jnp.where(finite, n, o), nnx.state(ts), old)
+
+        def apply(s):
+            t = nnx.merge(graphdef, s)
+            t.opt.update(t.model, grads)
+            return nnx.state(t)
+        # cond, not a select over the whole state: only one branch runs (no extra state traffic).
+        new = jax.lax.cond(finite, apply, lambda s: s, state)
         new = jax.lax.with_sharding_constraint(new, shardings)
         metrics = dict(loss=loss, grad_norm=grad_norm, count=count, finite=finite, step=step_no,
                        tokens=jnp.sum(batch["attention_mask"]).astype(jnp.int32))

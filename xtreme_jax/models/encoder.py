@@ -30,6 +30,9 @@ class EncoderConfig:
     initializer_range: float = 0.02
     dtype: Any = jnp.float32
     remat: bool = False
+    # jax.nn.dot_product_attention implementation: None (XLA picks) or "cudnn" (flash attention
+    # on GPUs, bf16). Used when attention dropout is off (or at eval).
+    attention_impl: Optional[str] = None
 
     @property
     def head_dim(self) -> int:
@@ -134,7 +137,7 @@ class Layer(nnx.Module):
         qkv = (qkv + self.qkv_bias[...].astype(cfg.dtype)).reshape(b, s, 3, cfg.num_heads, cfg.head_dim)
         q, k, v = qkv[:, :, 0], qkv[:, :, 1], qkv[:, :, 2]
         if rng is None or cfg.attention_dropout == 0.0:
-            ctx = jax.nn.dot_product_attention(q, k, v, mask=mask)
+            ctx = jax.nn.dot_product_attention(q, k, v, mask=mask, implementation=cfg.attention_impl)
         else:  # dot_product_attention has no dropout: spell attention out.
             logits = jnp.einsum("bqnh,bknh->bnqk", q, k) / jnp.sqrt(cfg.head_dim).astype(cfg.dtype)
             logits = jnp.where(mask, logits.astype(jnp.float32), jnp.finfo(jnp.float32).min)
