@@ -137,6 +137,8 @@ class Layer(nnx.Module):
         qkv = (qkv + self.qkv_bias[...].astype(cfg.dtype)).reshape(b, s, 3, cfg.num_heads, cfg.head_dim)
         q, k, v = qkv[:, :, 0], qkv[:, :, 1], qkv[:, :, 2]
         if rng is None or cfg.attention_dropout == 0.0:
+            if cfg.attention_impl == "cudnn":  # cuDNN wants the mask at full [B, 1, S, S]
+                mask = jnp.broadcast_to(mask, (b, 1, s, s))
             ctx = jax.nn.dot_product_attention(q, k, v, mask=mask, implementation=cfg.attention_impl)
         else:  # dot_product_attention has no dropout: spell attention out.
             logits = jnp.einsum("bqnh,bknh->bnqk", q, k) / jnp.sqrt(cfg.head_dim).astype(cfg.dtype)
