@@ -206,3 +206,20 @@ def test_two_process_run_matches_one_process(smoke, tmp_path):
     r1 = json.loads((one / "evaluate" / "results" / "results.json").read_text())
     r2 = json.loads((two / "evaluate" / "results" / "results.json").read_text())
     assert r1["results"] == r2["results"] and set(r1["results"]["xnli"]) == {"en", "de"}
+
+
+@pytest.mark.slow
+def test_demo_config_runs_every_phase(tmp_path):
+    """configs/demo.py (the README's main job), shortened: mlm -> intermediate -> target -> evaluate."""
+    short = [f"--config.{p}.num_steps=2" for p in ("mlm", "intermediate", "target")] + [
+        f"--config.{p}.{k}=2" for p in ("mlm", "intermediate", "target") for k in ("save_every", "log_every")] + [
+        "--config.intermediate.eval_every=2", "--config.target.eval_every=2"]
+    out = subprocess.run(main_cmd("configs/demo.py", tmp_path / "demo", *short), capture_output=True, text=True,
+                         timeout=900, cwd=os.path.dirname(os.path.dirname(__file__)))
+    assert out.returncode == 0, out.stderr[-3000:]
+    results = json.loads((tmp_path / "demo" / "evaluate" / "results" / "results.json").read_text())["results"]
+    assert set(results["demo_nli"]) == {"en", "xa", "xb", "xc", "xd", "xe"}
+    for phase in ("mlm", "intermediate", "target"):
+        assert json.loads((tmp_path / "demo" / phase / "results" / "summary.json").read_text())["steps"] == 2
+    assert (tmp_path / "demo" / "evaluate" / "results" / "heatmap.png").stat().st_size > 1000
+    assert "demo_nli: zero-shot per language" in out.stdout
