@@ -1,17 +1,31 @@
 """Orbax checkpoints of the train state + grain iterator state + run metadata.
 
-Restores only committed steps, newest first, falling back past damaged ones with a warning that
-names the step. A failed background save raises at the next save/wait: never a stale checkpoint
-reported as written.
+What this wrapper adds to orbax's CheckpointManager (see docs/reliability.md):
+- restore takes only committed steps, newest first; a damaged step (missing or corrupt file) is
+  reported with a warning naming it, moved aside to `<dir>.damaged/`, and the next older step is
+  used. Moving it aside matters: training would otherwise reach that step again and fail with
+  "step already exists".
+- temporary directories of saves killed mid-write (`<step>.orbax-checkpoint-tmp*`) are removed
+  when the manager starts (orbax's `cleanup_tmp_directories`).
+- a failed background save raises `CheckpointError` naming the step at the next save / wait:
+  a run never goes on (or reports success) while its last checkpoint silently failed.
 """
 import logging
 import os
+import shutil
+import time
 
 import grain
 import jax
 import orbax.checkpoint as ocp
 
 log = logging.getLogger(__name__)
+
+TMP_MARK = ".orbax-checkpoint-tmp"
+
+
+class CheckpointError(RuntimeError):
+    """A checkpoint could not be written (the run must stop) or read."""
 
 
 class Checkpointer:
@@ -23,14 +37,22 @@ class Checkpointer:
                 max_to_keep=keep, create=True, enable_async_checkpointing=async_save,
                 # Temporary dirs of saves killed mid-write are removed on start.
                 cleanup_tmp_directories=True))
+        self.in_flight = None  # step of the last save started (its commit may still be running)
 
     def save(self, step: int, state, data_iters: dict | None = None, meta: dict | None = None,
              force: bool = False) -> bool:
-        """`data_iters`: {name: grain iterator}, saved with the state so data resumes exactly."""
+        """`data_iters`: {name: grain iterator}, saved with the state so data resumes exactly.
+
+        Starts an async save; orbax first waits for the previous one, whose error surfaces here."""
         args = {"state": ocp.args.StandardSave(state), "meta": ocp.args.JsonSave(dict(meta or {}, step=step))}
         for name, it in (data_iters or {}).items():
             args[name] = grain.checkpoint.CheckpointSave(it)
-        return self.manager.save(step, args=ocp.args.Composite(**args), force=force)
+        try:
+            saved = self.manager.save(step, args=ocp.args.Composite(**args), force=force)
+        except Exception as e:
+            raise self._failed(e, self.in_flight if self.in_flight not in (None, step) else step) from e
+        self.in_flight = step
+        return saved
 
     def steps(self) -> list:
         return sorted(self.manager.all_steps(), reverse=True)
@@ -46,6 +68,10 @@ class Checkpointer:
         restored in place.
         """
         candidates = [step] if step is not None else self.steps()
+        damaged = []
+        # A step that fails half-way may already have restored some data iterators in place: put
+        # them back to where they were if no step can be restored at all.
+        initial = {name: it.get_state() for name, it in (data_iters or {}).items()}
         for s in candidates:
             args = {"state": ocp.args.StandardRestore(abstract_state), "meta": ocp.args.JsonRestore()}
             for name, it in (data_iters or {}).items():
@@ -55,24 +81,91 @@ class Checkpointer:
             except Exception as e:  # damaged / partial step: fall back to an older one
                 if step is not None:
                     raise
-                log.warning("checkpoint step %d in %s is damaged (%s: %s); falling back to an older step",
-                            s, self.directory, type(e).__name__, str(e).splitlines()[0][:200])
+                reason = f"{type(e).__name__}: {(str(e).splitlines() or [''])[0][:160]}"
+                log.warning("checkpoint step %d in %s is damaged (%s); trying an older step",
+                            s, self.directory, reason)
+                damaged.append(s)
                 continue
+            if damaged:
+                log.warning("resuming from step %d, the newest intact checkpoint; damaged step(s) %s "
+                            "moved to %s", s, damaged, self._damaged_dir())
+                self._move_aside(damaged)
             return s, out["state"], out["meta"]
+        if damaged:
+            log.warning("no intact checkpoint in %s (damaged: %s, moved to %s); starting from step 0",
+                        self.directory, damaged, self._damaged_dir())
+            self._move_aside(damaged)
+            for name, it in (data_iters or {}).items():
+                it.set_state(initial[name])
         return None
 
+    def read_meta(self, step: int):
+        """The small JSON metadata of a committed step (None if unreadable)."""
+        try:
+            return self.manager.restore(step, args=ocp.args.Composite(meta=ocp.args.JsonRestore()))["meta"]
+        except Exception:  # noqa: BLE001 -- callers treat an unreadable meta as unknown
+            return None
+
     def reached_preemption(self, step: int) -> bool:
+        """True at the step every process agreed on after a preemption notice (SIGTERM).
+
+        Only meaningful with jax.distributed initialized; `step` must grow monotonically over the
+        whole process (the loop passes a run-global step)."""
         return self.manager.reached_preemption(step)
 
     def wait(self):
-        """Blocks until background saves are committed; raises if one failed."""
-        self.manager.wait_until_finished()
-        self.manager.check_for_errors()
+        """Blocks until background saves are committed; raises CheckpointError if one failed."""
+        try:
+            self.manager.wait_until_finished()
+            self.manager.check_for_errors()
+        except Exception as e:
+            raise self._failed(e, self.in_flight) from e
 
     def close(self):
-        self.manager.wait_until_finished()
-        self.manager.check_for_errors()
+        self.wait()
         self.manager.close()
+
+    def _failed(self, e, step) -> CheckpointError:
+        committed = [s for s in self.steps() if s != step]
+        return CheckpointError(
+            f"saving checkpoint step {step} in {self.directory} failed ({type(e).__name__}: "
+            f"{(str(e).splitlines() or [''])[0][:200]}); the latest committed checkpoint is "
+            f"{'step ' + str(committed[0]) if committed else 'none'}. The run stops rather than "
+            f"continue without a checkpoint; fix the cause (disk space, permissions) and restart "
+            f"to resume from there")
+
+    def _damaged_dir(self) -> str:
+        return self.directory.rstrip("/") + ".damaged"
+
+    def _move_aside(self, steps):
+        """Damaged steps leave the managed directory (kept for inspection, not reused)."""
+        if "://" in self.directory:  # object stores: no cheap rename; orbax deletes the step
+            for s in steps:
+                self.manager.delete(s)
+        elif jax.process_index() == 0:
+            dest = self._damaged_dir()
+            os.makedirs(dest, exist_ok=True)
+            for s in steps:
+                shutil.move(os.path.join(self.directory, str(s)),
+                            os.path.join(dest, f"{s}-{time.strftime('%Y%m%d-%H%M%S')}"))
+        _sync("xtreme_jax_checkpoint_move_aside")
+        self.manager.reload()
+
+
+def remove_tmp_dirs(parent: str):
+    """Removes `*.orbax-checkpoint-tmp*` left in `parent` by a save that was killed (process 0)."""
+    if jax.process_index() != 0 or not os.path.isdir(parent):
+        return
+    for name in os.listdir(parent):
+        if TMP_MARK in name:
+            log.info("removing %s (left by an interrupted save)", os.path.join(parent, name))
+            shutil.rmtree(os.path.join(parent, name), ignore_errors=True)
+
+
+def _sync(name: str):
+    if jax.process_count() > 1:
+        from jax.experimental import multihost_utils
+        multihost_utils.sync_global_devices(name)
 
 
 def abstract_like(state):

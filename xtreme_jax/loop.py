@@ -8,6 +8,7 @@ import dataclasses
 import json
 import logging
 import os
+import shutil
 import signal
 import time
 
@@ -235,15 +236,25 @@ def train_phase(name: str, pcfg, run) -> dict:
              for i, e in enumerate(entries)]
     data_state = {f"data_{i}": it for i, it in enumerate(iters)}
 
-    # ---- resume
+    # ---- resume (only committed checkpoints; a damaged latest step falls back to an older one)
     ckpt = ckpt_lib.Checkpointer(os.path.join(pdir, "checkpoints"), keep=pcfg.keep)
     best_dir = os.path.join(pdir, "best")
+    for d in (pdir, best_dir):  # tmp dirs of a best/ or final/ save that was killed
+        ckpt_lib.remove_tmp_dirs(d)
     start, meta = 0, {"best_score": None, "bad_evals": 0, "skipped": 0}
     restored = ckpt.restore(ckpt_lib.abstract_like(state), data_state)
     if restored is not None:
         start, state, meta = restored
         log.info("phase %s: resumed from step %d", name, start)
         print(f"[{name}] resumed from step {start}", flush=True)
+    saved_step = start if restored is not None else None
+    best_of = {start: meta.get("best_step")} if restored is not None else {}  # ckpt step -> its best
+
+    def save(step, force=False):
+        nonlocal saved_step
+        ckpt.save(step, state, data_state, meta, force=force)
+        saved_step, best_of[step] = step, meta.get("best_step")
+        prune_best(best_dir, ckpt, best_of, meta.get("best_step"))
 
     # ---- loop
     validator = Validator(graphdef, run.mesh, pcfg.batch_size)
@@ -251,11 +262,16 @@ def train_phase(name: str, pcfg, run) -> dict:
     peak = run.peak_flops * jax.device_count()
     bar = run.progress(total=pcfg.num_steps, initial=start, desc=name)
     pending, last_fetch, t_last = [], start, time.perf_counter()
-    prev_handler = signal.signal(signal.SIGTERM, _on_sigterm) if _is_main_thread() else None
-    stop_reason = "num_steps"
+    # Preemption notice: one process catches SIGTERM itself. With jax.distributed, JAX's preemption
+    # sync manager owns SIGTERM (a Python handler would replace it and the processes could no
+    # longer agree on a step), and `reached_preemption` returns True on every process at once.
+    own_sigterm = _is_main_thread() and not jax.distributed.is_initialized()
+    prev_handler = signal.signal(signal.SIGTERM, _on_sigterm) if own_sigterm else None
+    sync_offset = _step_offset(run.config, name)
+    stop_reason = meta.get("stop_reason", "num_steps")  # an early stop already checkpointed stays stopped
+    step = start
     try:
-        step = start
-        while step < pcfg.num_steps:
+        while step < pcfg.num_steps and stop_reason == "num_steps":
             i = task_for_step(run.config.seed, step, probs)
             host_batch = next(iters[i])
             batch = sharding.device_batch(host_batch, run.mesh)
@@ -273,27 +289,48 @@ def train_phase(name: str, pcfg, run) -> dict:
                 metrics_log.write(step, {f"dev/{k}/{m_}": v for k, r in results.items() for m_, v in r.items()}
                                   | {"dev/score": score})
                 if meta["best_score"] is None or score > meta["best_score"]:
+                    # A new directory per best step: a kill mid-write never destroys the best that
+                    # the committed checkpoints refer to (pruned once no checkpoint needs it).
+                    save_model(os.path.join(best_dir, str(step)), state["model"])
                     meta.update(best_score=score, best_step=step, bad_evals=0)
-                    save_model(best_dir, state["model"])
                 else:
                     meta["bad_evals"] += 1
                 if pcfg.patience and meta["bad_evals"] >= pcfg.patience:
                     stop_reason = f"early stop at step {step} (best {meta['best_score']:.4f} at step {meta['best_step']})"
+                    meta["stop_reason"] = stop_reason
             if step % pcfg.save_every == 0 or last or stop_reason != "num_steps":
-                if pending:
+                if pending:  # metrics (and the non-finite check) always precede a save
                     t_last = _log(pending, metrics_log, meta, pcfg, run, peak, t_last, bar, step - last_fetch)
                     pending, last_fetch = [], step
-                ckpt.save(step, state, data_state, meta)
-            if _SIGTERM["seen"] or ckpt.reached_preemption(step):
+                save(step)
+            # Every process calls reached_preemption at every step (a run-global step number).
+            if _SIGTERM["seen"] or ckpt.reached_preemption(sync_offset + step):
                 if pending:
                     _log(pending, metrics_log, meta, pcfg, run, peak, t_last, bar, step - last_fetch)
-                ckpt.save(step, state, data_state, meta, force=True)
-                ckpt.wait()
+                if saved_step != step:
+                    save(step, force=True)
+                ckpt.wait()  # committed before we say so
                 print(f"preempted at step {step}", flush=True)
                 raise Preempted(step)
-            if stop_reason != "num_steps":
-                break
         ckpt.wait()
+    except FloatingPointError as e:
+        # The failing step was never saved; let the last good save finish committing, then say which.
+        ckpt.wait()
+        good = ckpt.latest_step()
+        raise FloatingPointError(f"[{name}] {e}. Last good checkpoint: "
+                                 f"{'step ' + str(good) if good is not None else 'none'} in {ckpt.directory}") from None
+    except (Preempted, ckpt_lib.CheckpointError):
+        raise
+    except BaseException:
+        # Other errors (interrupt, data error): let an in-flight save commit so the restart loses
+        # as little as possible. Not with several processes: a peer may be dead and the save's
+        # barriers would hang instead of failing fast.
+        if jax.process_count() == 1:
+            try:
+                ckpt.wait()
+            except ckpt_lib.CheckpointError as e2:
+                log.error("%s", e2)
+        raise
     finally:
         bar.close()
         metrics_log.close()
@@ -305,9 +342,15 @@ def train_phase(name: str, pcfg, run) -> dict:
     # ---- hand off: the best validated model if there is one, else the last
     final_dir = os.path.join(pdir, "final")
     model_state = state["model"]
-    if meta.get("best_score") is not None and os.path.isdir(best_dir):
-        model_state = restore_model(best_dir, model_state)
+    if meta.get("best_score") is not None:
+        best_path = os.path.join(best_dir, str(meta["best_step"]))
+        if not os.path.isdir(best_path):  # never hand on the last model in place of a lost best
+            raise ckpt_lib.CheckpointError(
+                f"the best model of phase {name} (step {meta['best_step']}) is missing from {best_path}; "
+                f"delete {pdir} to retrain the phase")
+        model_state = restore_model(best_path, model_state)
     save_model(final_dir, model_state)
+    prune_best(best_dir, None, {}, meta.get("best_step"))
     run.set_handoff(name, graphdef, state, model_state, heads, pcfg.keep_heads)
     if pcfg.export_hf:
         run.export_hf(os.path.join(pdir, "hf"), model_state, heads)
@@ -316,6 +359,44 @@ def train_phase(name: str, pcfg, run) -> dict:
                "skipped_nonfinite_steps": meta.get("skipped", 0), **meta.get("last_log", {})}
     run.write_json(done_file, summary)
     return summary
+
+
+def _step_offset(config, name) -> int:
+    """Training steps of the phases before `name`: the preemption sync point needs a step number
+    that grows over the whole process, across phases."""
+    offset = 0
+    for p in [p.strip() for p in config.phases.split(",")]:
+        if p == name:
+            break
+        if p != "evaluate":
+            offset += config[p].num_steps
+    return offset
+
+
+def prune_best(best_dir, ckpt, best_of: dict, current):
+    """Deletes best/<step> dirs that neither the current best nor any retained checkpoint refers to
+    (a resume, or a fall-back to an older checkpoint, needs that checkpoint's own best). Process 0."""
+    if jax.process_index() != 0 or not os.path.isdir(best_dir):
+        return
+    keep = {current}
+    for s in (ckpt.steps() if ckpt is not None else []):
+        if s not in best_of:
+            best_of[s] = (read_meta(ckpt.directory, s) or {}).get("best_step", "unknown")
+        keep.add(best_of[s])
+    if "unknown" in keep:  # a checkpoint whose meta we cannot read: keep everything
+        return
+    for d in os.listdir(best_dir):
+        if d.isdigit() and int(d) not in keep:
+            shutil.rmtree(os.path.join(best_dir, d), ignore_errors=True)
+
+
+def read_meta(ckpt_dir: str, step: int):
+    """The JSON meta item of a committed step, read directly (no orbax collectives: process 0 only)."""
+    try:
+        with open(os.path.join(ckpt_dir, str(step), "meta", "metadata")) as f:
+            return json.load(f)
+    except (OSError, ValueError):
+        return None
 
 
 def _is_main_thread():
@@ -336,6 +417,9 @@ def _log(pending, metrics_log, meta, pcfg, run, peak, t_last, bar, n_steps):
                     f"good checkpoint is kept. Lower optim lr, check the data, or set "
                     f"nonfinite='skip' to skip such steps")
             meta["skipped"] = meta.get("skipped", 0) + 1
+            log.warning("non-finite loss or gradients at step %d (loss=%s, grad_norm=%s): update skipped "
+                        "(nonfinite='skip'; %d skipped so far)", step + 1, float(m["loss"]),
+                        float(m["grad_norm"]), meta["skipped"])
     dt = max(now - t_last, 1e-9)
     tokens = sum(int(m["tokens"]) for m in fetched)
     processed = sum(s * pcfg.batch_size for _, _, s in pending)

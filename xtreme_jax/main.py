@@ -13,6 +13,12 @@ _CONFIG = config_flags.DEFINE_config_file("config", None, "configs/X.py[:args]",
 _WORKDIR = flags.DEFINE_string("workdir", None, "run directory (local path or gs://...)")
 _DISTRIBUTED = flags.DEFINE_enum("distributed", "auto", ["auto", "on", "off"],
                                  "call jax.distributed.initialize(): auto = when a cluster is detected")
+# Multi-host failure detection (see docs/reliability.md): a process that stops sending heartbeats
+# for this long is declared dead and every other process stops with an error instead of hanging.
+_HEARTBEAT = flags.DEFINE_integer("heartbeat_timeout", 60, "seconds before a silent process is declared dead")
+_INIT_TIMEOUT = flags.DEFINE_integer("init_timeout", 300, "seconds to wait for all processes to connect")
+_SHUTDOWN_TIMEOUT = flags.DEFINE_integer("shutdown_timeout", 300,
+                                         "seconds a finished process waits for the others at exit")
 
 
 def init_distributed(mode: str):
@@ -23,12 +29,14 @@ def init_distributed(mode: str):
     explicit = "JAX_COORDINATOR_ADDRESS" in env and "JAX_NUM_PROCESSES" in env
     if mode == "off" or (mode == "auto" and not explicit and not _cluster_detected()):
         return
+    timeouts = dict(initialization_timeout=_INIT_TIMEOUT.value, heartbeat_timeout_seconds=_HEARTBEAT.value,
+                    shutdown_timeout_seconds=_SHUTDOWN_TIMEOUT.value)
     if explicit:
         jax.distributed.initialize(coordinator_address=env["JAX_COORDINATOR_ADDRESS"],
                                    num_processes=int(env["JAX_NUM_PROCESSES"]),
-                                   process_id=int(env.get("JAX_PROCESS_ID", 0)))
+                                   process_id=int(env.get("JAX_PROCESS_ID", 0)), **timeouts)
     else:
-        jax.distributed.initialize()
+        jax.distributed.initialize(**timeouts)
 
 
 def _cluster_detected() -> bool:
@@ -38,6 +46,7 @@ def _cluster_detected() -> bool:
 
 
 def main(argv):
+    from xtreme_jax.checkpoint import CheckpointError
     from xtreme_jax.config import ConfigError
     from xtreme_jax.data.errors import DataError
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
@@ -58,9 +67,31 @@ def main(argv):
     from xtreme_jax.pipeline import run_pipeline
     try:
         run_pipeline(_CONFIG.value, _WORKDIR.value)
-    except (ConfigError, DataError) as e:
-        print(f"error: {e}", file=sys.stderr)
-        sys.exit(2)
+    except (ConfigError, DataError) as e:  # bad input, found before compute
+        _fail(2, f"error: {e}")
+    except (FloatingPointError, CheckpointError) as e:  # numerical fault, failed checkpoint save
+        _fail(1, f"error: {e}")
+    except Exception as e:
+        if jax.process_count() == 1:
+            raise
+        import traceback
+        traceback.print_exc()
+        _fail(1, f"error: process {jax.process_index()} of {jax.process_count()} stopped "
+                 f"({type(e).__name__}: {(str(e).splitlines() or [''])[0][:300]}). In a multi-process run "
+                 "this usually means another process died or was killed: see its log. Restart all "
+                 "processes with the same command; each phase resumes from its last checkpoint")
+
+
+def _fail(code: int, message: str):
+    import jax
+    print(message, file=sys.stderr, flush=True)
+    if jax.process_count() > 1:
+        # Skip jax.distributed's shutdown barrier: with a peer dead or stuck in a collective it would
+        # hold this process for --shutdown_timeout; exiting now also lets the peers fail fast.
+        sys.stdout.flush()
+        logging.shutdown()
+        os._exit(code)
+    sys.exit(code)
 
 
 def _parse_flags(argv):
@@ -72,8 +103,13 @@ def _parse_flags(argv):
         sys.exit(2)
     except (AttributeError, KeyError) as e:  # ml_collections: unknown key, with did-you-mean
         bad = [a for a in argv if a.startswith("--config.")]
-        msg = str(e).strip("'\"").replace("\\n", " ").replace('\\"', '"')
+        msg = str(e).strip("'\"").replace("\\n", " ").replace('\\"', '"').replace("\\'", "'")
         print(f"error: unknown config key among {' '.join(bad)}: {msg}", file=sys.stderr)
+        sys.exit(2)
+    except ValueError as e:  # the config file rejecting its :arg, or an override path it cannot parse
+        msg = (str(e).splitlines() or [""])[0]
+        hint = " (index list entries as tasks[0], not tasks.0)" if "Could not parse" in msg else ""
+        print(f"error: {msg}{hint}", file=sys.stderr)
         sys.exit(2)
 
 

@@ -51,7 +51,10 @@ class Run:
         drop = dict(hidden_dropout=config.model.dropout, attention_dropout=config.model.dropout,
                     dtype=DTYPES[config.model.dtype], remat=config.model.remat)
         if config.model.pretrained:
-            self.hf_path = hf_lib.resolve(config.model.pretrained)
+            try:  # a hub id while offline, a path that is not a checkpoint: a config error
+                self.hf_path = hf_lib.resolve(config.model.pretrained)
+            except OSError as e:
+                raise config_lib.ConfigError(f"config.model.pretrained={config.model.pretrained!r}: {e}") from None
             hf = hf_lib.read_config(self.hf_path)
             self.hf_type = hf["model_type"]
             self.model_cfg = hf_lib.config_from_hf(hf).replace(**drop)
@@ -61,7 +64,11 @@ class Run:
         if not tok:
             raise config_lib.ConfigError("config.model.tokenizer is empty: set it to a tokenizer dir or hub id "
                                          "(or set config.model.pretrained)")
-        self.tokenizer = hf_lib.load_tokenizer(tok)
+        try:
+            self.tokenizer = hf_lib.load_tokenizer(tok)
+        except OSError as e:
+            field = "tokenizer" if config.model.tokenizer else "pretrained"
+            raise config_lib.ConfigError(f"config.model.{field}={tok!r}: {e}") from None
         if len(self.tokenizer) > self.model_cfg.vocab_size:
             raise config_lib.ConfigError(
                 f"tokenizer {tok} has {len(self.tokenizer)} tokens but the model vocab is "
