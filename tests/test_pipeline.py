@@ -223,3 +223,11 @@ def test_demo_config_runs_every_phase(tmp_path):
         assert json.loads((tmp_path / "demo" / phase / "results" / "summary.json").read_text())["steps"] == 2
     assert (tmp_path / "demo" / "evaluate" / "results" / "heatmap.png").stat().st_size > 1000
     assert "demo_nli: zero-shot per language" in out.stdout
+
+
+def test_evaluate_cli_missing_checkpoint_is_a_clear_error(smoke, tmp_path):
+    out = subprocess.run([sys.executable, "-m", "xtreme_jax.evaluate", f"--config={write_config(smoke)}",
+                          f"--checkpoint={tmp_path / 'no_such_run' / 'target'}", f"--workdir={tmp_path / 'out'}"],
+                         capture_output=True, text=True, timeout=300)
+    assert out.returncode == 2
+    assert "no_such_run/target: not a checkpoint directory (expected config.json" in out.stderr

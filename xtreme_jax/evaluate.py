@@ -868,10 +868,35 @@ def _benchmark_main(argv=None) -> dict:
     return result
 
 
+def _checkpoint_main():
+    """python -m xtreme_jax.evaluate --config=configs/X.py[:args] --checkpoint=DIR --workdir=OUT"""
+    import sys
+
+    from absl import app, flags
+    from ml_collections import config_flags
+
+    config = config_flags.DEFINE_config_file("config", None, "configs/X.py[:args]; its evaluate section "
+                                             "lists the tasks")
+    checkpoint = flags.DEFINE_string("checkpoint", None, "a finished phase of a run (RUN/target) or an "
+                                     "HF checkpoint directory / hub id")
+    workdir = flags.DEFINE_string("workdir", None, "where results.json, tables and predictions go")
+    flags.mark_flags_as_required(["config", "checkpoint", "workdir"])
+
+    def main(argv):
+        from xtreme_jax.config import ConfigError
+        from xtreme_jax.data.errors import DataError
+        from xtreme_jax.pipeline import evaluate_checkpoint
+        try:
+            evaluate_checkpoint(config.value, checkpoint.value, workdir.value)
+        except (ConfigError, DataError, FileNotFoundError, OSError) as e:
+            print(f"error: {e}", file=sys.stderr)
+            sys.exit(2)
+    app.run(main)
+
+
 if __name__ == "__main__":
     import sys
     if len(sys.argv) > 1 and sys.argv[1] == "benchmark":
         _benchmark_main(sys.argv[2:])
     else:
-        sys.exit("usage: python -m xtreme_jax.evaluate benchmark --task T --data_dir D [...]\n"
-                 "(checkpoint evaluation from a config is not part of this module yet)")
+        _checkpoint_main()
