@@ -244,6 +244,7 @@ def test_nan_loss_stops_the_run_naming_the_step_and_keeps_the_last_good_checkpoi
     with pytest.raises(FloatingPointError) as e:
         run(make_config(smoke, seed=0), workdir)
     msg = str(e.value)
+    print(msg)  # quoted in docs/reliability.md
     assert msg.startswith("[intermediate] non-finite loss or gradients at step 5 (loss=")
     assert "the update was not applied" in msg and "nonfinite='skip'" in msg
     assert msg.endswith(f"Last good checkpoint: step 4 in {workdir / 'intermediate' / 'checkpoints'}")

@@ -43,14 +43,16 @@ class Checkpointer:
              force: bool = False) -> bool:
         """`data_iters`: {name: grain iterator}, saved with the state so data resumes exactly.
 
-        Starts an async save; orbax first waits for the previous one, whose error surfaces here."""
+        Starts an async save. The previous save must have committed first (orbax would wait for it
+        anyway); waiting here lets its error name its own step."""
+        self.wait()
         args = {"state": ocp.args.StandardSave(state), "meta": ocp.args.JsonSave(dict(meta or {}, step=step))}
         for name, it in (data_iters or {}).items():
             args[name] = grain.checkpoint.CheckpointSave(it)
         try:
             saved = self.manager.save(step, args=ocp.args.Composite(**args), force=force)
         except Exception as e:
-            raise self._failed(e, self.in_flight if self.in_flight not in (None, step) else step) from e
+            raise self._failed(e, step) from e
         self.in_flight = step
         return saved
 

@@ -414,7 +414,7 @@ def _log(pending, metrics_log, meta, pcfg, run, peak, t_last, bar, n_steps):
                 raise FloatingPointError(
                     f"non-finite loss or gradients at step {step + 1} (loss={float(m['loss'])}, "
                     f"grad_norm={float(m['grad_norm'])}); the update was not applied and the last "
-                    f"good checkpoint is kept. Lower optim lr, check the data, or set "
+                    f"good checkpoint is kept. Lower the learning rate (lr), check the data, or set "
                     f"nonfinite='skip' to skip such steps")
             meta["skipped"] = meta.get("skipped", 0) + 1
             log.warning("non-finite loss or gradients at step %d (loss=%s, grad_norm=%s): update skipped "
