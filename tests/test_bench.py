@@ -1,0 +1,41 @@
+"""Benchmark helpers: length models, and the compile budget of a real bucketed training stream
+(few compiled shapes, no recompilation after warm-up) -- issue 6's enforced target."""
+import jax
+import numpy as np
+
+from xtreme_jax import bench, sharding
+from xtreme_jax.data.batching import DEFAULT_BUCKETS, padding_efficiency
+from xtreme_jax.models.encoder import preset
+
+
+def test_length_models_match_the_documented_averages():
+    xnli = bench.sample_lengths("xnli", 20000, 128)
+    panx = bench.sample_lengths("panx", 20000, 128)
+    assert 40 <= xnli.mean() <= 50 and xnli.max() == 128 and xnli.min() >= 6
+    assert 17 <= panx.mean() <= 23
+    f = bench.synthetic_features("classification", xnli[:2000], 1000, 128)
+    eff = padding_efficiency(f, 32)
+    # pad-to-128 wastes most of the compute on XNLI-like pairs; packing recovers it
+    assert eff["pad_to_max"] < 0.4 and eff["packing"] > 0.9
+
+
+def test_bucketed_stream_compiles_few_shapes_and_never_recompiles():
+    mesh = sharding.make_mesh((1, 1, 1), jax.devices()[:1])
+    # max_length 48: buckets (32, 48), two compiled shapes keep the test fast
+    out = bench.compile_counts(preset("tiny", num_layers=1), batch_size=8, examples=120, epochs=2,
+                               max_length=48, mesh=mesh, phases=("target_classification_buckets",),
+                               evaluate=False)
+    ph = out["target_classification_buckets"]
+    assert ph["steps"] > 2 * len(DEFAULT_BUCKETS)
+    assert ph["distinct_input_shapes"] == ph["compiled_shapes"] == 2 <= 6
+    assert ph["compilations_after_warmup"] == 0
+    assert ph["recompiles_of_seen_shapes"] == 0
+    assert out["total_recompiles_after_warmup"] == 0
+
+
+def test_interleave_alternates_order():
+    calls = []
+    res = bench.interleave({"a": lambda: calls.append("a") or 1.0, "b": lambda: calls.append("b") or 2.0}, 3)
+    assert calls == ["a", "b", "b", "a", "a", "b"]
+    assert res == {"a": [1.0] * 3, "b": [2.0] * 3}
+    assert np.isclose(bench.med([3.0, 1.0, 2.0]), 2.0)

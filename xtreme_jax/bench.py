@@ -1,0 +1,1004 @@
+"""Benchmarks (issue 6): train-step speed against HF PyTorch, padding, evaluation, compilation,
+host overhead and per-device memory of sharded XLM-R. Writes JSON.
+
+    python -m xtreme_jax.bench [--what step,padding,eval,compile,host,memory] [--size base]
+                               [--layers N] [--vocab V] [--batch B] [--seq S] [--dtype float32]
+                               [--no-torch] [--rounds R] [--out FILE.json]
+
+Parts (`--what`, comma-separated; default `step,padding,eval,compile,host`):
+
+  step     jitted, donated train step (AdamW + clip) against HF transformers' PyTorch
+           `XLMRobertaForSequenceClassification` with the same config, batch and data, AdamW +
+           clipping, the same number of threads. tokens/s, useful (non-pad) tokens/s, MFU =
+           analytic FLOPs (6 N_nonembedding + 12 L S d per token, embedding gather excluded)
+           against the peak: on CPU an fp32 matmul measured in the same run, interleaved with
+           the steps; on GPU/TPU the bf16 dense peak of the chip (xtreme_jax.loop.PEAK_FLOPS),
+           with the measured matmul peak given too.
+  padding  pad-to-max vs length buckets vs packing on sampled XNLI-like pair and PAN-X-like
+           sentence lengths: the step is run on real batches of each mode (one per shape), and
+           an epoch's useful tokens/s is computed from the epoch plan's shape counts.
+  eval     the vectorized multi-language evaluator against the per-language loop
+           (`xtreme_jax.evaluate.benchmark_vs_naive`, on the real Tatoeba kit when present).
+  compile  compiled shapes per phase over realistic bucketed streams, recompiles after warm-up,
+           first-step latency with a cold and a warm persistent compilation cache (two
+           subprocesses sharing a fresh `jax_compilation_cache_dir`).
+  host     host overhead per step = wall time of the real loop (grain iterator -> device_batch
+           -> step, metrics fetched every K steps) minus device time (the same step on a
+           pre-placed batch, N steps dispatched back to back, one block at the end).
+  memory   per-device memory (`jit(...).lower(...).compile().memory_analysis()`) of the train
+           step for XLM-R base and large across mesh shapes on 8 fake CPU devices (abstract
+           inputs from `create_state(abstract_only=True)`), and which TPU generation each fits.
+
+All speed comparisons interleave the contenders round by round inside one process and report
+medians (and medians of per-round ratios), so a machine shared with other work still gives
+fair ratios; absolute numbers then depend on the load (`load_average` is recorded).
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+
+import numpy as np
+
+WHAT_DEFAULT = "step,padding,eval,compile,host"
+TPU_HBM_GIB = {"v4": 32, "v5e": 16, "v5p": 95, "v6e": 32}
+H100_BF16_PEAK = 989e12
+
+# ============================================================================ length models
+
+# Token-length models (XLM-R sentencepiece tokens, specials included), sampled per example.
+# XNLI / MNLI pairs: "<s> premise </s></s> hypothesis </s>"; premise and hypothesis are
+# log-normal with medians 24 and 12 tokens, which gives the ~45-token mean of XNLI pairs
+# (DESIGN §5: XNLI/PAWS-X pairs average ~40-75 tokens, PAN-X ~20) and a tail past 128 that is
+# truncated, as the XTREME scripts do at max_seq_length 128. PAN-X: one Wikipedia sentence
+# fragment, median 16 tokens.
+LENGTH_MODELS = {
+    "xnli": dict(specials=4, parts=((24.0, 0.50), (12.0, 0.45))),
+    "panx": dict(specials=2, parts=((16.0, 0.55),)),
+}
+
+
+def sample_lengths(name: str, n: int, max_length: int = 128, seed: int = 0) -> np.ndarray:
+    m = LENGTH_MODELS[name]
+    rng = np.random.default_rng(seed)
+    total = np.full(n, m["specials"], np.float64)
+    for median, sigma in m["parts"]:
+        total += np.maximum(1.0, np.round(rng.lognormal(math.log(median), sigma, n)))
+    return np.minimum(total, max_length).astype(np.int64)
+
+
+def synthetic_features(kind: str, lengths, vocab_size: int, max_length: int, *, num_labels: int = 3,
+                       seed: int = 0, lang: str = "en"):
+    """Features (the batcher's input) with random token ids of the given lengths."""
+    from xtreme_jax.data.features import Features
+    rng = np.random.default_rng(seed)
+    lengths = np.asarray(lengths, np.int64)
+    splits = np.zeros(len(lengths) + 1, np.int64)
+    np.cumsum(lengths, out=splits[1:])
+    ids = rng.integers(5, vocab_size, int(splits[-1])).astype(np.int32)
+    ids[splits[:-1]] = 0                # <s>
+    ids[splits[1:] - 1] = 2             # </s>
+    tokens = {"input_ids": ids}
+    rows = {"example_index": np.arange(len(lengths), dtype=np.int32)}
+    if kind == "classification":
+        rows["labels"] = rng.integers(0, num_labels, len(lengths)).astype(np.int32)
+    elif kind == "tagging":
+        labels = rng.integers(0, num_labels, int(splits[-1])).astype(np.int32)
+        labels[rng.random(len(labels)) < 0.3] = -100    # non-first sub-tokens
+        labels[splits[:-1]] = -100
+        labels[splits[1:] - 1] = -100
+        tokens["labels"] = labels
+    elif kind == "mlm":
+        pass
+    meta = {"pad_id": 1, "mask_id": 4, "special_ids": [0, 1, 2, 3, 4], "vocab_size": int(vocab_size),
+            "position_offset": 2, "max_length": int(max_length), "num_examples": int(len(lengths)),
+            "lang": lang, "labels": [str(i) for i in range(num_labels)]}
+    return Features(kind, splits, tokens, rows, meta)
+
+
+# ============================================================================ helpers
+
+def load_average():
+    try:
+        return list(os.getloadavg())
+    except OSError:
+        return None
+
+
+def interleave(contenders: dict, rounds: int, cpu_seconds: dict | None = None) -> dict:
+    """Calls each contender once per round, order reversed every other round; returns lists of
+    what they return. With `cpu_seconds` (a dict), also records each call's process CPU time:
+    on a machine shared with other work, CPU time counts the work done and not the waiting."""
+    names = list(contenders)
+    out = {n: [] for n in names}
+    for r in range(rounds):
+        for n in (names if r % 2 == 0 else names[::-1]):
+            c = time.process_time()
+            out[n].append(contenders[n]())
+            if cpu_seconds is not None:
+                cpu_seconds.setdefault(n, []).append(time.process_time() - c)
+    return out
+
+
+def med(xs):
+    return float(statistics.median(xs)) if len(xs) else float("nan")
+
+
+def backend():
+    import jax
+    return jax.default_backend()
+
+
+def device_info() -> dict:
+    import jax
+    d = jax.devices()[0]
+    return {"backend": jax.default_backend(), "device_kind": d.device_kind, "num_devices": jax.device_count(),
+            "cpu_count": os.cpu_count(), "jax": jax.__version__, "load_average": load_average()}
+
+
+def flops_per_token(cfg, seq_len: int) -> float:
+    """xtreme_jax.loop.flops_per_token (6 N_nonembedding + 12 L S d); the formula is repeated
+    here only for accelerator images without grain (which xtreme_jax.loop imports)."""
+    try:
+        from xtreme_jax.loop import flops_per_token as f
+    except ImportError:
+        d, L = cfg.hidden_size, cfg.num_layers
+        return 6 * L * (4 * d * d + 2 * d * cfg.intermediate_size) + 12 * L * seq_len * d
+    return f(cfg, seq_len)
+
+
+def table_peak() -> float | None:
+    """bf16 dense peak of the chip from xtreme_jax.loop.PEAK_FLOPS (None on CPU)."""
+    import jax
+    try:
+        from xtreme_jax.loop import PEAK_FLOPS
+    except ImportError:
+        PEAK_FLOPS = {"H100": H100_BF16_PEAK, "H200": H100_BF16_PEAK}
+    kind = jax.devices()[0].device_kind
+    for k, v in PEAK_FLOPS.items():
+        if k in kind:
+            return v
+    return None
+
+
+def make_matmul(n: int, dtype, min_seconds: float = 1.0):
+    """A callable returning the FLOP/s of n^3 matmuls run back to back for about `min_seconds`
+    (sustained, like a train step: a single short product under load catches idle moments)."""
+    import jax
+    import jax.numpy as jnp
+    a = jax.random.normal(jax.random.key(0), (n, n), jnp.float32).astype(dtype)
+    b = jax.random.normal(jax.random.key(1), (n, n), jnp.float32).astype(dtype)
+    f = jax.jit(lambda x, y: x @ y)
+    f(a, b).block_until_ready()
+    t = time.perf_counter()
+    f(a, b).block_until_ready()
+    reps = max(1, math.ceil(min_seconds / max(time.perf_counter() - t, 1e-6)))
+
+    def run():
+        t = time.perf_counter()
+        outs = [f(a, b) for _ in range(reps)]
+        jax.block_until_ready(outs)
+        return reps * 2 * n ** 3 / (time.perf_counter() - t)
+    run.flops_per_call = reps * 2 * n ** 3
+    return run
+
+
+def model_config(args, size=None, layers=None, vocab=None, dropout=0.1):
+    import jax.numpy as jnp
+    from xtreme_jax.models.encoder import preset
+    size = size or args.size
+    over = dict(hidden_dropout=dropout, attention_dropout=dropout,
+                dtype=jnp.bfloat16 if args.dtype == "bfloat16" else jnp.float32)
+    layers = layers if layers is not None else args.layers
+    vocab = vocab if vocab is not None else args.vocab
+    if layers:
+        over["num_layers"] = int(layers)
+    if vocab:
+        over["vocab_size"] = int(vocab)
+    if args.remat:
+        over["remat"] = True
+    cfg = preset(size, **over)
+    if cfg.max_position_embeddings < args.seq + 2:
+        cfg = cfg.replace(max_position_embeddings=max(514, args.seq + 2))
+    return cfg
+
+
+def cfg_dict(cfg) -> dict:
+    return {k: (str(v) if k == "dtype" else v) for k, v in vars(cfg).items()}
+
+
+def padded_batch(lengths, seq: int, vocab: int, num_labels: int = 3, seed: int = 0) -> dict:
+    rng = np.random.default_rng(seed)
+    b = len(lengths)
+    mask = (np.arange(seq)[None] < np.asarray(lengths)[:, None]).astype(np.int32)
+    ids = np.where(mask, rng.integers(5, vocab, (b, seq)), 1).astype(np.int32)
+    ids[:, 0] = 0
+    return dict(input_ids=ids, attention_mask=mask, token_type_ids=np.zeros_like(ids),
+                labels=rng.integers(0, num_labels, b).astype(np.int32))
+
+
+class JaxTrainer:
+    """create_state + make_train_step on a mesh over all local devices (data parallel)."""
+
+    def __init__(self, cfg, heads: dict, mesh=None, grad_dtype=None, lr=1e-5):
+        import jax
+        from xtreme_jax import optim, sharding, train
+        self.mesh = mesh or sharding.make_mesh((-1, 1, 1))
+        tx, sched = optim.make_optimizer(lr=lr, total_steps=10 ** 6, warmup=0.1)
+        self.graphdef, self.state, self.shardings = train.create_state(cfg, heads, tx, self.mesh)
+        self.new_step = lambda h: train.make_train_step(self.graphdef, self.shardings, h, sched,
+                                                        grad_dtype=grad_dtype)
+        self.steps = {h: self.new_step(h) for h in heads}
+        self.n = 0
+        self.key = jax.random.key(0)
+
+    def put(self, batch: dict) -> dict:
+        from xtreme_jax import sharding
+        return sharding.device_batch(batch, self.mesh)
+
+    def step(self, head: str, dev_batch):
+        import jax
+        self.state, m = self.steps[head](self.state, dev_batch, jax.random.fold_in(self.key, self.n))
+        self.n += 1
+        return m
+
+    def timed(self, head: str, dev_batch, k: int) -> float:
+        """Seconds per step over k steps dispatched back to back (one block at the end)."""
+        import jax
+        jax.block_until_ready(self.state)
+        t = time.perf_counter()
+        for _ in range(k):
+            m = self.step(head, dev_batch)
+        jax.block_until_ready((self.state, m))
+        return (time.perf_counter() - t) / k
+
+
+def make_torch_matmul(n: int, threads: int, min_seconds: float = 1.0):
+    """The same fp32 n^3 product through PyTorch (MKL / oneDNN), FLOP/s: the CPU's GEMM as the
+    PyTorch path sees it."""
+    import torch
+    torch.set_num_threads(threads)
+    g = torch.Generator().manual_seed(0)
+    a, b = torch.randn(n, n, generator=g), torch.randn(n, n, generator=g)
+    a @ b
+    t = time.perf_counter()
+    a @ b
+    reps = max(1, math.ceil(min_seconds / max(time.perf_counter() - t, 1e-6)))
+
+    def run():
+        t = time.perf_counter()
+        for _ in range(reps):
+            a @ b
+        return reps * 2 * n ** 3 / (time.perf_counter() - t)
+    run.flops_per_call = reps * 2 * n ** 3
+    return run
+
+
+class TorchTrainer:
+    """HF transformers' PyTorch XLMRobertaForSequenceClassification + AdamW (no decay on bias /
+    LayerNorm) + global-norm clipping + linear schedule: the jiant / XTREME-scripts path."""
+
+    def __init__(self, cfg, num_labels: int, batch: dict, threads: int, attn: str = "sdpa", lr=1e-5):
+        import torch
+        import transformers
+        torch.manual_seed(0)
+        torch.set_num_threads(threads)
+        self.torch = torch
+        hf = transformers.XLMRobertaConfig(
+            vocab_size=cfg.vocab_size, hidden_size=cfg.hidden_size, num_hidden_layers=cfg.num_layers,
+            num_attention_heads=cfg.num_heads, intermediate_size=cfg.intermediate_size,
+            max_position_embeddings=cfg.max_position_embeddings, type_vocab_size=cfg.type_vocab_size,
+            layer_norm_eps=cfg.layer_norm_eps, pad_token_id=cfg.pad_token_id, num_labels=num_labels,
+            hidden_dropout_prob=cfg.hidden_dropout, attention_probs_dropout_prob=cfg.attention_dropout,
+            attn_implementation=attn)
+        self.model = transformers.XLMRobertaForSequenceClassification(hf).train()
+        decay = [p for n, p in self.model.named_parameters() if not (n.endswith("bias") or "LayerNorm" in n)]
+        no_decay = [p for n, p in self.model.named_parameters() if n.endswith("bias") or "LayerNorm" in n]
+        self.opt = torch.optim.AdamW([{"params": decay, "weight_decay": 0.01},
+                                      {"params": no_decay, "weight_decay": 0.0}], lr=lr, eps=1e-8)
+        total, warm = 10 ** 6, 10 ** 5
+        self.sched = torch.optim.lr_scheduler.LambdaLR(
+            self.opt, lambda s: min((s + 1) / warm, max(0.0, (total - s) / (total - warm))))
+        self.batch = {k: torch.as_tensor(np.asarray(v, np.int64)) for k, v in batch.items()
+                      if k in ("input_ids", "attention_mask", "labels")}
+        self.attn = attn
+        self.threads = threads
+
+    def step(self):
+        out = self.model(**self.batch)
+        out.loss.backward()
+        self.torch.nn.utils.clip_grad_norm_(self.model.parameters(), 1.0)
+        self.opt.step()
+        self.sched.step()
+        self.opt.zero_grad(set_to_none=True)
+        return out.loss
+
+    def timed(self, k: int) -> float:
+        t = time.perf_counter()
+        for _ in range(k):
+            loss = self.step()
+        float(loss.detach())
+        return (time.perf_counter() - t) / k
+
+
+# ============================================================================ (a) train step
+
+def bench_step(args) -> dict:
+    import jax
+    import jax.numpy as jnp
+
+    cfg = model_config(args)
+    B, S = args.batch, args.seq
+    lengths = sample_lengths("xnli", B, S, seed=1)
+    host = padded_batch(lengths, S, cfg.vocab_size)
+    on_cpu = backend() == "cpu"
+    trainer = JaxTrainer(cfg, {"cls": ("classification", 3)},
+                         grad_dtype=jnp.bfloat16 if args.bf16_grads else None)
+    dev = trainer.put(host)
+    t0 = time.perf_counter()
+    jax.block_until_ready(trainer.step("cls", dev))
+    compile_s = time.perf_counter() - t0
+    trainer.timed("cls", dev, 1)
+
+    mm_dtype = jnp.float32 if args.dtype == "float32" else jnp.bfloat16
+    peak_n = args.peak_n or (2048 if on_cpu else 8192)
+    matmul = make_matmul(peak_n, mm_dtype)
+    k = args.steps_per_round or (1 if on_cpu else 10)
+    contenders = {"peak": matmul,
+                  "jax": lambda: trainer.timed("cls", dev, k)}
+    torch_info = None
+    if not args.no_torch:
+        try:
+            threads = args.threads or os.cpu_count()
+            tt = TorchTrainer(cfg, 3, host, threads, attn=args.torch_attn)
+            tt.timed(1)
+            contenders["torch"] = lambda: tt.timed(k)
+            contenders["torch_peak"] = make_torch_matmul(peak_n, threads)
+            torch_info = {"attn_implementation": args.torch_attn, "threads": threads,
+                          "torch": tt.torch.__version__}
+        except ImportError as e:
+            torch_info = {"skipped": f"PyTorch / transformers not importable: {e}"}
+    cpu = {}
+    res = interleave(contenders, args.rounds, cpu)
+
+    flops_step = flops_per_token(cfg, S) * B * S
+    processed, useful = B * S, int(np.sum(host["attention_mask"]))
+    peaks = res["peak"]
+    chip = table_peak()
+    out = {"config": cfg_dict(cfg), "batch": B, "seq": S, "dtype": args.dtype, "remat": args.remat,
+           "bf16_grads": args.bf16_grads, "rounds": args.rounds, "steps_per_round": k,
+           "flops_per_token": flops_per_token(cfg, S), "flops_per_step": flops_step,
+           "processed_tokens_per_step": processed, "useful_tokens_per_step": useful,
+           "first_step_s_incl_compile": compile_s,
+           "matmul_peak": {"n": peak_n, "dtype": str(jnp.dtype(mm_dtype)), "flops_per_s": med(peaks),
+                           "per_round": peaks},
+           "chip_peak_flops_per_s": chip}
+    for name in [n for n in ("jax", "torch") if n in res]:
+        ts = res[name]
+        r = {"step_s": med(ts), "per_round_s": ts,
+             "tokens_per_s": processed / med(ts), "useful_tokens_per_s": useful / med(ts),
+             "model_flops_per_s": flops_step / med(ts),
+             "mfu_vs_measured_matmul": med([flops_step / t / p for t, p in zip(ts, peaks)]),
+             "process_cpu_s_per_step": med(cpu[name]) / k,
+             "mfu_vs_measured_matmul_cpu_time": med([flops_step * k / c / (matmul.flops_per_call / cp)
+                                                     for c, cp in zip(cpu[name], cpu["peak"])])}
+        if chip:
+            r["mfu_vs_chip_peak"] = flops_step / med(ts) / chip
+        out[name] = r
+    if "torch_peak" in res:
+        tp = res["torch_peak"]
+        out["matmul_peak_torch"] = {"n": peak_n, "dtype": "float32", "flops_per_s": med(tp), "per_round": tp,
+                                    "xla_over_torch": med([x / y for x, y in zip(peaks, tp)])}
+        for name in ("jax", "torch"):   # against the faster of the two GEMMs, round by round
+            out[name]["mfu_vs_best_matmul"] = med([flops_step / t / max(p, q)
+                                                   for t, p, q in zip(res[name], peaks, tp)])
+    if "torch" in res:
+        out["torch"].update(torch_info)
+        out["speedup_vs_torch"] = med([t / j for t, j in zip(res["torch"], res["jax"])])
+        out["speedup_vs_torch_cpu_time"] = med([t / j for t, j in zip(cpu["torch"], cpu["jax"])])
+    elif torch_info:
+        out["torch"] = torch_info
+    out["mfu"] = out["jax"]["mfu_vs_chip_peak"] if chip and not on_cpu else out["jax"]["mfu_vs_measured_matmul"]
+    out["mfu_basis"] = ("chip bf16 dense peak" if chip and not on_cpu
+                        else f"{out['matmul_peak']['dtype']} {peak_n}^3 matmul measured in this run")
+    return out
+
+
+# ============================================================================ (b) padding
+
+PAD_MODES = {"pad_to_max": dict(buckets=None), "buckets": {}, "packing": dict(packing=True)}
+
+
+def bench_padding(args, trainer=None) -> dict:
+    import grain
+    from xtreme_jax.data.batching import DEFAULT_BUCKETS
+    from xtreme_jax.data.pipeline import make_train_dataset
+
+    cfg = model_config(args, layers=args.padding_layers or args.layers)
+    B, S = args.batch, args.seq
+    trainer = trainer or JaxTrainer(cfg, {"xnli": ("classification", 3), "panx": ("tagging", 7)})
+    out = {"config": cfg_dict(cfg), "batch": B, "max_length": S, "buckets": list(DEFAULT_BUCKETS),
+           "length_models": LENGTH_MODELS, "rounds": args.rounds}
+    for dist, kind, head, nl in (("xnli", "classification", "xnli", 3), ("panx", "tagging", "panx", 7)):
+        lengths = sample_lengths(dist, args.padding_examples, S, seed=2)
+        f = synthetic_features(kind, lengths, cfg.vocab_size, S, num_labels=nl, seed=3)
+        plans, shapes = {}, {}
+        for mode, kw in PAD_MODES.items():
+            ds = make_train_dataset(f, global_batch_size=B, seed=0, num_threads=1,
+                                    shard_options=grain.sharding.ShardOptions(0, 1),
+                                    buckets=kw.get("buckets", DEFAULT_BUCKETS), packing=kw.get("packing", False))
+            plan = ds.plan.epoch(0)
+            counts = {}
+            for length, _ in plan:
+                counts[length] = counts.get(length, 0) + 1
+            plans[mode] = counts
+            it = iter(ds)
+            while len([k for k in shapes if k[0] == mode]) < len(counts):   # one real batch per shape
+                batch = next(it)
+                key = (mode, batch["input_ids"].shape[-1])
+                if key not in shapes:
+                    shapes[key] = trainer.put({k: v for k, v in batch.items() if not k.startswith("meta_")})
+        for key, dev in shapes.items():          # compile every shape before timing
+            trainer.timed(head, dev, 1)
+        times = interleave({key: (lambda d=dev: trainer.timed(head, d, 1)) for key, dev in shapes.items()},
+                           args.rounds)
+        real = int(lengths.sum())
+        res = {"examples": len(lengths), "mean_length": float(lengths.mean()),
+               "p50_length": float(np.percentile(lengths, 50)), "p95_length": float(np.percentile(lengths, 95)),
+               "real_tokens_per_epoch": real}
+        for mode, counts in plans.items():
+            t_shape = {length: med(times[(mode, length)]) for length in counts}
+            epoch_s = sum(n * t_shape[length] for length, n in counts.items())
+            processed = sum(n * B * length for length, n in counts.items())
+            res[mode] = {"batches_per_epoch": int(sum(counts.values())),
+                         "shapes": {str(k): int(v) for k, v in sorted(counts.items())},
+                         "step_s_per_shape": {str(k): v for k, v in sorted(t_shape.items())},
+                         "efficiency": real / processed, "epoch_s": epoch_s,
+                         "useful_tokens_per_s": real / epoch_s, "processed_tokens_per_s": processed / epoch_s}
+        base = res["pad_to_max"]["useful_tokens_per_s"]
+        for mode in PAD_MODES:
+            res[mode]["useful_speedup_vs_pad_to_max"] = res[mode]["useful_tokens_per_s"] / base
+        out[dist] = res
+    return out
+
+
+# ============================================================================ (c) evaluation
+
+def bench_eval(args) -> dict:
+    """The evaluator helper's own benchmark (vectorized vs per-language loop) on real Tatoeba."""
+    try:
+        from xtreme_jax import evaluate as ev_mod
+        bench_fn = ev_mod.benchmark_vs_naive
+    except (ImportError, AttributeError) as e:
+        return {"todo": "xtreme_jax.evaluate.benchmark_vs_naive is not available yet", "error": str(e)}
+    data_dir = args.eval_data or _kit("tatoeba")
+    if not data_dir or not os.path.isdir(data_dir):
+        return {"todo": "no Tatoeba data (the shared data kit was not found); pass --eval-data DIR"}
+    from flax import nnx
+    from xtreme_jax import optim, sharding, train
+    from xtreme_jax.data.sources import Source
+    from xtreme_jax.data.spm import train_xlmr_tokenizer
+    from xtreme_jax.tasks import get_task
+
+    if args.eval_max_pairs:   # the first N aligned lines of every file, in a temp dir
+        cut = tempfile.mkdtemp(prefix="xtj-bench-tatoeba-")
+        for name in os.listdir(data_dir):
+            src = os.path.join(data_dir, name)
+            if os.path.isfile(src):
+                with open(src, encoding="utf-8") as fi, open(os.path.join(cut, name), "w", encoding="utf-8") as fo:
+                    for i, line in enumerate(fi):
+                        if i >= args.eval_max_pairs:
+                            break
+                        fo.write(line)
+        data_dir_used = cut
+    else:
+        data_dir_used = data_dir
+    task = get_task("tatoeba")
+    source = Source("official", data_dir_used)
+    langs = [l for l in args.eval_languages.split(",") if l] or list(task.language_list(source))
+    found, texts = [], []
+    for lang in langs:
+        try:
+            exs = task.load_examples("test", lang, source)
+        except Exception as err:  # noqa: BLE001 -- missing languages are skipped and listed
+            print(f"[bench eval] skipping {lang}: {str(err).splitlines()[0]}", file=sys.stderr)
+            continue
+        found.append(lang)
+        texts += [e["text"] for e in exs if isinstance(e.get("text"), str)]
+    tok = train_xlmr_tokenizer(texts, tempfile.mkdtemp(prefix="xtj-bench-tok-"), vocab_size=args.eval_vocab)
+    sets = ev_mod.load_eval_sets(task, tok, source, split="test", languages=found)
+    cfg = model_config(args, size=args.eval_size, layers=args.eval_layers, vocab=len(tok), dropout=0.0)
+    mesh = sharding.make_mesh((-1, 1, 1))
+    tx, _ = optim.make_optimizer(lr=1e-5, total_steps=10)
+    graphdef, state, _ = train.create_state(cfg, {}, tx, mesh)
+    evaluator = ev_mod.Evaluator(nnx.merge(graphdef, state).model, mesh, batch_size=args.eval_batch)
+    result = bench_fn(evaluator, task, sets, repeats=args.eval_repeats)
+    result.update(config=cfg_dict(cfg), data_dir=data_dir, max_pairs_per_language=args.eval_max_pairs,
+                  vocab_size=len(tok),
+                  sentences=int(sum(s.features.num_rows for s in sets)))
+    return result
+
+
+def _kit(name: str) -> str | None:
+    here = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    for root in (os.path.join(here, "..", "shared", "data"), os.path.join(here, "shared", "data")):
+        p = os.path.normpath(os.path.join(root, name))
+        if os.path.isdir(p):
+            return p
+    return None
+
+
+# ============================================================================ (d) compilation
+
+LOWERING_EVENT = "/jax/core/compile/jaxpr_to_mlir_module_duration"
+
+
+class CompileCounter:
+    """Counts lowerings (= new compilations, persistent-cache hits included) of any jitted
+    function while active."""
+
+    def __init__(self):
+        self.count = 0
+
+    def _cb(self, event, duration, **kw):
+        if event == LOWERING_EVENT:
+            self.count += 1
+
+    def __enter__(self):
+        import jax
+        jax.monitoring.register_event_duration_secs_listener(self._cb)
+        return self
+
+    def __exit__(self, *exc):
+        from jax._src import monitoring
+        monitoring.unregister_event_duration_listener(self._cb)
+
+
+def compile_counts(cfg=None, *, batch_size: int = 16, examples: int = 600, epochs: int = 2,
+                   max_length: int = 128, languages: int = 15, mesh=None, phases=None,
+                   evaluate: bool = True) -> dict:
+    """Compiled shapes per phase over realistic bucketed streams; recompiles after warm-up.
+
+    Phases: intermediate/target training (XNLI-like classification and PAN-X-like tagging over
+    length buckets, packed classification, MLM over buckets) and the vectorized evaluation of
+    `languages` XNLI-like languages. Warm-up = the first epoch; a "recompile" is any
+    compilation in a later epoch, or at a step whose input shape was already seen.
+    """
+    import grain
+    import jax
+    from xtreme_jax.data.batching import DEFAULT_BUCKETS
+    from xtreme_jax.data.pipeline import make_train_dataset
+    from xtreme_jax.models.encoder import preset
+
+    cfg = cfg or preset("tiny", num_layers=1)
+    all_phases = {   # name: (length model, task kind, head, labels, iterator options)
+        "target_classification_buckets": ("xnli", "classification", "xnli", 3, {}),
+        "target_tagging_buckets": ("panx", "tagging", "panx", 7, {}),
+        "target_classification_packed": ("xnli", "classification", "xnli", 3, {"packing": True}),
+        "mlm_buckets": ("panx", "mlm", "mlm", 0, {}),
+    }
+    phases = {k: all_phases[k] for k in (phases or all_phases)}
+    heads = {"xnli": ("classification", 3), "panx": ("tagging", 7), "mlm": ("mlm", 0)}
+    heads = {h: v for h, v in heads.items() if any(p[2] == h for p in phases.values())}
+    if evaluate:
+        heads.setdefault("xnli", ("classification", 3))
+    trainer = JaxTrainer(cfg, heads, mesh=mesh, lr=1e-4)
+    out = {"buckets": list(DEFAULT_BUCKETS), "max_length": max_length, "batch_size": batch_size,
+           "epochs": epochs, "model": {"hidden_size": cfg.hidden_size, "num_layers": cfg.num_layers}}
+    for name, (dist, kind, head, nl, kw) in phases.items():
+        trainer.steps[head] = trainer.new_step(head)   # a fresh jit cache per phase
+        lengths = sample_lengths(dist, examples, max_length, seed=4)
+        f = synthetic_features(kind, lengths, cfg.vocab_size, max_length, num_labels=max(nl, 1), seed=5)
+        ds = make_train_dataset(f, global_batch_size=batch_size, seed=0, num_threads=1,
+                                shard_options=grain.sharding.ShardOptions(0, 1), **kw)
+        n_epoch = ds.plan.batches_per_epoch
+        it = iter(ds)
+        seen, warm, after, recompiles = set(), 0, 0, 0
+        for i in range(epochs * n_epoch):
+            b = next(it)
+            shape = b["input_ids"].shape
+            with CompileCounter() as cc:
+                m = trainer.step(head, trainer.put(b))
+                jax.block_until_ready(m)
+            if i < n_epoch:
+                warm += cc.count
+            else:
+                after += cc.count
+            if shape in seen:
+                recompiles += cc.count
+            seen.add(shape)
+        out[name] = {"steps": epochs * n_epoch, "distinct_input_shapes": len(seen),
+                     "compiled_shapes": int(trainer.steps[head]._cache_size()),
+                     "compilations_in_warmup_epoch": warm, "compilations_after_warmup": after,
+                     "recompiles_of_seen_shapes": recompiles}
+    if evaluate:
+        out["evaluate_vectorized"] = _eval_compiles(trainer, cfg, batch_size, examples, max_length, languages)
+    worst = max(v["compiled_shapes"] for k, v in out.items() if isinstance(v, dict) and "compiled_shapes" in v)
+    out["max_compiled_shapes_per_phase"] = worst
+    out["total_recompiles_after_warmup"] = sum(
+        v["compilations_after_warmup"] + v["recompiles_of_seen_shapes"]
+        for v in out.values() if isinstance(v, dict) and "compilations_after_warmup" in v)
+    return out
+
+
+def _eval_compiles(trainer, cfg, batch_size, examples, max_length, languages) -> dict:
+    import jax
+    from flax import nnx
+    from xtreme_jax.evaluate import Evaluator
+    feats = [synthetic_features("classification", sample_lengths("xnli", examples // 3, max_length, seed=10 + i),
+                                cfg.vocab_size, max_length, seed=20 + i, lang=f"l{i}") for i in range(languages)]
+    model = nnx.merge(trainer.graphdef, trainer.state).model
+    ev = Evaluator(model, trainer.mesh, batch_size=batch_size)
+    with CompileCounter() as first:
+        jax.block_until_ready(ev.run("classification", feats, head="xnli"))
+    with CompileCounter() as second:
+        jax.block_until_ready(ev.run("classification", feats, head="xnli"))
+    return {"languages": languages, "compiled_shapes": int(ev.compile_count),
+            "compilations_first_pass": first.count, "compilations_after_warmup": second.count,
+            "recompiles_of_seen_shapes": 0}
+
+
+def first_step_latency(args) -> dict:
+    """Cold vs warm persistent compilation cache: the same child run twice on a fresh dir."""
+    cache = tempfile.mkdtemp(prefix="xtj-bench-jitcache-")
+    env = dict(os.environ, JAX_COMPILATION_CACHE_DIR=cache, JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS="0",
+               JAX_PERSISTENT_CACHE_MIN_ENTRY_SIZE_BYTES="0")
+    cmd = [sys.executable, "-m", "xtreme_jax.bench", "--what", "_first_step", "--size", args.first_step_size,
+           "--layers", str(args.first_step_layers), "--vocab", str(args.vocab or 0), "--batch", str(args.batch),
+           "--seq", str(args.seq), "--dtype", args.dtype]
+    runs = {}
+    for name in ("cold", "warm"):
+        t = time.perf_counter()
+        p = subprocess.run(cmd, env=env, capture_output=True, text=True)
+        wall = time.perf_counter() - t
+        if p.returncode:
+            return {"error": p.stderr[-2000:]}
+        runs[name] = json.loads(p.stdout.strip().splitlines()[-1])
+        runs[name]["process_wall_s"] = wall
+    out = {"cache_dir": cache, "size": args.first_step_size, "layers": args.first_step_layers, **runs}
+    out["first_step_speedup_warm_vs_cold"] = runs["cold"]["first_step_s"] / runs["warm"]["first_step_s"]
+    return out
+
+
+def _first_step_child(args) -> dict:
+    """Child of first_step_latency: from create_state to the first step's metrics on host."""
+    import jax
+    t0 = time.perf_counter()
+    cfg = model_config(args)
+    trainer = JaxTrainer(cfg, {"cls": ("classification", 3)})
+    dev = trainer.put(padded_batch(sample_lengths("xnli", args.batch, args.seq), args.seq, cfg.vocab_size))
+    t1 = time.perf_counter()
+    m = trainer.step("cls", dev)
+    float(jax.device_get(m["loss"]))
+    t2 = time.perf_counter()
+    return {"state_init_s": t1 - t0, "first_step_s": t2 - t1, "total_s": t2 - t0,
+            "persistent_cache": os.environ.get("JAX_COMPILATION_CACHE_DIR")}
+
+
+def bench_compile(args) -> dict:
+    out = {"phases": compile_counts(max_length=args.seq if args.seq <= 128 else 128)}
+    out["first_step_latency"] = first_step_latency(args)
+    return out
+
+
+# ============================================================================ (e) host overhead
+
+def bench_host(args) -> dict:
+    """Host overhead per step = wall step time of the real loop - device time of the step.
+
+    device: the step on one pre-placed batch, N steps dispatched back to back and one
+        block_until_ready at the end (the host runs ahead; time/N is the device time per step
+        whenever the host is faster than the device).
+    loop: what train_phase does: next(grain iterator) -> device_batch -> step, metrics fetched
+        every `log_every` steps. Same shapes (pad-to-max stream), so the device work is equal.
+    sync: dispatch then block_until_ready every step (a loop that syncs each step).
+    Also: host time inside the loop body (iterator + transfer + dispatch), and dispatch alone.
+    """
+    import grain
+    import jax
+    from xtreme_jax.data.pipeline import make_train_dataset
+
+    out = {"method": bench_host.__doc__.split("\n\n", 1)[1].strip()}
+    for size, layers in ((args.size, args.layers), ("tiny", 0)):
+        cfg = model_config(args, size=size, layers=layers, vocab=args.vocab if size != "tiny" else 0)
+        B, S = args.batch, min(args.seq, cfg.max_position_embeddings - 2)
+        trainer = JaxTrainer(cfg, {"xnli": ("classification", 3)})
+        f = synthetic_features("classification", sample_lengths("xnli", 4000, S, seed=6), cfg.vocab_size, S)
+        ds = make_train_dataset(f, global_batch_size=B, seed=0, buckets=None, num_threads=2,
+                                shard_options=grain.sharding.ShardOptions(0, 1))
+        it = iter(ds)
+        dev = trainer.put({k: v for k, v in next(it).items() if not k.startswith("meta_")})
+        n = args.host_steps if size != "tiny" else max(args.host_steps, 40)
+        log_every = 10
+        trainer.timed("xnli", dev, 2)
+
+        def device():
+            return trainer.timed("xnli", dev, n)
+
+        def loop():
+            host = []
+            jax.block_until_ready(trainer.state)
+            t = time.perf_counter()
+            pending = []
+            for i in range(n):
+                h = time.perf_counter()
+                b = next(it)
+                d = trainer.put({k: v for k, v in b.items() if not k.startswith("meta_")})
+                pending.append(trainer.step("xnli", d))
+                host.append(time.perf_counter() - h)
+                if (i + 1) % log_every == 0:
+                    jax.device_get(pending)
+                    pending = []
+            jax.block_until_ready((trainer.state, pending))
+            loop.host.append(med(host))
+            return (time.perf_counter() - t) / n
+        loop.host = []
+
+        def sync():
+            t = time.perf_counter()
+            disp = []
+            for _ in range(max(2, n // 4)):
+                h = time.perf_counter()
+                m = trainer.step("xnli", dev)
+                disp.append(time.perf_counter() - h)
+                jax.block_until_ready((trainer.state, m))
+            sync.dispatch.append(med(disp))
+            return (time.perf_counter() - t) / max(2, n // 4)
+        sync.dispatch = []
+
+        res = interleave({"device": device, "loop": loop, "sync": sync},
+                         args.rounds if size == "tiny" else min(args.rounds, 3))
+        dev_s, loop_s, sync_s = med(res["device"]), med(res["loop"]), med(res["sync"])
+        out[f"{size}" + (f"_{cfg.num_layers}l" if layers else "")] = {
+            "hidden_size": cfg.hidden_size, "num_layers": cfg.num_layers, "batch": B, "seq": S,
+            "steps_per_round": n, "device_step_s": dev_s, "loop_step_s": loop_s, "sync_step_s": sync_s,
+            "host_overhead_s": loop_s - dev_s, "host_overhead_fraction": (loop_s - dev_s) / loop_s,
+            "host_overhead_per_round_s": [l - d for l, d in zip(res["loop"], res["device"])],
+            "sync_overhead_s": sync_s - dev_s, "loop_body_host_s": med(loop.host),
+            "dispatch_s": med(sync.dispatch)}
+    return out
+
+
+# ============================================================================ memory (TPU/GPU)
+
+MEMORY_MESHES = ((8, 1, 1), (1, 8, 1), (2, 4, 1))
+
+
+def memory_analysis(size: str, mesh_shape, *, batch: int, seq: int = 128, dtype="bfloat16",
+                    grad_dtype=None, remat: bool = False, vocab: int | None = None,
+                    num_layers: int | None = None) -> dict:
+    """Per-device bytes of the compiled train step (abstract inputs, nothing allocated)."""
+    import jax
+    import jax.numpy as jnp
+    from jax.sharding import NamedSharding, PartitionSpec as P
+    from xtreme_jax import optim, sharding, train
+    from xtreme_jax.models.encoder import preset
+
+    n = math.prod(mesh_shape)
+    mesh = sharding.make_mesh(mesh_shape, jax.devices()[:n])
+    over = {"dtype": jnp.dtype(dtype), "remat": remat}
+    if num_layers:
+        over["num_layers"] = num_layers
+    if vocab:
+        over["vocab_size"] = vocab
+    cfg = preset(size, **over)
+    tx, sched = optim.make_optimizer(lr=1e-5, total_steps=1000)
+    graphdef, state, shardings = train.create_state(cfg, {"cls": ("classification", 3)}, tx, mesh,
+                                                    abstract_only=True)
+    step = train.make_train_step(graphdef, shardings, "cls", sched, grad_dtype=grad_dtype)
+    bs = NamedSharding(mesh, P(("data", "fsdp"), None))
+    i32 = lambda shape, s: jax.ShapeDtypeStruct(shape, jnp.int32, sharding=s)  # noqa: E731
+    b = {"input_ids": i32((batch, seq), bs), "attention_mask": i32((batch, seq), bs),
+         "token_type_ids": i32((batch, seq), bs),
+         "labels": i32((batch,), NamedSharding(mesh, P(("data", "fsdp"))))}
+    key = jax.eval_shape(lambda: jax.random.key(0))
+    t = time.perf_counter()
+    with jax.set_mesh(mesh):
+        compiled = step.lower(state, b, key).compile()
+    ma = compiled.memory_analysis()
+    leaves = jax.tree.leaves(state)
+    state_dev = sum(math.prod(x.sharding.shard_shape(x.shape)) * x.dtype.itemsize for x in leaves)
+    params = sum(math.prod(x.shape) for x in jax.tree.leaves(state["model"]))
+    arg, out_b, tmp, alias = (int(getattr(ma, a, 0) or 0) for a in (
+        "argument_size_in_bytes", "output_size_in_bytes", "temp_size_in_bytes", "alias_size_in_bytes"))
+    total = arg + out_b + tmp - alias
+    return {"size": size, "num_layers": cfg.num_layers, "mesh": list(mesh_shape), "global_batch": batch, "per_device_batch": batch // (
+        mesh_shape[0] * mesh_shape[1]), "seq": seq, "dtype": str(jnp.dtype(dtype)), "remat": remat,
+        "grad_dtype": None if grad_dtype is None else str(jnp.dtype(grad_dtype)),
+        "params": int(params), "state_bytes_per_device": int(state_dev),
+        "argument_bytes": arg, "output_bytes": out_b, "temp_bytes": tmp, "alias_bytes": alias,
+        "peak_bytes_per_device": int(total), "peak_gib_per_device": total / 2 ** 30,
+        "compile_s": time.perf_counter() - t}
+
+
+def fits(gib: float, headroom: float = 0.9) -> dict:
+    return {chip: gib <= headroom * hbm for chip, hbm in TPU_HBM_GIB.items()}
+
+
+def bench_memory(args) -> dict:
+    """Runs in a child with 8 fake CPU devices (the flag must precede jax's import)."""
+    if args.what != "_memory_child":
+        env = dict(os.environ, JAX_PLATFORMS="cpu",
+                   XLA_FLAGS=(os.environ.get("XLA_FLAGS", "") + " --xla_force_host_platform_device_count=8").strip())
+        cmd = [sys.executable, "-m", "xtreme_jax.bench", "--what", "_memory_child",
+               "--memory-sizes", args.memory_sizes, "--memory-batches", args.memory_batches,
+               "--memory-meshes", args.memory_meshes, "--seq", str(args.seq)] + (["--remat"] if args.remat else []) + (
+                   ["--memory-full-depth"] if args.memory_full_depth else [])
+        p = subprocess.run(cmd, env=env, capture_output=True, text=True)
+        if p.returncode:
+            return {"error": p.stderr[-3000:]}
+        return json.loads(p.stdout.strip().splitlines()[-1])
+    from xtreme_jax.models.encoder import PRESETS
+    rows = []
+    meshes = [tuple(int(x) for x in m.split("x")) for m in args.memory_meshes.split(",")]
+    keys = ("argument_bytes", "output_bytes", "temp_bytes", "alias_bytes", "peak_bytes_per_device",
+            "state_bytes_per_device", "params")
+    for size in args.memory_sizes.split(","):
+        for batch in (int(x) for x in args.memory_batches.split(",")):
+            for mesh in meshes:
+                kw = dict(batch=batch, seq=args.seq, remat=args.remat)
+                if args.memory_full_depth:
+                    r = memory_analysis(size, mesh, **kw)
+                    r["method"] = "compiled at full depth"
+                else:
+                    # Every layer holds the same state and saves the same activations, so bytes are
+                    # affine in depth: compile 1 and 2 layers, extrapolate to the preset's depth
+                    # (a full-depth SPMD compile of XLM-R large takes many CPU-minutes).
+                    a, b = (memory_analysis(size, mesh, num_layers=n, **kw) for n in (1, 2))
+                    depth = PRESETS[size]["num_layers"]
+                    r = dict(b, num_layers=depth, method="affine in depth from compiled 1- and 2-layer steps",
+                             compile_s=a["compile_s"] + b["compile_s"])
+                    for k in keys:
+                        r[k] = int(a[k] + (b[k] - a[k]) * (depth - 1))
+                    r["peak_gib_per_device"] = r["peak_bytes_per_device"] / 2 ** 30
+                r["state_gib_per_device"] = r["state_bytes_per_device"] / 2 ** 30
+                r["fits_tpu_8_chips"] = fits(r["peak_gib_per_device"])
+                print(f"[memory] {size} mesh={mesh} batch={batch}: {r['peak_gib_per_device']:.2f} GiB/device "
+                      f"(compile {r['compile_s']:.0f}s)", file=sys.stderr, flush=True)
+                rows.append(r)
+    return {"tpu_hbm_gib": TPU_HBM_GIB, "headroom": 0.9,
+            "note": "compiled by the CPU backend for 8 fake devices, bf16 compute, fp32 params and "
+                    "AdamW moments: an estimate of TPU/GPU usage (buffer assignment and fusion differ "
+                    "per backend)", "rows": rows}
+
+
+# ============================================================================ CLI
+
+def parse_args(argv=None):
+    ap = argparse.ArgumentParser(prog="python -m xtreme_jax.bench", description=__doc__.split("\n\n")[0])
+    ap.add_argument("--what", default=WHAT_DEFAULT,
+                    help=f"comma-separated parts: step,padding,eval,compile,host,memory (default {WHAT_DEFAULT})")
+    ap.add_argument("--size", default="base", help="encoder preset: tiny, small, base, large")
+    ap.add_argument("--layers", type=int, default=None,
+                    help="override the number of layers (default: 2 on CPU, the preset's elsewhere)")
+    ap.add_argument("--vocab", type=int, default=None,
+                    help="override the vocabulary (default: 32000 on CPU, the preset's 250002 elsewhere)")
+    ap.add_argument("--batch", type=int, default=None, help="global batch (default 16 on CPU, 256 elsewhere)")
+    ap.add_argument("--seq", type=int, default=128)
+    ap.add_argument("--dtype", default=None, choices=["float32", "bfloat16"],
+                    help="compute dtype (default float32 on CPU, bfloat16 elsewhere)")
+    ap.add_argument("--remat", action="store_true", help="rematerialize each layer in the backward pass")
+    ap.add_argument("--bf16-grads", action="store_true", help="reduce gradients in bf16 (make_train_step grad_dtype)")
+    ap.add_argument("--no-torch", action="store_true", help="skip the PyTorch comparison")
+    ap.add_argument("--torch-attn", default="sdpa", choices=["sdpa", "eager"])
+    ap.add_argument("--threads", type=int, default=0, help="PyTorch threads (default: all cores, as XLA uses)")
+    ap.add_argument("--rounds", type=int, default=5, help="interleaved rounds (medians are reported)")
+    ap.add_argument("--steps-per-round", type=int, default=0, help="steps per contender per round (default 1 on CPU, 10 elsewhere)")
+    ap.add_argument("--peak-n", type=int, default=0, help="matmul size for the measured peak (2048 CPU, 8192 GPU)")
+    ap.add_argument("--padding-examples", type=int, default=4000)
+    ap.add_argument("--padding-layers", type=int, default=1,
+                    help="layers of the padding model (same width as --size; 0 = as --layers)")
+    ap.add_argument("--eval-data", default="", help="Tatoeba dir (default: the shared data kit)")
+    ap.add_argument("--eval-languages", default="", help="comma-separated (default: all found)")
+    ap.add_argument("--eval-size", default="small")
+    ap.add_argument("--eval-layers", type=int, default=1)
+    ap.add_argument("--eval-max-pairs", type=int, default=50,
+                    help="first N sentence pairs of each Tatoeba language (0 = all); keeps the "
+                         "per-language loop affordable on CPU")
+    ap.add_argument("--eval-batch", type=int, default=64)
+    ap.add_argument("--eval-vocab", type=int, default=8000)
+    ap.add_argument("--eval-repeats", type=int, default=2)
+    ap.add_argument("--first-step-size", default="base")
+    ap.add_argument("--first-step-layers", type=int, default=2)
+    ap.add_argument("--host-steps", type=int, default=4)
+    ap.add_argument("--memory-sizes", default="base,large")
+    ap.add_argument("--memory-batches", default="256")
+    ap.add_argument("--memory-full-depth", action="store_true",
+                    help="compile the full-depth model (slow on CPU) instead of extrapolating from 1 and 2 layers")
+    ap.add_argument("--memory-meshes", default=",".join("x".join(map(str, m)) for m in MEMORY_MESHES))
+    ap.add_argument("--out", default="", help="write the JSON here (also printed)")
+    return ap.parse_args(argv)
+
+
+def _fill_defaults(args):
+    on_cpu = backend() == "cpu"
+    if args.layers is None:
+        args.layers = 2 if on_cpu else 0
+    if args.vocab is None:
+        args.vocab = 32000 if on_cpu else 0
+    if args.batch is None:
+        args.batch = 16 if on_cpu else 256
+    if args.dtype is None:
+        args.dtype = "float32" if on_cpu else "bfloat16"
+    return args
+
+
+PARTS = {"step": bench_step, "padding": bench_padding, "eval": bench_eval, "compile": bench_compile,
+         "host": bench_host, "memory": bench_memory}
+
+
+def main(argv=None) -> dict:
+    args = parse_args(argv)
+    if args.what == "_memory_child":
+        args.dtype = args.dtype or "bfloat16"
+        print(json.dumps(bench_memory(args)))
+        return {}
+    args = _fill_defaults(args)
+    if args.what == "_first_step":
+        print(json.dumps(_first_step_child(args)))
+        return {}
+    parts = [p.strip() for p in args.what.split(",") if p.strip()]
+    unknown = [p for p in parts if p not in PARTS]
+    if unknown:
+        raise SystemExit(f"unknown --what part(s) {unknown}; choose from {sorted(PARTS)}")
+    result = {"command": " ".join(["python -m xtreme_jax.bench"] + (argv if argv is not None else sys.argv[1:])),
+              "device": device_info(), "started": time.strftime("%Y-%m-%d %H:%M:%S")}
+    for p in parts:
+        t = time.perf_counter()
+        print(f"[bench] {p} ...", file=sys.stderr, flush=True)
+        result[p] = PARTS[p](args)
+        result[p]["part_wall_s"] = time.perf_counter() - t
+        result["device"]["load_average_end"] = load_average()
+        if args.out:   # partial results survive an interrupted run
+            _write(args.out, result)
+    result["summary"] = summarize(result)
+    text = json.dumps(result, indent=1, default=str)
+    print(text)
+    if args.out:
+        _write(args.out, result)
+    return result
+
+
+def _write(path, result):
+    tmp = f"{path}.tmp"
+    with open(tmp, "w") as f:
+        json.dump(result, f, indent=1, default=str)
+    os.replace(tmp, path)
+
+
+def summarize(r: dict) -> dict:
+    """The numbers the issue's targets are about."""
+    s = {}
+    if "step" in r and "jax" in r["step"]:
+        st = r["step"]
+        s["mfu"] = st["mfu"]
+        s["mfu_basis"] = st["mfu_basis"]
+        s["jax_tokens_per_s"] = st["jax"]["tokens_per_s"]
+        if "speedup_vs_torch" in st:
+            s["speedup_vs_torch"] = st["speedup_vs_torch"]
+    if "padding" in r and "xnli" in r["padding"]:
+        s["xnli_useful_speedup_vs_pad_to_max"] = {m: r["padding"]["xnli"][m]["useful_speedup_vs_pad_to_max"]
+                                                  for m in PAD_MODES}
+    if "eval" in r and "speedup" in r["eval"]:
+        s["eval_speedup_vs_loop"] = r["eval"]["speedup"]
+    if "compile" in r:
+        ph = r["compile"]["phases"]
+        s["max_compiled_shapes_per_phase"] = ph["max_compiled_shapes_per_phase"]
+        s["recompiles_after_warmup"] = ph["total_recompiles_after_warmup"]
+        fs = r["compile"]["first_step_latency"]
+        if "cold" in fs:
+            s["first_step_s_cold_warm"] = [fs["cold"]["first_step_s"], fs["warm"]["first_step_s"]]
+    if "host" in r:
+        s["host_overhead_s"] = {k: v["host_overhead_s"] for k, v in r["host"].items() if isinstance(v, dict)}
+    return s
+
+
+if __name__ == "__main__":
+    main()
