@@ -4,6 +4,7 @@ Every parameter carries logical axis names; `xtreme_jax.sharding` maps them onto
 Parameters are fp32; `EncoderConfig.dtype` is the compute dtype (bf16 on accelerators).
 """
 import dataclasses
+import math
 from typing import Any, Optional
 
 import jax
@@ -65,8 +66,30 @@ def param(rngs: nnx.Rngs, init, shape, axes) -> nnx.Param:
 def dropout(x, rate: float, rng):
     if rng is None or rate == 0.0:
         return x
-    keep = jax.random.bernoulli(rng, 1.0 - rate, x.shape)
+    keep = _keep_mask(rng, 1.0 - rate, x.shape)
     return jnp.where(keep, x / (1.0 - rate), 0).astype(x.dtype)
+
+
+def _keep_mask(rng, keep: float, shape):
+    """Bernoulli(keep) mask. With a threefry key and a last dim divisible by 4, each threefry
+    block (64 bits) gives four 16-bit uniforms instead of one 32-bit draw per element, so the
+    mask costs a quarter of the hashing (measured: ~20% of a CPU train step with
+    jax.random.bernoulli, ~5% this way). The keep probability is rounded to 1/65536. Counters
+    are element indices, so the mask does not depend on how the array is sharded."""
+    typed = jnp.issubdtype(rng.dtype, jax.dtypes.prng_key)
+    data = jax.random.key_data(rng) if typed else rng
+    if (data.shape != (2,) or not shape or shape[-1] % 4 or math.prod(shape) >= 2 ** 34
+            or (typed and str(jax.random.key_impl(rng)) != "threefry2x32")):
+        return jax.random.bernoulli(rng, keep, shape)
+    quarter = shape[:-1] + (shape[-1] // 4,)
+    index, stride = jnp.zeros(quarter, jnp.uint32), 1
+    for axis in range(len(quarter) - 1, -1, -1):
+        index = index + jax.lax.broadcasted_iota(jnp.uint32, quarter, axis) * jnp.uint32(stride)
+        stride *= quarter[axis]
+    from jax.extend.random import threefry2x32_p
+    hi, lo = threefry2x32_p.bind(data[0], data[1], jnp.zeros(quarter, jnp.uint32), index)
+    u16 = jnp.concatenate([hi & 0xFFFF, hi >> 16, lo & 0xFFFF, lo >> 16], axis=-1)
+    return u16 < jnp.uint32(round(keep * 65536))
 
 
 def _fold(rng, i):
