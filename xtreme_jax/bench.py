@@ -190,10 +190,11 @@ def make_matmul(n: int, dtype, min_seconds: float = 1.0):
     return run
 
 
-def model_config(args, size=None, layers=None, vocab=None, dropout=0.1):
+def model_config(args, size=None, layers=None, vocab=None, dropout=None):
     import jax.numpy as jnp
     from xtreme_jax.models.encoder import preset
     size = size or args.size
+    dropout = getattr(args, "dropout", 0.1) if dropout is None else dropout
     over = dict(hidden_dropout=dropout, attention_dropout=dropout,
                 dtype=jnp.bfloat16 if args.dtype == "bfloat16" else jnp.float32)
     layers = layers if layers is not None else args.layers
@@ -204,6 +205,8 @@ def model_config(args, size=None, layers=None, vocab=None, dropout=0.1):
         over["vocab_size"] = int(vocab)
     if args.remat:
         over["remat"] = True
+    if getattr(args, "attention_impl", None):
+        over["attention_impl"] = args.attention_impl
     cfg = preset(size, **over)
     if cfg.max_position_embeddings < args.seq + 2:
         cfg = cfg.replace(max_position_embeddings=max(514, args.seq + 2))
@@ -885,6 +888,10 @@ def parse_args(argv=None):
     ap.add_argument("--dtype", default=None, choices=["float32", "bfloat16"],
                     help="compute dtype (default float32 on CPU, bfloat16 elsewhere)")
     ap.add_argument("--remat", action="store_true", help="rematerialize each layer in the backward pass")
+    ap.add_argument("--attention-impl", default=None,
+                    help="EncoderConfig.attention_impl, e.g. cudnn (flash attention) on GPU; "
+                         "applies to dropout-free attention")
+    ap.add_argument("--dropout", type=float, default=0.1, help="hidden and attention dropout of the step")
     ap.add_argument("--bf16-grads", action="store_true", help="reduce gradients in bf16 (make_train_step grad_dtype)")
     ap.add_argument("--no-torch", action="store_true", help="skip the PyTorch comparison")
     ap.add_argument("--torch-attn", default="sdpa", choices=["sdpa", "eager"])
