@@ -5,14 +5,24 @@
     --config=configs/stilts.py:intermediate=none,target=xnli          (the plain XLM-R baseline)
     --config=configs/stilts.py:intermediate=mnli,target=xnli,mlm=/data/wiki   (+ multilingual MLM baseline)
     --config=configs/stilts.py:intermediate=mnli,target=xnli,translated=de+fr (+ machine-translated data)
+    --config=configs/stilts.py:intermediate=none,target=xnli,target_langs=en+de+fr  (direct target-language
+                                                                  fine-tuning on translate-train data)
+    --config=configs/stilts.py:intermediate=mnli,target=pawsx,target_examples=2000  (target-size scaling)
 
 args (comma-separated key=value):
   intermediate  one of INTERMEDIATE, `multi` (all nine), or `none`
   target        an XTREME target task (retrieval tasks evaluate the intermediate model directly)
   model         large | base | tiny (tiny = random init, for local smoke runs)
+  translated    `+`-separated languages whose machine-translated intermediate data is mixed in
+  mlm           directory of multilingual MLM text mixed into intermediate training
+  target_langs  `+`-separated languages of the target task's training data (default en); others
+                come from its translate-train split
+  target_examples  subsample each target training set to this many examples (0 = all)
   data          root of local data (official XTREME layout under <data>/<task>; hub-schema files
                 for intermediate tasks under <data>/<task>); empty = HF hub
 """
+import re
+
 from xtreme_jax import config as C
 
 INTERMEDIATE = ("anli+", "mnli", "qqp", "squad", "sst2", "hellaswag", "ccg", "cosmosqa", "commonsenseqa")
@@ -32,12 +42,16 @@ TARGET = {"xnli": dict(lr=1e-5, epochs=2, batch=32), "pawsx": dict(lr=1e-5, epoc
 
 
 def parse(arg):
-    out = dict(intermediate="mnli", target="xnli", model="large", data="", mlm="", translated="")
+    out = dict(intermediate="mnli", target="xnli", model="large", data="", mlm="", translated="",
+               target_langs="en", target_examples="0")
     for kv in filter(None, (arg or "").split(",")):
         k, _, v = kv.partition("=")
         if k not in out:
             raise ValueError(f"configs/stilts.py: unknown arg {k!r}; known: {sorted(out)}")
         out[k] = v
+    if not out["target_examples"].isdigit():
+        raise ValueError(f"configs/stilts.py: target_examples={out['target_examples']!r} must be a "
+                         "non-negative integer")
     return out
 
 
@@ -45,8 +59,9 @@ def src(data, task):
     return C.source("official", f"{data}/{task}") if data else C.source("hub")
 
 
-def steps(task, epochs, batch, cap=200_000):
-    return max(1, min(cap, epochs * TRAIN_SIZE.get(task, 50_000) // batch))
+def steps(task_or_size, epochs, batch, cap=200_000):
+    size = task_or_size if isinstance(task_or_size, int) else TRAIN_SIZE.get(task_or_size, 50_000)
+    return max(1, min(cap, epochs * size // batch))
 
 
 def get_config(arg=None):
@@ -61,7 +76,7 @@ def get_config(arg=None):
     c.mesh = (-1, 1, 1) if a["model"] != "large" else (1, -1, 1)   # large: FSDP over all chips
 
     inter = list(INTERMEDIATE) if a["intermediate"] == "multi" else (
-        [] if a["intermediate"] == "none" else a["intermediate"].split("+"))
+        [] if a["intermediate"] == "none" else re.findall(r"anli\+|[^+]+", a["intermediate"]))  # "anli+" is one task
     entries = [C.task_entry(t, src=src(a["data"], t)) for t in inter]
     for lang in filter(None, a["translated"].split("+")):  # machine-translated intermediate data
         entries += [C.task_entry(t, lang=lang, split="translate_train", head=t, src=src(a["data"], t))
@@ -79,10 +94,16 @@ def get_config(arg=None):
     if target not in RETRIEVAL:
         t = TARGET.get(target, dict(lr=1e-5, epochs=3, batch=32))
         train_task = TARGET_TRAIN_TASK.get(target, target)
-        c.target = C.train_phase([C.task_entry(train_task, src=src(a["data"], train_task),
-                                               head=target)],
-                                 num_steps=steps(target, t["epochs"], t["batch"]), batch_size=t["batch"],
-                                 lr=t["lr"], eval_every=2000, eval_examples=2000, save_every=2000)
+        n = int(a["target_examples"])
+        langs = a["target_langs"].split("+")
+        entries = [C.task_entry(train_task, src=src(a["data"], train_task), head=target, max_examples=n,
+                                **({} if lang == "en" else dict(lang=lang, split="translate_train")))
+                   for lang in langs]
+        size = min(n or TRAIN_SIZE.get(target, 50_000), TRAIN_SIZE.get(target, 50_000)) * len(langs)
+        num_steps = steps(size, t["epochs"], t["batch"])
+        every = min(2000, max(50, num_steps // 4))  # small-data runs still validate and save
+        c.target = C.train_phase(entries, num_steps=num_steps, batch_size=t["batch"], lr=t["lr"],
+                                 eval_every=every, eval_examples=2000, save_every=every)
         phases.append("target")
     c.phases = ",".join(phases + ["evaluate"])
     c.evaluate.tasks = [C.eval_task(target, src(a["data"], target))]
