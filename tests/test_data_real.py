@@ -17,7 +17,6 @@ from xtreme_jax.tasks.languages import TATOEBA_ISO3, XTREME_R
 @pytest.fixture(scope="module")
 def real_tok(shared_data):
     """A small sentencepiece model trained on real multilingual text from the kit."""
-    from test_data_support import _train_without_seed
     from xtreme_jax.data import spm
     from xtreme_jax.data.tokenization import load_tokenizer
     texts = []
@@ -28,12 +27,7 @@ def real_tok(shared_data):
         texts += [l[len("# text = "):] for l in open(shared_data / "ud" / name, encoding="utf-8")
                   if l.startswith("# text = ")][:100]
     out = tempfile.mkdtemp(prefix="xtj-realtok-")
-    try:
-        spm.train_xlmr_tokenizer(texts, out, vocab_size=4000)
-    except RuntimeError as e:
-        if "random_seed" not in str(e):
-            raise
-        _train_without_seed(texts, out, 4000)
+    spm.train_xlmr_tokenizer(texts, out, vocab_size=4000)
     return load_tokenizer(out)
 
 

@@ -31,28 +31,8 @@ def tokenizer_dir() -> str:
     from xtreme_jax.data import spm
     out = tempfile.mkdtemp(prefix="xtj-tok-")
     texts = sentences(400) + EXTRA * 5 + [" ".join(WORDS)] * 3
-    try:
-        spm.train_xlmr_tokenizer(texts, out, vocab_size=300)
-    except RuntimeError as e:
-        # sentencepiece 0.2.x has no TrainerSpec field "random_seed", which spm.py passes
-        # (reported to its owner); train the same model without it.
-        if "random_seed" not in str(e):
-            raise
-        _train_without_seed(texts, out, 300)
+    spm.train_xlmr_tokenizer(texts, out, vocab_size=300)
     return out
-
-
-def _train_without_seed(texts, out_dir, vocab_size):
-    import io
-    import sentencepiece
-    from transformers import XLMRobertaTokenizer
-    buf = io.BytesIO()
-    sentencepiece.SentencePieceTrainer.train(
-        sentence_iterator=iter(texts), model_writer=buf, vocab_size=vocab_size, model_type="unigram",
-        character_coverage=1.0, hard_vocab_limit=False, num_threads=1, minloglevel=2)
-    with open(os.path.join(out_dir, "sentencepiece.bpe.model"), "wb") as f:
-        f.write(buf.getvalue())
-    XLMRobertaTokenizer.from_pretrained(out_dir).save_pretrained(out_dir)
 
 
 @functools.lru_cache(maxsize=None)

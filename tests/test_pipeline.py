@@ -11,57 +11,11 @@ import pytest
 
 from xtreme_jax import config as C
 from xtreme_jax.config import ConfigError
-from xtreme_jax.data.spm import train_xlmr_tokenizer
-
-WORDS = "the a cat dog sees likes big small red blue runs sleeps".split()
-LABELS = ["entailment", "neutral", "contradiction"]
-
+from smoke import write_config, write_smoke
 
 @pytest.fixture(scope="module")
 def smoke(tmp_path_factory):
-    """A tiny NLI task in the official XTREME xnli layout plus a tokenizer trained on it."""
-    root = tmp_path_factory.mktemp("smoke")
-    rng = np.random.default_rng(0)
-
-    def sent():
-        return " ".join(rng.choice(WORDS, rng.integers(3, 9)))
-    (root / "xnli").mkdir()
-    for split, langs, n in [("train", ["en"], 128), ("dev", ["en", "de"], 32), ("test", ["en", "de"], 32)]:
-        for lang in langs:
-            lines = []
-            for i in range(n):
-                a, y = sent(), i % 3
-                b = a if y == 0 else (sent() if y == 1 else "not " + a)
-                lines.append(f"{a}\t{b}\t{LABELS[y]}")
-            (root / "xnli" / f"{split}-{lang}.tsv").write_text("\n".join(lines) + "\n")
-    train_xlmr_tokenizer([sent() for _ in range(300)] + ["not"], str(root / "tok"), vocab_size=64)
-    return root
-
-
-CONFIG_FILE = '''
-from xtreme_jax import config as C
-def get_config(arg=None):
-    c = C.base_config()
-    c.model.tokenizer = "{root}/tok"
-    c.model.size = "tiny"
-    c.data.buckets = (32,)
-    c.phases = "intermediate,target"
-    src = C.source("official", "{root}/xnli")
-    c.intermediate = C.train_phase([C.task_entry("xnli", src=src)], num_steps=6, batch_size=8, lr=1e-3,
-                                   eval_every=3, eval_examples=16, save_every=2, log_every=2)
-    c.target = C.train_phase([C.task_entry("xnli", src=src)], num_steps=4, batch_size=8, lr=1e-3,
-                             eval_every=0, save_every=2, log_every=2)
-    c.evaluate.tasks = [C.eval_task("xnli", src, languages="en,de")]
-    c.evaluate.batch_size = 8
-    c.evaluate.write_submission = False
-    return c
-'''
-
-
-def write_config(root):
-    path = root / "cfg.py"
-    path.write_text(CONFIG_FILE.format(root=root))
-    return str(path)
+    return write_smoke(tmp_path_factory.mktemp("smoke"))
 
 
 def final_params(workdir, phase="target"):
@@ -178,51 +132,56 @@ def test_sampling_probabilities():
     assert draws == [task_for_step(0, s, p) for s in range(2000)]  # stateless: resumes identically
 
 
-@pytest.mark.slow
-def test_two_process_run_matches_one_process(smoke, tmp_path):
-    """Multi-host: 2 jax.distributed processes x 1 device == 1 process x 2 devices, end to end."""
+DEMO_SHORT = [f"--config.{p}.{k}={v}" for p in ("mlm", "intermediate", "target")
+              for k, v in (("num_steps", 4), ("save_every", 2), ("log_every", 2))] + [
+    "--config.intermediate.eval_every=2", "--config.target.eval_every=2"]
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def run_demo(workdir, processes: int, devices: int):
+    """configs/demo.py (the README's main job), shortened, in `processes` jax.distributed processes
+    with `devices` CPU devices each."""
     from test_multiprocess import free_port
-    cfg = write_config(smoke)
-    overrides = ["--config.phases=target,evaluate"]
-    one = tmp_path / "one"
-    env = dict(os.environ, XLA_FLAGS="--xla_force_host_platform_device_count=2")
-    out = subprocess.run(main_cmd(cfg, one, *overrides), env=env, capture_output=True, text=True, timeout=600)
-    assert out.returncode == 0, out.stderr[-3000:]
-    two = tmp_path / "two"
-    port = free_port()
-    procs = []
-    for i in range(2):
-        env_i = dict(os.environ, XLA_FLAGS="--xla_force_host_platform_device_count=1",
-                     JAX_COORDINATOR_ADDRESS=f"127.0.0.1:{port}", JAX_NUM_PROCESSES="2", JAX_PROCESS_ID=str(i))
-        procs.append(subprocess.Popen(main_cmd(cfg, two, "--distributed=on", *overrides), env=env_i,
-                                      stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True))
+    port, procs = free_port(), []
+    for i in range(processes):
+        env = dict(os.environ, XLA_FLAGS=f"--xla_force_host_platform_device_count={devices}")
+        extra = []
+        if processes > 1:
+            env.update(JAX_COORDINATOR_ADDRESS=f"127.0.0.1:{port}", JAX_NUM_PROCESSES=str(processes),
+                       JAX_PROCESS_ID=str(i))
+            extra = ["--distributed=on"]
+        procs.append(subprocess.Popen(main_cmd("configs/demo.py", workdir, *DEMO_SHORT, *extra), env=env,
+                                      cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True))
+    outputs = []
     for p in procs:
-        text, _ = p.communicate(timeout=600)
+        text, _ = p.communicate(timeout=900)
         assert p.returncode == 0, text[-3000:]
-    _, p1 = final_params(one)
-    _, p2 = final_params(two)
-    for a, b in zip(p1, p2):
-        np.testing.assert_allclose(np.asarray(a), np.asarray(b), atol=1e-5)
-    r1 = json.loads((one / "evaluate" / "results" / "results.json").read_text())
-    r2 = json.loads((two / "evaluate" / "results" / "results.json").read_text())
-    assert r1["results"] == r2["results"] and set(r1["results"]["xnli"]) == {"en", "de"}
+        outputs.append(text)
+    return outputs
 
 
 @pytest.mark.slow
-def test_demo_config_runs_every_phase(tmp_path):
-    """configs/demo.py (the README's main job), shortened: mlm -> intermediate -> target -> evaluate."""
-    short = [f"--config.{p}.num_steps=2" for p in ("mlm", "intermediate", "target")] + [
-        f"--config.{p}.{k}=2" for p in ("mlm", "intermediate", "target") for k in ("save_every", "log_every")] + [
-        "--config.intermediate.eval_every=2", "--config.target.eval_every=2"]
-    out = subprocess.run(main_cmd("configs/demo.py", tmp_path / "demo", *short), capture_output=True, text=True,
-                         timeout=900, cwd=os.path.dirname(os.path.dirname(__file__)))
-    assert out.returncode == 0, out.stderr[-3000:]
-    results = json.loads((tmp_path / "demo" / "evaluate" / "results" / "results.json").read_text())["results"]
-    assert set(results["demo_nli"]) == {"en", "xa", "xb", "xc", "xd", "xe"}
+def test_demo_runs_every_phase_and_two_processes_match_one(tmp_path):
+    """The README's main job through mlm -> intermediate -> target -> evaluate, once in one process
+    with 2 devices and once as 2 jax.distributed processes x 1 device: same parameters after every
+    phase and the same per-language results."""
+    one, two = tmp_path / "one", tmp_path / "two"
+    out = run_demo(one, processes=1, devices=2)[0]
+    run_demo(two, processes=2, devices=1)
+
+    r1 = json.loads((one / "evaluate" / "results" / "results.json").read_text())["results"]
+    r2 = json.loads((two / "evaluate" / "results" / "results.json").read_text())["results"]
+    assert set(r1["demo_nli"]) == {"en", "xa", "xb", "xc", "xd", "xe"}
+    assert r1 == r2
     for phase in ("mlm", "intermediate", "target"):
-        assert json.loads((tmp_path / "demo" / phase / "results" / "summary.json").read_text())["steps"] == 2
-    assert (tmp_path / "demo" / "evaluate" / "results" / "heatmap.png").stat().st_size > 1000
-    assert "demo_nli: zero-shot per language" in out.stdout
+        s1, p1 = final_params(one, phase)
+        s2, p2 = final_params(two, phase)
+        assert s1["steps"] == s2["steps"] == 4
+        assert len(p1) == len(p2)
+        for a, b in zip(p1, p2):
+            np.testing.assert_allclose(np.asarray(a), np.asarray(b), atol=1e-5)
+    assert (one / "evaluate" / "results" / "heatmap.png").stat().st_size > 1000
+    assert "demo_nli: zero-shot per language" in out
 
 
 def test_evaluate_cli_missing_checkpoint_is_a_clear_error(smoke, tmp_path):

@@ -18,31 +18,9 @@ import pytest
 from xtreme_jax import checkpoint as ckpt_lib
 from xtreme_jax import config as C
 from xtreme_jax.config import ConfigError
-from xtreme_jax.data.spm import train_xlmr_tokenizer
+from smoke import write_config, write_smoke
 
-WORDS = "the a cat dog sees likes big small red blue runs sleeps".split()
-LABELS = ["entailment", "neutral", "contradiction"]
 SEED = 0
-
-
-def write_smoke(root):
-    """A tiny NLI task in the official XTREME xnli layout plus a tokenizer trained on it
-    (the same data as tests/test_pipeline.py)."""
-    rng = np.random.default_rng(0)
-
-    def sent():
-        return " ".join(rng.choice(WORDS, rng.integers(3, 9)))
-    (root / "xnli").mkdir()
-    for split, langs, n in [("train", ["en"], 128), ("dev", ["en", "de"], 32), ("test", ["en", "de"], 32)]:
-        for lang in langs:
-            lines = []
-            for i in range(n):
-                a, y = sent(), i % 3
-                b = a if y == 0 else (sent() if y == 1 else "not " + a)
-                lines.append(f"{a}\t{b}\t{LABELS[y]}")
-            (root / "xnli" / f"{split}-{lang}.tsv").write_text("\n".join(lines) + "\n")
-    train_xlmr_tokenizer([sent() for _ in range(300)] + ["not"], str(root / "tok"), vocab_size=64)
-    return root
 
 
 @pytest.fixture(scope="module")
@@ -274,21 +252,6 @@ def test_nonfinite_step_is_skipped_and_counted_when_configured(smoke, tmp_path, 
 
 # ---------------------------------------------------------------- 5. bad configs and arguments (CLI)
 
-CONFIG_FILE = '''
-from xtreme_jax import config as C
-def get_config(arg=None):
-    c = C.base_config()
-    c.model.tokenizer = "{root}/tok"
-    c.data.buckets = (32,)
-    c.phases = "intermediate,evaluate"
-    src = C.source("official", "{root}/xnli")
-    c.intermediate = C.train_phase([C.task_entry("xnli", src=src)], num_steps=2, batch_size=8)
-    c.evaluate.tasks = [C.eval_task("xnli", src)]
-    c.evaluate.batch_size = 8
-    return c
-'''
-
-
 @pytest.fixture
 def cli(smoke, tmp_path, monkeypatch, capsys):
     """Runs `python -m xtreme_jax.main ARGS` in this process (8 CPU devices); returns (exit code,
@@ -296,8 +259,7 @@ def cli(smoke, tmp_path, monkeypatch, capsys):
     from absl import flags
 
     from xtreme_jax import loop, main
-    cfg = tmp_path / "cfg.py"
-    cfg.write_text(CONFIG_FILE.format(root=smoke))
+    cfg = write_config(smoke, tmp_path / "cfg.py", phases="intermediate,evaluate")
 
     def no_compute(*a, **k):
         raise AssertionError("training started before the error was found")

@@ -16,26 +16,10 @@ import jax
 import numpy as np
 import pytest
 
-from test_reliability import write_smoke
+from smoke import write_config, write_smoke
 from xtreme_jax.checkpoint import TMP_MARK
 
 pytestmark = pytest.mark.slow
-
-CONFIG_FILE = '''
-from xtreme_jax import config as C
-def get_config(arg=None):
-    c = C.base_config()
-    c.model.tokenizer = "{root}/tok"
-    c.data.buckets = (32,)
-    c.data.cache_dir = "{root}/cache"
-    c.phases = "intermediate,target"
-    src = C.source("official", "{root}/xnli")
-    c.intermediate = C.train_phase([C.task_entry("xnli", src=src)], num_steps=6, batch_size=8, lr=1e-3,
-                                   eval_every=3, eval_examples=16, save_every=2, log_every=2)
-    c.target = C.train_phase([C.task_entry("xnli", src=src)], num_steps=4, batch_size=8, lr=1e-3,
-                             eval_every=0, save_every=2, log_every=2)
-    return c
-'''
 
 # Test-only launcher: holds the background commit of intermediate checkpoint 2 (orbax's
 # tmp-dir -> final rename) so that a SIGKILL is sure to land in the middle of an async save.
@@ -58,10 +42,7 @@ ONE_PROCESS = {"XLA_FLAGS": "--xla_force_host_platform_device_count=2"}
 
 @pytest.fixture(scope="module")
 def cfg(tmp_path_factory):
-    root = write_smoke(tmp_path_factory.mktemp("smoke"))
-    path = root / "cfg.py"
-    path.write_text(CONFIG_FILE.format(root=root))
-    return str(path)
+    return write_config(write_smoke(tmp_path_factory.mktemp("smoke")))
 
 
 def env(**extra):

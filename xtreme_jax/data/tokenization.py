@@ -9,9 +9,21 @@ import numpy as np
 
 
 def load_tokenizer(name_or_path: str):
-    """A fast HF tokenizer from a checkpoint dir (sentencepiece.bpe.model / tokenizer.json) or id."""
-    from transformers import AutoTokenizer
-    return AutoTokenizer.from_pretrained(name_or_path)
+    """An HF tokenizer from a checkpoint dir (sentencepiece.bpe.model / tokenizer.json) or hub id."""
+    import os
+
+    import transformers
+    from xtreme_jax.models.hf import resolve
+    path = resolve(name_or_path, expected="tokenizer.json or sentencepiece.bpe.model, with "
+                                          "tokenizer_config.json")
+    try:
+        with open(os.path.join(path, "tokenizer_config.json")) as f:
+            cls = getattr(transformers, json.load(f).get("tokenizer_class") or "", None)
+    except (OSError, ValueError):
+        cls = None
+    # The class named in tokenizer_config.json directly: AutoTokenizer would also import torch
+    # (through AutoConfig), seconds of start-up for every process.
+    return (cls or transformers.AutoTokenizer).from_pretrained(path)
 
 
 _FINGERPRINTS: "weakref.WeakKeyDictionary" = weakref.WeakKeyDictionary()

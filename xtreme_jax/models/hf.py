@@ -15,6 +15,7 @@ import numpy as np
 from flax import nnx
 
 from xtreme_jax.models.encoder import Encoder, EncoderConfig
+from xtreme_jax.data.tokenization import load_tokenizer  # noqa: F401  (re-exported: models.load_tokenizer)
 
 ROBERTA_TYPES = ("xlm-roberta", "roberta", "camembert")
 BERT_TYPES = ("bert",)
@@ -75,13 +76,13 @@ def config_to_hf(cfg: EncoderConfig, model_type: str = "xlm-roberta") -> dict:
 
 # ---------------------------------------------------------------- files
 
-def resolve(name_or_path: str) -> str:
+def resolve(name_or_path: str,
+            expected: str = "config.json and model.safetensors or pytorch_model.bin") -> str:
     """A local checkpoint directory, or a hub id downloaded (or found in the HF cache)."""
     if os.path.isdir(name_or_path):
         return name_or_path
     if os.path.exists(name_or_path) or name_or_path.startswith(("/", ".")):
-        raise FileNotFoundError(f"{name_or_path}: not a checkpoint directory (expected config.json "
-                                "and model.safetensors or pytorch_model.bin inside)")
+        raise FileNotFoundError(f"{name_or_path}: not a checkpoint directory (expected {expected} inside)")
     from huggingface_hub import snapshot_download
     try:
         return snapshot_download(name_or_path, allow_patterns=[
@@ -279,11 +280,6 @@ def from_pretrained(name_or_path: str, *, dtype=jnp.float32) -> Encoder:
     graphdef, state = nnx.split(abstract(lambda: Encoder(cfg, rngs=nnx.Rngs(0))))
     nnx.replace_by_pure_dict(state, jax.tree.map(jnp.asarray, params))
     return nnx.merge(graphdef, state)
-
-
-def load_tokenizer(name_or_path: str):
-    from transformers import AutoTokenizer
-    return AutoTokenizer.from_pretrained(resolve(name_or_path))
 
 
 # ---------------------------------------------------------------- export
