@@ -356,6 +356,10 @@ def test_mlm_blocks_and_masking(tok, tmp_path):
     assert not np.isin(lab[m], [tok.cls_token_id, tok.sep_token_id, tok.pad_token_id]).any()
     it2 = make_train_iterator(f, global_batch_size=16, seed=0, shard_options=shards(1)[0])
     assert np.array_equal(next(it2)["input_ids"], ids)        # masks are deterministic per step
+    # Two hosts' halves of a global batch are the one-host batch: same rows, same masks.
+    halves = [next(make_train_iterator(f, global_batch_size=16, seed=0, shard_options=so)) for so in shards(2)]
+    for key in ("input_ids", "labels", "attention_mask"):
+        assert np.array_equal(np.concatenate([h[key] for h in halves]), b[key])
 
 
 def test_packing_only_for_classification_and_tagging(tok):

@@ -195,14 +195,21 @@ def assemble_packed(f: Features, packed_rows: list, length: int, max_segments: i
     return batch
 
 
-def apply_mlm_mask(batch: dict, meta: dict, rng: np.random.Generator, prob: float = 0.15) -> dict:
+def apply_mlm_mask(batch: dict, meta: dict, rng: np.random.Generator, prob: float = 0.15, *,
+                   row_offset: int = 0, global_rows: int | None = None) -> dict:
     """BERT masking: `prob` of the real non-special tokens are predicted; of those 80% become
-    <mask>, 10% a random token, 10% stay. Labels: original id there, -100 elsewhere."""
+    <mask>, 10% a random token, 10% stay. Labels: original id there, -100 elsewhere.
+
+    The draws are made for the whole global batch (`global_rows`) and this host's rows
+    [row_offset, row_offset + rows) are used, so the masks do not depend on the number of hosts."""
     ids = batch["input_ids"]
+    n = ids.shape[0]
+    shape = (global_rows or n,) + ids.shape[1:]
+    mine = slice(row_offset, row_offset + n)
+    draw, how = rng.random(shape)[mine], rng.random(shape)[mine]
+    rand = rng.integers(0, int(meta["vocab_size"]), shape, dtype=np.int32)[mine]
     special = np.isin(ids, np.asarray(meta["special_ids"])) | (batch["attention_mask"] == 0)
-    chosen = (rng.random(ids.shape) < prob) & ~special
-    how = rng.random(ids.shape)
-    rand = rng.integers(0, int(meta["vocab_size"]), ids.shape, dtype=np.int32)
+    chosen = (draw < prob) & ~special
     out = dict(batch)
     out["labels"] = np.where(chosen, ids, -100).astype(np.int32)
     masked = np.where(chosen & (how < 0.8), np.int32(meta["mask_id"]), ids)
