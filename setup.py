@@ -13,6 +13,8 @@ setup(
         "flax>=0.12.8,<0.13",
         "optax>=0.2.5,<0.3",
         "orbax-checkpoint>=0.12.8,<0.13",
+        # epath (orbax's and ours) reaches gs:// through fsspec + gcsfs when TensorFlow is absent.
+        "etils[epath,epath-gcs]>=1.5,<2",
         "grain>=0.2.18,<0.3",
         "ml-collections>=1.1,<2",
         "absl-py>=2.1,<3",

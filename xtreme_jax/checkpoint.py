@@ -12,12 +12,14 @@ What this wrapper adds to orbax's CheckpointManager (see docs/reliability.md):
 """
 import logging
 import os
-import shutil
 import time
 
 import grain
 import jax
 import orbax.checkpoint as ocp
+from etils import epath
+
+from xtreme_jax.report import is_remote
 
 log = logging.getLogger(__name__)
 
@@ -30,7 +32,7 @@ class CheckpointError(RuntimeError):
 
 class Checkpointer:
     def __init__(self, directory: str, *, keep: int = 3, async_save: bool = True):
-        self.directory = os.path.abspath(directory) if "://" not in directory else directory
+        self.directory = orbax_path(directory)
         self.manager = ocp.CheckpointManager(
             self.directory,
             options=ocp.CheckpointManagerOptions(
@@ -141,27 +143,36 @@ class Checkpointer:
 
     def _move_aside(self, steps):
         """Damaged steps leave the managed directory (kept for inspection, not reused)."""
-        if "://" in self.directory:  # object stores: no cheap rename; orbax deletes the step
+        if is_remote(self.directory):  # object stores: no cheap rename; orbax deletes the step
             for s in steps:
                 self.manager.delete(s)
         elif jax.process_index() == 0:
-            dest = self._damaged_dir()
-            os.makedirs(dest, exist_ok=True)
+            dest = epath.Path(self._damaged_dir())
+            dest.mkdir(parents=True, exist_ok=True)
             for s in steps:
-                shutil.move(os.path.join(self.directory, str(s)),
-                            os.path.join(dest, f"{s}-{time.strftime('%Y%m%d-%H%M%S')}"))
+                (epath.Path(self.directory) / str(s)).rename(dest / f"{s}-{time.strftime('%Y%m%d-%H%M%S')}")
         _sync("xtreme_jax_checkpoint_move_aside")
         self.manager.reload()
 
 
+def orbax_path(directory: str) -> str:
+    """Orbax wants absolute local paths; a remote URL goes to it unchanged (it writes gs:// itself,
+    and os.path.abspath would turn gs://b into ./gs:/b)."""
+    return directory if is_remote(directory) else os.path.abspath(directory)
+
+
 def remove_tmp_dirs(parent: str):
     """Removes `*.orbax-checkpoint-tmp*` left in `parent` by a save that was killed (process 0)."""
-    if jax.process_index() != 0 or not os.path.isdir(parent):
+    parent = epath.Path(parent)
+    if jax.process_index() != 0 or not parent.is_dir():
         return
-    for name in os.listdir(parent):
-        if TMP_MARK in name:
-            log.info("removing %s (left by an interrupted save)", os.path.join(parent, name))
-            shutil.rmtree(os.path.join(parent, name), ignore_errors=True)
+    for child in parent.iterdir():
+        if TMP_MARK in child.name:
+            log.info("removing %s (left by an interrupted save)", child)
+            try:
+                child.rmtree()
+            except OSError:  # best effort, as before: orbax ignores a leftover tmp dir anyway
+                pass
 
 
 def _sync(name: str):

@@ -132,6 +132,12 @@ class EvalResults:
 
     def write_submission(self, folder: str) -> list:
         """`folder/<task>/test-<lang>.<ext>` for every leaderboard task evaluated on test."""
+        from xtreme_jax import report
+        if report.is_remote(folder):  # scoring writes local files: write them here, then upload
+            import tempfile
+            with tempfile.TemporaryDirectory() as tmp:
+                self.write_submission(tmp)
+                return report.upload_dir(tmp, folder)
         paths = []
         for name, res in self.tasks.items():
             if name not in SUBMISSION_TASKS:
@@ -864,7 +870,8 @@ def _benchmark_main(argv=None) -> dict:
     text = json.dumps(result, indent=1)
     print(text)
     if args.out:
-        scoring.atomic_write(args.out, text + "\n")
+        from xtreme_jax.report import write_atomic
+        write_atomic(args.out, text + "\n")
     return result
 
 

@@ -5,10 +5,10 @@
 Host syncs happen only every `log_every` steps, at validation and at saves.
 """
 import dataclasses
+import hashlib
 import json
 import logging
 import os
-import shutil
 import signal
 import time
 
@@ -16,12 +16,14 @@ import grain
 import jax
 import jax.numpy as jnp
 import numpy as np
+from etils import epath
 from flax import nnx
 
 from xtreme_jax import checkpoint as ckpt_lib
 from xtreme_jax import optim, sharding, train
 from xtreme_jax.data import make_eval_batches, make_train_iterator
 from xtreme_jax.data.features import subsample
+from xtreme_jax.report import is_remote, write_atomic
 
 log = logging.getLogger(__name__)
 
@@ -158,32 +160,77 @@ def _shard_options():
                                        drop_remainder=True)
 
 
-class MetricsLog:
-    """JSONL + TensorBoard (process 0), written as metrics are fetched."""
+def local_dir_for(kind: str, remote: str) -> str:
+    """A local directory standing in for `remote` (what cannot live on an object store)."""
+    digest = hashlib.sha1(remote.rstrip("/").encode()).hexdigest()[:16]
+    return os.path.join(os.path.expanduser("~"), ".cache", "xtreme_jax", kind, digest)
 
-    def __init__(self, directory):
+
+def tensorboard_dir(directory: str) -> str:
+    """Where TensorBoard events go. tensorboardX uploads gs:// event files itself (through
+    google-cloud-storage, which gcsfs brings); for another scheme, or without that package, the
+    events stay on this host and the log says where."""
+    tb = os.path.join(directory, "tensorboard")
+    if not is_remote(directory):
+        return tb
+    from tensorboardX import record_writer
+    if tb.startswith("gs://") and record_writer.GCS_ENABLED:
+        return tb
+    local = local_dir_for("tensorboard", tb)
+    log.warning("TensorBoard events for %s are written locally to %s (tensorboardX cannot write "
+                "there: it needs google-cloud-storage for gs://); copy them over to keep them", tb, local)
+    return local
+
+
+class MetricsLog:
+    """JSONL + TensorBoard (process 0), written as metrics are fetched.
+
+    Locally train.jsonl is appended to. An object (gs://) cannot be appended to: the whole log is
+    kept in memory (starting from what a previous run wrote) and the object is rewritten, one
+    atomic upload, at most every `flush_secs` and at close (the loop closes it on preemption too).
+    """
+
+    def __init__(self, directory, flush_secs: float = 30.0):
         self.main = jax.process_index() == 0
-        os.makedirs(directory, exist_ok=True)
+        self.remote = is_remote(directory)
         self.path = os.path.join(directory, "train.jsonl")
+        self.flush_secs, self._flushed, self._dirty = flush_secs, time.monotonic(), False
         self.tb = None
-        if self.main:
-            try:
-                from tensorboardX import SummaryWriter
-                self.tb = SummaryWriter(os.path.join(directory, "tensorboard"))
-            except ImportError:
-                pass
+        epath.Path(directory).mkdir(parents=True, exist_ok=True)
+        if not self.main:
+            return
+        if self.remote:
+            p = epath.Path(self.path)
+            self._text = p.read_bytes().decode("utf-8") if p.exists() else ""
+        try:
+            from tensorboardX import SummaryWriter
+            self.tb = SummaryWriter(tensorboard_dir(directory))
+        except ImportError:
+            pass
 
     def write(self, step, record: dict):
         if not self.main:
             return
-        with open(self.path, "a") as f:
-            f.write(json.dumps({"step": step, **record}) + "\n")
+        line = json.dumps({"step": step, **record}) + "\n"
+        if self.remote:
+            self._text, self._dirty = self._text + line, True
+            if time.monotonic() - self._flushed >= self.flush_secs:
+                self.flush()
+        else:
+            with open(self.path, "a") as f:
+                f.write(line)
         if self.tb:
             for k, v in record.items():
                 if isinstance(v, (int, float)):
                     self.tb.add_scalar(k, v, step)
 
+    def flush(self):
+        if self.main and self.remote and self._dirty:
+            write_atomic(self.path, self._text)
+            self._flushed, self._dirty = time.monotonic(), False
+
     def close(self):
+        self.flush()
         if self.tb:
             self.tb.close()
 
@@ -191,12 +238,11 @@ class MetricsLog:
 def train_phase(name: str, pcfg, run) -> dict:
     """Runs (or resumes) one training phase; returns its summary. Weights are handed on via
     `run.handoff` (model params of the best or last step)."""
-    pdir = os.path.join(run.workdir, name)
-    done_file = os.path.join(pdir, "results", "summary.json")
-    if os.path.exists(done_file):
+    pdir = os.path.join(run.workdir, name)  # os.path.join keeps gs://bucket/x intact
+    done_file = epath.Path(pdir, "results", "summary.json")
+    if done_file.exists():
         log.info("phase %s already finished; reusing %s", name, done_file)
-        with open(done_file) as f:
-            return json.load(f)
+        return json.loads(done_file.read_bytes())
 
     # ---- data: English training entries (+ translated / MLM entries with their own weights)
     entries = []
@@ -344,7 +390,7 @@ def train_phase(name: str, pcfg, run) -> dict:
     model_state = state["model"]
     if meta.get("best_score") is not None:
         best_path = os.path.join(best_dir, str(meta["best_step"]))
-        if not os.path.isdir(best_path):  # never hand on the last model in place of a lost best
+        if not epath.Path(best_path).is_dir():  # never hand on the last model in place of a lost best
             raise ckpt_lib.CheckpointError(
                 f"the best model of phase {name} (step {meta['best_step']}) is missing from {best_path}; "
                 f"delete {pdir} to retrain the phase")
@@ -357,7 +403,7 @@ def train_phase(name: str, pcfg, run) -> dict:
     summary = {"phase": name, "steps": int(step), "stop_reason": stop_reason, "heads": heads,
                "best_dev_score": meta.get("best_score"), "best_step": meta.get("best_step"),
                "skipped_nonfinite_steps": meta.get("skipped", 0), **meta.get("last_log", {})}
-    run.write_json(done_file, summary)
+    run.write_json(os.fspath(done_file), summary)
     return summary
 
 
@@ -376,7 +422,8 @@ def _step_offset(config, name) -> int:
 def prune_best(best_dir, ckpt, best_of: dict, current):
     """Deletes best/<step> dirs that neither the current best nor any retained checkpoint refers to
     (a resume, or a fall-back to an older checkpoint, needs that checkpoint's own best). Process 0."""
-    if jax.process_index() != 0 or not os.path.isdir(best_dir):
+    best_dir = epath.Path(best_dir)
+    if jax.process_index() != 0 or not best_dir.is_dir():
         return
     keep = {current}
     for s in (ckpt.steps() if ckpt is not None else []):
@@ -385,16 +432,18 @@ def prune_best(best_dir, ckpt, best_of: dict, current):
         keep.add(best_of[s])
     if "unknown" in keep:  # a checkpoint whose meta we cannot read: keep everything
         return
-    for d in os.listdir(best_dir):
-        if d.isdigit() and int(d) not in keep:
-            shutil.rmtree(os.path.join(best_dir, d), ignore_errors=True)
+    for d in best_dir.iterdir():
+        if d.name.isdigit() and int(d.name) not in keep:
+            try:
+                d.rmtree()
+            except OSError:  # best effort: a leftover best/<step> only costs space
+                pass
 
 
 def read_meta(ckpt_dir: str, step: int):
     """The JSON meta item of a committed step, read directly (no orbax collectives: process 0 only)."""
     try:
-        with open(os.path.join(ckpt_dir, str(step), "meta", "metadata")) as f:
-            return json.load(f)
+        return json.loads(epath.Path(ckpt_dir, str(step), "meta", "metadata").read_bytes())
     except (OSError, ValueError):
         return None
 
@@ -439,10 +488,10 @@ def save_model(directory: str, model_state):
     """Model params only (for hand-off and evaluation), overwriting atomically via Orbax."""
     import orbax.checkpoint as ocp
     with ocp.StandardCheckpointer() as c:
-        c.save(os.path.abspath(directory), model_state, force=True)
+        c.save(ckpt_lib.orbax_path(directory), model_state, force=True)
 
 
 def restore_model(directory: str, like_state):
     import orbax.checkpoint as ocp
     with ocp.StandardCheckpointer() as c:
-        return c.restore(os.path.abspath(directory), ckpt_lib.abstract_like(like_state))
+        return c.restore(ckpt_lib.orbax_path(directory), ckpt_lib.abstract_like(like_state))

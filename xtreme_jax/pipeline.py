@@ -15,6 +15,7 @@ import tempfile
 import jax
 import jax.numpy as jnp
 import numpy as np
+from etils import epath
 from flax import nnx
 from tqdm import tqdm
 
@@ -23,18 +24,34 @@ from xtreme_jax import loop, sharding, train
 from xtreme_jax.data import Source, cached_features
 from xtreme_jax.models import encoder as enc_lib
 from xtreme_jax.models import hf as hf_lib
+from xtreme_jax.report import is_remote, upload_dir, write_atomic
 from xtreme_jax.tasks import get_task
 
 log = logging.getLogger(__name__)
 DTYPES = {"float32": jnp.float32, "bfloat16": jnp.bfloat16, "float16": jnp.float16}
 
 
-def atomic_write_json(path: str, obj):
-    os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=os.path.dirname(path) or ".", prefix=".tmp-")
-    with os.fdopen(fd, "w") as f:
-        json.dump(obj, f, indent=2, sort_keys=True, default=str)
-    os.replace(tmp, path)
+def write_json(path: str, obj):
+    """Atomic JSON write, local or gs:// (see report.write_atomic)."""
+    write_atomic(path, json.dumps(obj, indent=2, sort_keys=True, default=str))
+
+
+def default_cache_dir(config, workdir: str) -> str:
+    """The tokenized-feature cache: config.data.cache_dir, else <workdir>/cache. Features are
+    memory-mapped .npy files, which an object store cannot hold: with a remote workdir the default
+    is a local directory named after the workdir (each host tokenizes into its own)."""
+    if config.data.cache_dir:
+        if is_remote(config.data.cache_dir):
+            raise config_lib.ConfigError(
+                f"config.data.cache_dir={config.data.cache_dir!r}: the feature cache is memory-mapped "
+                "and must be a local directory; leave it empty to use a local default")
+        return config.data.cache_dir
+    if not is_remote(workdir):
+        return os.path.join(workdir, "cache")
+    local = loop.local_dir_for("features", workdir)
+    log.info("workdir %s is remote: caching tokenized features locally in %s "
+             "(set config.data.cache_dir to choose another local directory)", workdir, local)
+    return local
 
 
 class Run:
@@ -73,7 +90,7 @@ class Run:
             raise config_lib.ConfigError(
                 f"tokenizer {tok} has {len(self.tokenizer)} tokens but the model vocab is "
                 f"{self.model_cfg.vocab_size}; use --config.model.size / pretrained that matches")
-        self.cache_dir = config.data.cache_dir or os.path.join(workdir, "cache")
+        self.cache_dir = default_cache_dir(config, workdir)
         self.handoff = None
         self._peak = None
 
@@ -107,7 +124,7 @@ class Run:
 
     def write_json(self, path, obj):
         if jax.process_index() == 0:
-            atomic_write_json(path, obj)
+            write_json(path, obj)
 
     # ---- weights
     def load_initial_weights(self, state, heads: dict):
@@ -135,15 +152,21 @@ class Run:
 
     def load_finished_phase(self, phase_dir: str, keep_heads: bool):
         """Hand-off from a phase finished earlier (or in another process): its final params."""
-        with open(os.path.join(phase_dir, "results", "summary.json")) as f:
-            heads = {h: tuple(v) for h, v in json.load(f)["heads"].items()}
+        summary = json.loads(epath.Path(phase_dir, "results", "summary.json").read_bytes())
+        heads = {h: tuple(v) for h, v in summary["heads"].items()}
         tx, _ = loop.optim.make_optimizer(lr=1.0, total_steps=1)
         _, abstract, _ = train.create_state(self.model_cfg, heads, tx, self.mesh, abstract_only=True)
         model = loop.restore_model(os.path.join(phase_dir, "final"), abstract["model"])
-        self.set_handoff(os.path.basename(os.path.normpath(phase_dir)), None, None, model, heads, keep_heads)
+        self.set_handoff(epath.Path(phase_dir).name, None, None, model, heads, keep_heads)
 
     def export_hf(self, out_dir, model_state, heads):
         if jax.process_index() != 0:
+            return
+        if is_remote(out_dir):  # hf_lib writes a local folder: build it here, then upload it
+            with tempfile.TemporaryDirectory() as tmp:
+                self.export_hf(os.path.join(tmp, "hf"), model_state, heads)
+                epath.Path(out_dir).rmtree(missing_ok=True)
+                upload_dir(os.path.join(tmp, "hf"), out_dir)
             return
         pure = jax.device_get(nnx.to_pure_dict(model_state))
         head, kind = next(((h, k) for h, (k, _) in heads.items() if k != "mlm"), (None, None))
@@ -156,11 +179,10 @@ class Run:
 
 def check_workdir(config, workdir: str):
     """Refuses to mix two different configs in one run directory (unless config.new_run)."""
-    path = os.path.join(workdir, "config.json")
+    path = epath.Path(workdir, "config.json")
     resolved = json.loads(config.to_json_best_effort(sort_keys=True))
-    if os.path.exists(path):
-        with open(path) as f:
-            old = json.load(f)
+    if path.exists():
+        old = json.loads(path.read_bytes())
         old.pop("new_run", None)
         cur = {k: v for k, v in resolved.items() if k != "new_run"}
         if old != cur and not config.new_run:
@@ -169,13 +191,14 @@ def check_workdir(config, workdir: str):
                 f"{workdir} holds a run with a different config (differs in: {', '.join(diff)}); "
                 "results there would be overwritten. Use another --workdir, or pass "
                 "--config.new_run=True to start a new run in this directory")
-        if old != cur:  # new run requested: previous phases are not reusable
-            import shutil
-            if jax.process_index() == 0:
-                for p in config_lib.PHASES:
-                    shutil.rmtree(os.path.join(workdir, p), ignore_errors=True)
+        if old != cur and jax.process_index() == 0:  # new run requested: previous phases are not reusable
+            for p in config_lib.PHASES:
+                try:
+                    epath.Path(workdir, p).rmtree(missing_ok=True)
+                except OSError as e:  # as before: a phase that cannot be removed is left (and said)
+                    log.warning("could not remove %s: %s", os.path.join(workdir, p), e)
     if jax.process_index() == 0:
-        atomic_write_json(path, resolved)
+        write_json(os.fspath(path), resolved)
 
 
 def run_pipeline(config, workdir: str) -> dict:
@@ -268,9 +291,9 @@ def evaluate_checkpoint(config, checkpoint: str, workdir: str) -> dict:
     """
     phase_dir = checkpoint[:-len("/final")] if checkpoint.rstrip("/").endswith("/final") else checkpoint
     summary_file = os.path.join(phase_dir, "results", "summary.json")
-    ours = os.path.exists(summary_file) and os.path.isdir(os.path.join(phase_dir, "final"))
+    ours = epath.Path(summary_file).exists() and epath.Path(phase_dir, "final").is_dir()
     if not ours:
-        if os.path.exists(checkpoint) and not os.path.exists(os.path.join(checkpoint, "config.json")):
+        if epath.Path(checkpoint).exists() and not epath.Path(checkpoint, "config.json").exists():
             raise config_lib.ConfigError(
                 f"--checkpoint={checkpoint}: neither a finished phase of a run (expected "
                 f"{summary_file} and final/) nor an HF checkpoint directory (config.json)")

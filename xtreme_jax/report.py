@@ -7,7 +7,7 @@ does.
 
 Every file is rendered in memory first and then written atomically (temp file in the same
 directory + os.replace; a single object upload on gs://), so a crash or a bad value never
-leaves a half-written report behind.
+leaves a half-written report behind. `write_atomic` is the package's one atomic-write helper.
 
 CLI:
   python -m xtreme_jax.report RESULTS.json --out DIR          tables + heatmap
@@ -28,6 +28,8 @@ import stat
 import subprocess
 import tempfile
 from typing import Mapping, Sequence, Union
+
+from etils import epath
 
 # A metric spec is one metric name, or a tuple of names whose mean is the score.
 MetricSpec = Union[str, tuple]
@@ -120,13 +122,23 @@ def task_table(results, metric: MetricArg = None) -> dict:
     return out
 
 
-# --------------------------------------------------------------------------- atomic writes
+# --------------------------------------------------------------------------- files (local or gs://)
+# The one place that writes files atomically, for the whole package (run metadata, summaries,
+# reports, submissions): a local path or a remote URL such as gs://bucket/run/x.json.
 
-def _write_atomic(path, data: bytes) -> str:
+def is_remote(path) -> bool:
+    """True for object-store URLs (gs://, s3://, ...): these go through etils.epath."""
+    return "://" in os.fspath(path)
+
+
+def write_atomic(path, data) -> str:
+    """Writes `data` (bytes or str, as UTF-8) to `path` so that readers see the old file or the
+    new one, never a part; returns the path."""
     path = os.fspath(path)
-    if "://" in path:
-        # One object upload is all-or-nothing on GCS/S3, which is the atomicity we need.
-        from etils import epath
+    if isinstance(data, str):
+        data = data.encode("utf-8")
+    if is_remote(path):
+        # One object upload is all-or-nothing on GCS/S3 (no rename needed, and none is cheap there).
         epath.Path(path).write_bytes(data)
         return path
     directory = os.path.dirname(os.path.abspath(path))
@@ -150,8 +162,17 @@ def _write_atomic(path, data: bytes) -> str:
     return path
 
 
-def _write_text(path, text: str) -> str:
-    return _write_atomic(path, text.encode("utf-8"))
+def upload_dir(local, remote) -> list[str]:
+    """Copies every file under the local folder `local` to the same relative path under the remote
+    folder `remote` (one object each), for writers that only know local files; returns the paths."""
+    out = []
+    for root, _, files in os.walk(local):
+        for name in sorted(files):
+            src = os.path.join(root, name)
+            dst = epath.Path(remote, os.path.relpath(src, local))
+            epath.Path(src).copy(dst, overwrite=True)
+            out.append(os.fspath(dst))
+    return out
 
 
 def _csv_text(rows) -> str:
@@ -210,18 +231,13 @@ def write_results_json(path, results, metadata: Mapping | None = None, *, metric
     summary = {t: {"metric": metric_label(r["metric"]), "average": r["average"],
                    "languages": len(r["langs"])} for t, r in task_table(results, metric).items()}
     doc = {"results": _jsonable(results), "summary": _jsonable(summary), "metadata": _jsonable(meta)}
-    return _write_text(path, json.dumps(doc, indent=2, ensure_ascii=False) + "\n")
+    return write_atomic(path, json.dumps(doc, indent=2, ensure_ascii=False) + "\n")
 
 
 def read_results(path) -> tuple[dict, dict]:
     """(results, metadata) from a results.json, or from a bare {task: {lang: {metric: v}}} file."""
     path = os.fspath(path)
-    if "://" in path:
-        from etils import epath
-        doc = json.loads(epath.Path(path).read_text())
-    else:
-        with open(path, encoding="utf-8") as f:
-            doc = json.load(f)
+    doc = json.loads(epath.Path(path).read_bytes())  # bytes: UTF-8 whatever the locale
     if isinstance(doc, dict) and "results" in doc:
         results, meta = doc["results"], doc.get("metadata", {})
     else:
@@ -287,18 +303,18 @@ def write_tables(out_dir, results, metric: MetricArg = None, digits: int = 1) ->
     paths = {"markdown": os.path.join(out_dir, "results.md"),
              "csv": os.path.join(out_dir, "results.csv"),
              "csv_long": os.path.join(out_dir, "results_long.csv")}
-    _write_text(paths["markdown"], markdown_tables(results, metric, digits))
-    _write_text(paths["csv"], _csv_text(wide))
-    _write_text(paths["csv_long"], _csv_text(long))
+    write_atomic(paths["markdown"], markdown_tables(results, metric, digits))
+    write_atomic(paths["csv"], _csv_text(wide))
+    write_atomic(paths["csv_long"], _csv_text(long))
     return paths
 
 
 def read_long_csv(path) -> dict:
     """Inverse of results_long.csv: {task: {lang: {metric: float}}}."""
     out: dict = {}
-    with open(path, encoding="utf-8", newline="") as f:
-        for row in csv.DictReader(f):
-            out.setdefault(row["task"], {}).setdefault(row["language"], {})[row["metric"]] = float(row["value"])
+    text = epath.Path(path).read_bytes().decode("utf-8")
+    for row in csv.DictReader(io.StringIO(text, newline="")):
+        out.setdefault(row["task"], {}).setdefault(row["language"], {})[row["metric"]] = float(row["value"])
     return out
 
 
@@ -311,7 +327,7 @@ def _save_png(path, fig, dpi: int) -> str:
     FigureCanvasAgg(fig)
     buf = io.BytesIO()
     fig.savefig(buf, format="png", dpi=dpi)
-    return _write_atomic(path, buf.getvalue())
+    return write_atomic(path, buf.getvalue())
 
 
 def _axes(fig, left: float, right: float, bottom: float, top: float):
@@ -465,8 +481,8 @@ def write_comparison(out_dir, results_a, results_b, names: Sequence[str] = ("X-S
                  for lg, r in items]
     paths = {"markdown": os.path.join(out_dir, "comparison.md"),
              "csv": os.path.join(out_dir, "comparison.csv")}
-    _write_text(paths["markdown"], comparison_markdown(comp, names, digits, skipped))
-    _write_text(paths["csv"], _csv_text(rows))
+    write_atomic(paths["markdown"], comparison_markdown(comp, names, digits, skipped))
+    write_atomic(paths["csv"], _csv_text(rows))
     for task in comp:
         paths[f"plot_{task}"] = plot_comparison(
             os.path.join(out_dir, f"comparison_{_safe_name(task)}.png"), task, comp, names)
