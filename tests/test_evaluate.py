@@ -10,6 +10,7 @@ import pytest
 from flax import nnx
 
 from xtreme_jax import scoring, sharding, train
+from xtreme_jax.files import write_atomic
 from xtreme_jax import evaluate as E
 from xtreme_jax.data.batching import resolve_buckets
 from xtreme_jax.data.features import concat
@@ -574,7 +575,7 @@ def test_submission_round_trips_through_scoring(env, tmp_path):
             if name == "xquad":
                 gold = {"data": E.squad_gold(s.examples)}
                 path = scoring.submission_path(str(labels), name, s.lang)
-                scoring.atomic_write(path, json.dumps(gold))
+                write_atomic(path, json.dumps(gold))
             else:
                 gold = {"xnli": lambda: [e["label"] for e in s.examples],
                         "panx": lambda: [e["tags"] for e in s.examples],

@@ -19,7 +19,7 @@ from fsspec.implementations.local import LocalFileSystem
 
 from xtreme_jax import checkpoint as ckpt_lib
 from xtreme_jax import config as C
-from xtreme_jax import loop, pipeline, report
+from xtreme_jax import files, loop, pipeline, report
 from xtreme_jax.config import ConfigError
 
 RESULTS = {"xnli": {"en": {"accuracy": 84.1}, "de": {"accuracy": 78.25}},
@@ -109,12 +109,12 @@ def test_epath_takes_its_fsspec_path_to_the_fake(gcs):
 
 def test_write_atomic_on_gcs_and_relative_local(gcs, tmp_path):
     path = "gs://bucket/run/sub/f.json"
-    assert report.write_atomic(path, "été\n") == path
+    assert files.write_atomic(path, "été\n") == path
     assert (gcs / "bucket" / "run" / "sub" / "f.json").read_bytes() == "été\n".encode()
-    report.write_atomic(path, b"new")
+    files.write_atomic(path, b"new")
     assert epath.Path(path).read_bytes() == b"new"
     # Local: relative path, temp file + os.replace, 0644, no temp file left behind.
-    assert report.write_atomic("rel/dir/f.txt", b"abc") == "rel/dir/f.txt"
+    assert files.write_atomic("rel/dir/f.txt", b"abc") == "rel/dir/f.txt"
     local = tmp_path / "cwd" / "rel" / "dir"
     assert (local / "f.txt").read_bytes() == b"abc"
     assert oct((local / "f.txt").stat().st_mode & 0o777) == oct(0o644)
@@ -213,7 +213,7 @@ def test_hf_export_to_gcs_is_built_locally_then_uploaded(gcs, monkeypatch):
     written = {"config.json": b"{}", "model.safetensors": b"weights"}
 
     def export_hf(out_dir, cfg, encoder, **kw):  # models.hf writes a local folder only
-        assert not report.is_remote(out_dir) and encoder["w"].tolist() == [0.0]
+        assert not files.is_remote(out_dir) and encoder["w"].tolist() == [0.0]
         os.makedirs(out_dir)
         for name, data in written.items():
             with open(os.path.join(out_dir, name), "wb") as f:
@@ -221,7 +221,7 @@ def test_hf_export_to_gcs_is_built_locally_then_uploaded(gcs, monkeypatch):
     monkeypatch.setattr(pipeline.hf_lib, "export_hf", export_hf)
     run = pipeline.Run.__new__(pipeline.Run)  # only what export_hf reads
     run.config, run.model_cfg, run.hf_type, run.hf_path = C.base_config(), None, None, None
-    report.write_atomic("gs://bucket/run/target/hf/stale.bin", b"from an earlier export")
+    files.write_atomic("gs://bucket/run/target/hf/stale.bin", b"from an earlier export")
     run.export_hf("gs://bucket/run/target/hf", nnx.State({"encoder": {"w": np.zeros(1)}}), {})
     out = gcs / "bucket" / "run" / "target" / "hf"
     assert {p.name: p.read_bytes() for p in out.iterdir()} == written
@@ -231,8 +231,8 @@ def test_checkpoint_housekeeping_on_gcs(gcs):
     """Leftovers of killed saves, best/<step> pruning and the meta read of prune_best."""
     pdir = "gs://bucket/run/target"
     for key in ("5.orbax-checkpoint-tmp-123/x", "checkpoints/4/state/x", "best/3/x", "best/6/x", "best/9/x"):
-        report.write_atomic(f"{pdir}/{key}", b"1")
-    report.write_atomic(f"{pdir}/checkpoints/4/meta/metadata", json.dumps({"best_step": 3, "step": 4}))
+        files.write_atomic(f"{pdir}/{key}", b"1")
+    files.write_atomic(f"{pdir}/checkpoints/4/meta/metadata", json.dumps({"best_step": 3, "step": 4}))
     ckpt_lib.remove_tmp_dirs(pdir)
     assert sorted(os.listdir(gcs / "bucket" / "run" / "target")) == ["best", "checkpoints"]
     assert loop.read_meta(f"{pdir}/checkpoints", 4) == {"best_step": 3, "step": 4}

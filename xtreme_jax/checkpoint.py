@@ -19,7 +19,7 @@ import jax
 import orbax.checkpoint as ocp
 from etils import epath
 
-from xtreme_jax.report import is_remote
+from xtreme_jax.files import is_remote
 
 log = logging.getLogger(__name__)
 

@@ -23,7 +23,7 @@ from xtreme_jax import checkpoint as ckpt_lib
 from xtreme_jax import optim, sharding, train
 from xtreme_jax.data import make_eval_batches, make_train_iterator
 from xtreme_jax.data.features import subsample
-from xtreme_jax.report import is_remote, write_atomic
+from xtreme_jax.files import is_remote, write_atomic
 
 log = logging.getLogger(__name__)
 

@@ -1,9 +1,10 @@
 """The X-STILTs pipeline: phases run in order, weights handed from one to the next.
 
-Run directory:
+Run directory (local, or gs://... on TPU VMs: see xtreme_jax.files):
     DIR/config.json                 resolved config (a re-run with another config refuses)
     DIR/<phase>/checkpoints         Orbax train state + grain iterator state (resume)
-    DIR/<phase>/best, final         model params (best validated / handed on)
+    DIR/<phase>/best/<step>         model params of the best validated step (older ones pruned)
+    DIR/<phase>/final               model params handed on to the next phase
     DIR/<phase>/metrics             train.jsonl, tensorboard/
     DIR/<phase>/results             summary.json (phase done), evaluation results and reports
 """
@@ -24,7 +25,7 @@ from xtreme_jax import loop, sharding, train
 from xtreme_jax.data import Source, cached_features
 from xtreme_jax.models import encoder as enc_lib
 from xtreme_jax.models import hf as hf_lib
-from xtreme_jax.report import is_remote, upload_dir, write_atomic
+from xtreme_jax.files import is_remote, upload_dir, write_atomic
 from xtreme_jax.tasks import get_task
 
 log = logging.getLogger(__name__)
@@ -32,7 +33,7 @@ DTYPES = {"float32": jnp.float32, "bfloat16": jnp.bfloat16, "float16": jnp.float
 
 
 def write_json(path: str, obj):
-    """Atomic JSON write, local or gs:// (see report.write_atomic)."""
+    """Atomic JSON write, local or gs:// (see files.write_atomic)."""
     write_atomic(path, json.dumps(obj, indent=2, sort_keys=True, default=str))
 
 

@@ -7,7 +7,7 @@ does.
 
 Every file is rendered in memory first and then written atomically (temp file in the same
 directory + os.replace; a single object upload on gs://), so a crash or a bad value never
-leaves a half-written report behind. `write_atomic` is the package's one atomic-write helper.
+leaves a half-written report behind (xtreme_jax.files.write_atomic).
 
 CLI:
   python -m xtreme_jax.report RESULTS.json --out DIR          tables + heatmap
@@ -24,12 +24,12 @@ import math
 import numbers
 import os
 import re
-import stat
 import subprocess
-import tempfile
 from typing import Mapping, Sequence, Union
 
 from etils import epath
+
+from xtreme_jax.files import is_remote, upload_dir, write_atomic  # noqa: F401  (report.write_atomic)
 
 # A metric spec is one metric name, or a tuple of names whose mean is the score.
 MetricSpec = Union[str, tuple]
@@ -125,55 +125,6 @@ def task_table(results, metric: MetricArg = None) -> dict:
 # --------------------------------------------------------------------------- files (local or gs://)
 # The one place that writes files atomically, for the whole package (run metadata, summaries,
 # reports, submissions): a local path or a remote URL such as gs://bucket/run/x.json.
-
-def is_remote(path) -> bool:
-    """True for object-store URLs (gs://, s3://, ...): these go through etils.epath."""
-    return "://" in os.fspath(path)
-
-
-def write_atomic(path, data) -> str:
-    """Writes `data` (bytes or str, as UTF-8) to `path` so that readers see the old file or the
-    new one, never a part; returns the path."""
-    path = os.fspath(path)
-    if isinstance(data, str):
-        data = data.encode("utf-8")
-    if is_remote(path):
-        # One object upload is all-or-nothing on GCS/S3 (no rename needed, and none is cheap there).
-        epath.Path(path).write_bytes(data)
-        return path
-    directory = os.path.dirname(os.path.abspath(path))
-    os.makedirs(directory, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=directory, prefix=f".{os.path.basename(path)}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        # mkstemp makes 0600 files; keep what the old file had, else the usual 0644.
-        mode = stat.S_IMODE(os.stat(path).st_mode) if os.path.exists(path) else 0o644
-        os.chmod(tmp, mode)
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except FileNotFoundError:
-            pass
-        raise
-    return path
-
-
-def upload_dir(local, remote) -> list[str]:
-    """Copies every file under the local folder `local` to the same relative path under the remote
-    folder `remote` (one object each), for writers that only know local files; returns the paths."""
-    out = []
-    for root, _, files in os.walk(local):
-        for name in sorted(files):
-            src = os.path.join(root, name)
-            dst = epath.Path(remote, os.path.relpath(src, local))
-            epath.Path(src).copy(dst, overwrite=True)
-            out.append(os.fspath(dst))
-    return out
-
 
 def _csv_text(rows) -> str:
     buf = io.StringIO()

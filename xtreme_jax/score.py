@@ -9,7 +9,8 @@ import argparse
 import json
 import sys
 
-from xtreme_jax.scoring import ScoringError, atomic_write, evaluate_folders
+from xtreme_jax.files import write_atomic
+from xtreme_jax.scoring import ScoringError, evaluate_folders
 
 
 def main(argv=None):
@@ -31,7 +32,7 @@ def main(argv=None):
         return 2
     text = json.dumps(scores, indent=2)
     if args.output_file:
-        atomic_write(args.output_file, text + "\n")
+        write_atomic(args.output_file, text + "\n")
     print(text)
     return 0
 

@@ -7,8 +7,8 @@ run_tag's save_predictions, run_squad, evaluate_retrieval, run_xcopa).
 import json
 import os
 import re
-import tempfile
 
+from xtreme_jax.files import write_atomic
 from xtreme_jax.scoring.metrics import ScoringError
 from xtreme_jax.scoring.official import QA_TASKS, suffix
 
@@ -77,22 +77,6 @@ def _render(task, lang, predictions):
     raise ScoringError(f"unknown task {task!r}; submission tasks: {', '.join(SUBMISSION_TASKS)}")
 
 
-def atomic_write(path, text):
-    """Write text to a temp file beside `path`, then rename over it (never a half-written file)."""
-    os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=os.path.dirname(path) or ".", prefix=".tmp-")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8", newline="\n") as f:
-            f.write(text)
-        os.chmod(tmp, 0o644)  # mkstemp makes 0600; a submission is meant to be shared
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
-    return path
-
-
 def submission_path(folder, task, lang):
     return os.path.join(folder, task, f"test-{lang}.{suffix(task)}")
 
@@ -108,4 +92,4 @@ def write_submission(folder, task, lang, predictions):
     if not re.fullmatch(r"[A-Za-z0-9_-]+", str(lang)):
         raise ScoringError(f"write_submission: {lang!r} is not a plain language code like 'de'")
     text = _render(task, lang, predictions)
-    return atomic_write(submission_path(folder, task, lang), text)
+    return write_atomic(submission_path(folder, task, lang), text)
