@@ -131,13 +131,7 @@ class EvalResults:
         return scoring.aggregate({t: s for t, s in self.scores.items() if s}, benchmark)
 
     def write_submission(self, folder: str) -> list:
-        """`folder/<task>/test-<lang>.<ext>` for every leaderboard task evaluated on test."""
-        from xtreme_jax import report
-        if report.is_remote(folder):  # scoring writes local files: write them here, then upload
-            import tempfile
-            with tempfile.TemporaryDirectory() as tmp:
-                self.write_submission(tmp)
-                return report.upload_dir(tmp, folder)
+        """`folder/<task>/test-<lang>.<ext>` (local or gs://) for every leaderboard task evaluated on test."""
         paths = []
         for name, res in self.tasks.items():
             if name not in SUBMISSION_TASKS:
@@ -870,7 +864,7 @@ def _benchmark_main(argv=None) -> dict:
     text = json.dumps(result, indent=1)
     print(text)
     if args.out:
-        from xtreme_jax.report import write_atomic
+        from xtreme_jax.files import write_atomic
         write_atomic(args.out, text + "\n")
     return result
 

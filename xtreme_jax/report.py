@@ -29,7 +29,7 @@ from typing import Mapping, Sequence, Union
 
 from etils import epath
 
-from xtreme_jax.files import is_remote, upload_dir, write_atomic  # noqa: F401  (report.write_atomic)
+from xtreme_jax.files import write_atomic
 
 # A metric spec is one metric name, or a tuple of names whose mean is the score.
 MetricSpec = Union[str, tuple]
