@@ -195,7 +195,8 @@ def model_config(args, size=None, layers=None, vocab=None, dropout=None):
     from xtreme_jax.models.encoder import preset
     size = size or args.size
     dropout = getattr(args, "dropout", 0.1) if dropout is None else dropout
-    over = dict(hidden_dropout=dropout, attention_dropout=dropout,
+    attn_dropout = getattr(args, "attention_dropout", None)
+    over = dict(hidden_dropout=dropout, attention_dropout=dropout if attn_dropout is None else attn_dropout,
                 dtype=jnp.bfloat16 if args.dtype == "bfloat16" else jnp.float32)
     layers = layers if layers is not None else args.layers
     vocab = vocab if vocab is not None else args.vocab
@@ -370,6 +371,9 @@ def bench_step(args) -> dict:
             torch_info = {"skipped": f"PyTorch / transformers not importable: {e}"}
     cpu = {}
     res = interleave(contenders, args.rounds, cpu)
+    if args.profile:   # one more round of our step under the profiler (xprof / ProfileData)
+        with jax.profiler.trace(args.profile):
+            trainer.timed("cls", dev, k)
 
     flops_step = flops_per_token(cfg, S) * B * S
     processed, useful = B * S, int(np.sum(host["attention_mask"]))
@@ -771,7 +775,11 @@ def bench_host(args) -> dict:
 
 # ============================================================================ memory (TPU/GPU)
 
-MEMORY_MESHES = ((8, 1, 1), (1, 8, 1), (2, 4, 1))
+MEMORY_MESHES = ((8, 1, 1), (2, 4, 1), (1, 8, 1), (2, 2, 2))
+# Depths compiled for the extrapolation. Not 1 and 2: there the peak is set by buffers outside the
+# layers (embedding gradient, optimizer update) and the growth per layer is underestimated (large,
+# (8,1,1): +0.14 GiB from 1 to 2 layers, +0.50 GiB per layer from 4 to 8).
+MEMORY_DEPTHS = (4, 8)
 
 
 def memory_analysis(size: str, mesh_shape, *, batch: int, seq: int = 128, dtype="bfloat16",
@@ -832,7 +840,7 @@ def bench_memory(args) -> dict:
                    XLA_FLAGS=(os.environ.get("XLA_FLAGS", "") + " --xla_force_host_platform_device_count=8").strip())
         cmd = [sys.executable, "-m", "xtreme_jax.bench", "--what", "_memory_child",
                "--memory-sizes", args.memory_sizes, "--memory-batches", args.memory_batches,
-               "--memory-meshes", args.memory_meshes, "--seq", str(args.seq)] + (["--remat"] if args.remat else []) + (
+               "--memory-meshes", args.memory_meshes, "--seq", str(args.seq), "--prng", args.prng] + (["--remat"] if args.remat else []) + (
                    ["--memory-full-depth"] if args.memory_full_depth else [])
         p = subprocess.run(cmd, env=env, capture_output=True, text=True)
         if p.returncode:
@@ -852,14 +860,16 @@ def bench_memory(args) -> dict:
                     r["method"] = "compiled at full depth"
                 else:
                     # Every layer holds the same state and saves the same activations, so bytes are
-                    # affine in depth: compile 1 and 2 layers, extrapolate to the preset's depth
-                    # (a full-depth SPMD compile of XLM-R large takes many CPU-minutes).
-                    a, b = (memory_analysis(size, mesh, num_layers=n, **kw) for n in (1, 2))
+                    # affine in depth once the layers dominate the peak: compile MEMORY_DEPTHS layers,
+                    # extrapolate to the preset's depth (a full-depth SPMD compile of XLM-R large
+                    # takes many CPU-minutes).
+                    n1, n2 = MEMORY_DEPTHS
+                    a, b = (memory_analysis(size, mesh, num_layers=n, **kw) for n in (n1, n2))
                     depth = PRESETS[size]["num_layers"]
-                    r = dict(b, num_layers=depth, method="affine in depth from compiled 1- and 2-layer steps",
-                             compile_s=a["compile_s"] + b["compile_s"])
+                    r = dict(b, num_layers=depth, compile_s=a["compile_s"] + b["compile_s"],
+                             method=f"affine in depth from compiled {n1}- and {n2}-layer steps")
                     for k in keys:
-                        r[k] = int(a[k] + (b[k] - a[k]) * (depth - 1))
+                        r[k] = int(a[k] + (b[k] - a[k]) * (depth - n1) / (n2 - n1))
                     r["peak_gib_per_device"] = r["peak_bytes_per_device"] / 2 ** 30
                 r["state_gib_per_device"] = r["state_bytes_per_device"] / 2 ** 30
                 r["fits_tpu_8_chips"] = fits(r["peak_gib_per_device"])
@@ -892,8 +902,13 @@ def parse_args(argv=None):
                     help="EncoderConfig.attention_impl, e.g. cudnn (flash attention) on GPU; "
                          "applies to dropout-free attention")
     ap.add_argument("--dropout", type=float, default=0.1, help="hidden and attention dropout of the step")
+    ap.add_argument("--attention-dropout", type=float, default=None,
+                    help="attention-probability dropout (default: --dropout); 0 lets --attention-impl cudnn run")
+    ap.add_argument("--prng", default="rbg", choices=["rbg", "threefry2x32", "unsafe_rbg"],
+                    help="jax_default_prng_impl for dropout masks (xtreme_jax.main uses rbg)")
     ap.add_argument("--bf16-grads", action="store_true", help="reduce gradients in bf16 (make_train_step grad_dtype)")
     ap.add_argument("--no-torch", action="store_true", help="skip the PyTorch comparison")
+    ap.add_argument("--profile", default="", help="step: write a jax.profiler trace of K more steps to this dir")
     ap.add_argument("--torch-attn", default="sdpa", choices=["sdpa", "eager"])
     ap.add_argument("--threads", type=int, default=0, help="PyTorch threads (default: all cores, as XLA uses)")
     ap.add_argument("--rounds", type=int, default=5, help="interleaved rounds (medians are reported)")
@@ -918,7 +933,7 @@ def parse_args(argv=None):
     ap.add_argument("--memory-sizes", default="base,large")
     ap.add_argument("--memory-batches", default="256")
     ap.add_argument("--memory-full-depth", action="store_true",
-                    help="compile the full-depth model (slow on CPU) instead of extrapolating from 1 and 2 layers")
+                    help="compile the full-depth model (slow on CPU) instead of extrapolating from MEMORY_DEPTHS layers")
     ap.add_argument("--memory-meshes", default=",".join("x".join(map(str, m)) for m in MEMORY_MESHES))
     ap.add_argument("--out", default="", help="write the JSON here (also printed)")
     return ap.parse_args(argv)
@@ -942,7 +957,9 @@ PARTS = {"step": bench_step, "padding": bench_padding, "eval": bench_eval, "comp
 
 
 def main(argv=None) -> dict:
+    import jax
     args = parse_args(argv)
+    jax.config.update("jax_default_prng_impl", args.prng)
     if args.what == "_memory_child":
         args.dtype = args.dtype or "bfloat16"
         print(json.dumps(bench_memory(args)))

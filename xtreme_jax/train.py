@@ -65,14 +65,17 @@ def _microbatches(batch, n):
 
 
 def make_train_step(graphdef, shardings, task: str, schedule=None, accum_steps: int = 1,
-                    grad_dtype=None):
+                    grad_dtype=None, rules=DEFAULT_RULES):
     """Returns step(state, batch, rng) -> (state, metrics); state buffers are donated.
+
+    Traced under the state's mesh and `rules`, so the encoder's activation constraints
+    (`sharding.constrain`) apply: activations stay split over the batch on any mesh.
 
     Gradients are of the summed loss, divided by the global item count, so accumulation and
     multi-host batches give the exact mean. Non-finite gradients skip the update (the host
     decides whether that stops the run, see `metrics['finite']`).
     """
-    def step(state, batch, rng):
+    def step_fn(state, batch, rng):
         ts = nnx.merge(graphdef, state)
         model_def, params, rest = nnx.split(ts.model, nnx.Param, ...)
 
@@ -114,5 +117,11 @@ def make_train_step(graphdef, shardings, task: str, schedule=None, accum_steps: 
         if schedule is not None:
             metrics["lr"] = schedule(step_no)
         return new, metrics
+
+    mesh = jax.tree.leaves(shardings)[0].mesh
+
+    def step(state, batch, rng):
+        with jax.sharding.use_abstract_mesh(mesh.abstract_mesh), nnx.logical_axis_rules(rules):
+            return step_fn(state, batch, rng)
 
     return jax.jit(step, donate_argnums=(0,), out_shardings=(shardings, None))

@@ -11,6 +11,8 @@ import jax
 import jax.numpy as jnp
 from flax import nnx, struct
 
+from xtreme_jax.sharding import constrain
+
 
 @dataclasses.dataclass(frozen=True)
 class EncoderConfig:
@@ -92,6 +94,11 @@ def _keep_mask(rng, keep: float, shape):
     return u16 < jnp.uint32(round(keep * 65536))
 
 
+def hidden(x):
+    """Hidden states [B, S, d] split over the batch like the input (no-op without a mesh)."""
+    return constrain(x, "activation_batch", "activation_length", "activation_embed")
+
+
 def _fold(rng, i):
     return None if rng is None else jax.random.fold_in(rng, i)
 
@@ -137,7 +144,7 @@ class Embeddings(nnx.Module):
              + jnp.take(self.position[...], position_ids, axis=0)
              + jnp.take(self.token_type[...], token_type_ids, axis=0))
         x = self.norm(x.astype(self.cfg.dtype))
-        return dropout(x, self.cfg.hidden_dropout, rng)
+        return hidden(dropout(x, self.cfg.hidden_dropout, rng))
 
 
 class Layer(nnx.Module):
@@ -173,7 +180,7 @@ class Layer(nnx.Module):
         x = self.attn_norm(x + attn)
         h = jax.nn.gelu(self.ffn_in(x), approximate=False)
         h = dropout(self.ffn_out(h), cfg.hidden_dropout, _fold(rng, 2))
-        return self.ffn_norm(x + h)
+        return hidden(self.ffn_norm(x + h))
 
 
 @struct.dataclass
