@@ -904,8 +904,8 @@ def parse_args(argv=None):
     ap.add_argument("--dropout", type=float, default=0.1, help="hidden and attention dropout of the step")
     ap.add_argument("--attention-dropout", type=float, default=None,
                     help="attention-probability dropout (default: --dropout); 0 lets --attention-impl cudnn run")
-    ap.add_argument("--prng", default="rbg", choices=["rbg", "threefry2x32", "unsafe_rbg"],
-                    help="jax_default_prng_impl for dropout masks (xtreme_jax.main uses rbg)")
+    ap.add_argument("--prng", default="threefry2x32", choices=["rbg", "threefry2x32", "unsafe_rbg"],
+                    help="jax_default_prng_impl for dropout masks (xtreme_jax.main uses threefry2x32)")
     ap.add_argument("--bf16-grads", action="store_true", help="reduce gradients in bf16 (make_train_step grad_dtype)")
     ap.add_argument("--no-torch", action="store_true", help="skip the PyTorch comparison")
     ap.add_argument("--profile", default="", help="step: write a jax.profiler trace of K more steps to this dir")

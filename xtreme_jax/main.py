@@ -55,9 +55,9 @@ def main(argv):
     if _WORKDIR.value is None:
         raise app.UsageError("--workdir is required")
     import jax
-    # rbg random bits compile ~2x faster than threefry on CPU (dropout, init) and stay
-    # sharding-invariant for our uses (tested across meshes and process counts).
-    jax.config.update("jax_default_prng_impl", "rbg")
+    # Random bits stay JAX's default threefry (partitionable): each device draws only its own
+    # dropout bits. rbg draws the whole global batch's bits on every device (+11.7 GiB per device
+    # for XLM-R large at B=256, docs/benchmarks.md) and was 8-11% slower per CPU step.
     # Persistent compilation cache: a restarted or repeated run skips most compiles.
     if not os.environ.get("JAX_COMPILATION_CACHE_DIR"):
         jax.config.update("jax_compilation_cache_dir",
