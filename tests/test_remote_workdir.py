@@ -148,7 +148,7 @@ def test_tensorboard_stays_local_and_says_so_without_a_gcs_client(gcs, tmp_path,
     log = loop.MetricsLog("gs://bucket/run/target/metrics", flush_secs=0)
     log.write(1, {"loss": 2.0})
     log.close()
-    local = loop.local_dir_for("tensorboard", "gs://bucket/run/target/metrics/tensorboard")
+    local = files.local_dir_for("tensorboard", "gs://bucket/run/target/metrics/tensorboard")
     assert local.startswith(str(tmp_path / "home" / ".cache" / "xtreme_jax" / "tensorboard"))
     assert any(n.startswith("events.out.tfevents") for n in os.listdir(local))
     assert local in caplog.text and "written locally" in caplog.text
@@ -278,7 +278,7 @@ def test_run_with_a_remote_workdir_caches_features_locally(gcs, tmp_path):
     cfg.model.tokenizer = str(tmp_path / "tok")
     cfg.evaluate.batch_size = 8
     run = pipeline.Run(cfg, "gs://bucket/run")
-    assert run.cache_dir == loop.local_dir_for("features", "gs://bucket/run")
+    assert run.cache_dir == files.local_dir_for("features", "gs://bucket/run")
     src = C.source("official", str(data))
     feats = run.features(run.get_task("xnli"), "train", "en", src)
     assert feats.num_examples == len(lines)

@@ -2,6 +2,7 @@
 uploads. Everything that writes results goes through here."""
 from __future__ import annotations
 
+import hashlib
 import os
 import stat
 import tempfile
@@ -56,3 +57,9 @@ def upload_dir(local, remote) -> list[str]:
             epath.Path(src).copy(dst, overwrite=True)
             out.append(os.fspath(dst))
     return out
+
+
+def local_dir_for(kind: str, remote: str) -> str:
+    """A local directory standing in for `remote` (what cannot live on an object store)."""
+    digest = hashlib.sha1(remote.rstrip("/").encode()).hexdigest()[:16]
+    return os.path.join(os.path.expanduser("~"), ".cache", "xtreme_jax", kind, digest)

@@ -5,7 +5,6 @@
 Host syncs happen only every `log_every` steps, at validation and at saves.
 """
 import dataclasses
-import hashlib
 import json
 import logging
 import os
@@ -23,7 +22,7 @@ from xtreme_jax import checkpoint as ckpt_lib
 from xtreme_jax import optim, sharding, train
 from xtreme_jax.data import make_eval_batches, make_train_iterator
 from xtreme_jax.data.features import subsample
-from xtreme_jax.files import is_remote, write_atomic
+from xtreme_jax.files import is_remote, local_dir_for, write_atomic
 
 log = logging.getLogger(__name__)
 
@@ -158,12 +157,6 @@ def dev_score(results: dict) -> float:
 def _shard_options():
     return grain.sharding.ShardOptions(shard_index=jax.process_index(), shard_count=jax.process_count(),
                                        drop_remainder=True)
-
-
-def local_dir_for(kind: str, remote: str) -> str:
-    """A local directory standing in for `remote` (what cannot live on an object store)."""
-    digest = hashlib.sha1(remote.rstrip("/").encode()).hexdigest()[:16]
-    return os.path.join(os.path.expanduser("~"), ".cache", "xtreme_jax", kind, digest)
 
 
 def tensorboard_dir(directory: str) -> str:

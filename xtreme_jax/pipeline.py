@@ -25,7 +25,7 @@ from xtreme_jax import loop, sharding, train
 from xtreme_jax.data import Source, cached_features
 from xtreme_jax.models import encoder as enc_lib
 from xtreme_jax.models import hf as hf_lib
-from xtreme_jax.files import is_remote, upload_dir, write_atomic
+from xtreme_jax.files import is_remote, local_dir_for, upload_dir, write_atomic
 from xtreme_jax.tasks import get_task
 
 log = logging.getLogger(__name__)
@@ -49,7 +49,7 @@ def default_cache_dir(config, workdir: str) -> str:
         return config.data.cache_dir
     if not is_remote(workdir):
         return os.path.join(workdir, "cache")
-    local = loop.local_dir_for("features", workdir)
+    local = local_dir_for("features", workdir)
     log.info("workdir %s is remote: caching tokenized features locally in %s "
              "(set config.data.cache_dir to choose another local directory)", workdir, local)
     return local
