@@ -39,3 +39,19 @@ def test_interleave_alternates_order():
     assert calls == ["a", "b", "b", "a", "a", "b"]
     assert res == {"a": [1.0] * 3, "b": [2.0] * 3}
     assert np.isclose(bench.med([3.0, 1.0, 2.0]), 2.0)
+
+
+def test_torch_batches_follow_each_pytorch_batching_and_quantiles_span_the_lengths():
+    lengths = bench.sample_lengths("xnli", 1000, 128, seed=2)
+    plans = {m: bench.torch_batches(m, lengths, 16, 128) for m in bench.TORCH_PAD_MODES}
+    for mode, batches in plans.items():
+        assert sorted(np.concatenate([idx for _, idx in batches]).tolist()) == list(range(1000))  # an epoch
+        assert len(batches) == 63 and len(batches[-1][1]) == 1000 - 62 * 16                  # drop_last=False
+        for padded, idx in batches:
+            assert padded == (128 if mode == "pad_to_max" else lengths[idx].max())
+    padded_tokens = {m: sum(p * len(idx) for p, idx in b) for m, b in plans.items()}
+    # grouping by length pads far less than random batches, which pad less than max_seq_length
+    assert padded_tokens["group_by_length"] < 0.8 * padded_tokens["longest_in_batch"] < 0.8 * 128 * 1000
+    picks = [p for p, _ in bench.quantile_batches(plans["group_by_length"], 8)]
+    ranked = sorted(p for p, _ in plans["group_by_length"])
+    assert picks == [ranked[int((i + 0.5) * 63 / 8)] for i in range(8)] and picks == sorted(picks)

@@ -16,7 +16,10 @@ Parts (`--what`, comma-separated; default `step,padding,eval,compile,host`):
            with the measured matmul peak given too.
   padding  pad-to-max vs length buckets vs packing on sampled XNLI-like pair and PAN-X-like
            sentence lengths: the step is run on real batches of each mode (one per shape), and
-           an epoch's useful tokens/s is computed from the epoch plan's shape counts.
+           an epoch's useful tokens/s is computed from the epoch plan's shape counts. The same
+           examples batched the PyTorch way (pad to max_seq_length as the XTREME scripts, pad
+           to the longest in each batch as HF's collator, HF's group_by_length) through HF's
+           model of the same config: our modes against each, in useful tokens/s.
   eval     the vectorized multi-language evaluator against the per-language loop
            (`xtreme_jax.evaluate.benchmark_vs_naive`, on the real Tatoeba kit when present).
   compile  compiled shapes per phase over realistic bucketed streams, recompiles after warm-up,
@@ -218,14 +221,20 @@ def cfg_dict(cfg) -> dict:
     return {k: (str(v) if k == "dtype" else v) for k, v in vars(cfg).items()}
 
 
-def padded_batch(lengths, seq: int, vocab: int, num_labels: int = 3, seed: int = 0) -> dict:
+def padded_batch(lengths, seq: int, vocab: int, num_labels: int = 3, seed: int = 0,
+                 kind: str = "classification") -> dict:
+    """Random ids padded to `seq`; labels per sequence (classification) or per real token
+    (tagging, -100 on padding)."""
     rng = np.random.default_rng(seed)
     b = len(lengths)
     mask = (np.arange(seq)[None] < np.asarray(lengths)[:, None]).astype(np.int32)
     ids = np.where(mask, rng.integers(5, vocab, (b, seq)), 1).astype(np.int32)
     ids[:, 0] = 0
-    return dict(input_ids=ids, attention_mask=mask, token_type_ids=np.zeros_like(ids),
-                labels=rng.integers(0, num_labels, b).astype(np.int32))
+    if kind == "tagging":
+        labels = np.where(mask, rng.integers(0, num_labels, (b, seq)), -100).astype(np.int32)
+    else:
+        labels = rng.integers(0, num_labels, b).astype(np.int32)
+    return dict(input_ids=ids, attention_mask=mask, token_type_ids=np.zeros_like(ids), labels=labels)
 
 
 class JaxTrainer:
@@ -286,10 +295,12 @@ def make_torch_matmul(n: int, threads: int, min_seconds: float = 1.0):
 
 
 class TorchTrainer:
-    """HF transformers' PyTorch XLMRobertaForSequenceClassification + AdamW (no decay on bias /
-    LayerNorm) + global-norm clipping + linear schedule: the jiant / XTREME-scripts path."""
+    """HF transformers' PyTorch XLMRobertaForSequenceClassification (or ...ForTokenClassification
+    for tagging) + AdamW (no decay on bias / LayerNorm) + global-norm clipping + linear schedule:
+    the jiant / XTREME-scripts path."""
 
-    def __init__(self, cfg, num_labels: int, batch: dict, threads: int, attn: str = "sdpa", lr=1e-5):
+    def __init__(self, cfg, num_labels: int, batch: dict | None, threads: int, attn: str = "sdpa",
+                 lr=1e-5, kind: str = "classification"):
         import torch
         import transformers
         torch.manual_seed(0)
@@ -302,7 +313,9 @@ class TorchTrainer:
             layer_norm_eps=cfg.layer_norm_eps, pad_token_id=cfg.pad_token_id, num_labels=num_labels,
             hidden_dropout_prob=cfg.hidden_dropout, attention_probs_dropout_prob=cfg.attention_dropout,
             attn_implementation=attn)
-        self.model = transformers.XLMRobertaForSequenceClassification(hf).train()
+        model_cls = (transformers.XLMRobertaForTokenClassification if kind == "tagging"
+                     else transformers.XLMRobertaForSequenceClassification)
+        self.model = model_cls(hf).train()
         decay = [p for n, p in self.model.named_parameters() if not (n.endswith("bias") or "LayerNorm" in n)]
         no_decay = [p for n, p in self.model.named_parameters() if n.endswith("bias") or "LayerNorm" in n]
         self.opt = torch.optim.AdamW([{"params": decay, "weight_decay": 0.01},
@@ -310,13 +323,16 @@ class TorchTrainer:
         total, warm = 10 ** 6, 10 ** 5
         self.sched = torch.optim.lr_scheduler.LambdaLR(
             self.opt, lambda s: min((s + 1) / warm, max(0.0, (total - s) / (total - warm))))
-        self.batch = {k: torch.as_tensor(np.asarray(v, np.int64)) for k, v in batch.items()
-                      if k in ("input_ids", "attention_mask", "labels")}
+        self.batch = self.put(batch) if batch is not None else None
         self.attn = attn
         self.threads = threads
 
-    def step(self):
-        out = self.model(**self.batch)
+    def put(self, batch: dict) -> dict:
+        return {k: self.torch.as_tensor(np.asarray(v, np.int64)) for k, v in batch.items()
+                if k in ("input_ids", "attention_mask", "labels")}
+
+    def step(self, batch=None):
+        out = self.model(**(batch if batch is not None else self.batch))
         out.loss.backward()
         self.torch.nn.utils.clip_grad_norm_(self.model.parameters(), 1.0)
         self.opt.step()
@@ -324,10 +340,10 @@ class TorchTrainer:
         self.opt.zero_grad(set_to_none=True)
         return out.loss
 
-    def timed(self, k: int) -> float:
+    def timed(self, k: int, batch=None) -> float:
         t = time.perf_counter()
         for _ in range(k):
-            loss = self.step()
+            loss = self.step(batch)
         float(loss.detach())
         return (time.perf_counter() - t) / k
 
@@ -422,6 +438,33 @@ def bench_step(args) -> dict:
 
 PAD_MODES = {"pad_to_max": dict(buckets=None), "buckets": {}, "packing": dict(packing=True)}
 
+# How the PyTorch path batches the same data: the XTREME scripts pad every example to
+# max_seq_length; HF's DataCollatorWithPadding pads each shuffled batch to its longest example;
+# the HF Trainer with group_by_length=True sorts mega-batches of 50 batches by length first.
+TORCH_PAD_MODES = ("pad_to_max", "longest_in_batch", "group_by_length")
+
+
+def torch_batches(mode: str, lengths, batch_size: int, max_length: int, seed: int = 0) -> list:
+    """(padded length, example indices) of every batch of one epoch, formed as the PyTorch path
+    forms them (drop_last=False, the HF default)."""
+    import torch
+    g = torch.Generator().manual_seed(seed)
+    if mode == "group_by_length":
+        from transformers.trainer_pt_utils import get_length_grouped_indices
+        order = np.asarray(get_length_grouped_indices([int(n) for n in lengths], batch_size, generator=g))
+    else:
+        order = torch.randperm(len(lengths), generator=g).numpy()
+    batches = [order[i:i + batch_size] for i in range(0, len(order), batch_size)]
+    return [(max_length if mode == "pad_to_max" else int(lengths[idx].max()), idx) for idx in batches]
+
+
+def quantile_batches(batches: list, k: int) -> list:
+    """k batches at evenly spaced quantiles of the padded length: in eager PyTorch a step's cost
+    depends on the batch's shape only, so their mean step time x the batch count estimates the
+    epoch (a midpoint sum over the sorted lengths)."""
+    ranked = sorted(batches, key=lambda b: b[0])
+    return [ranked[int((i + 0.5) * len(ranked) / k)] for i in range(min(k, len(ranked)))]
+
 
 def bench_padding(args, trainer=None) -> dict:
     import grain
@@ -433,6 +476,7 @@ def bench_padding(args, trainer=None) -> dict:
     trainer = trainer or JaxTrainer(cfg, {"xnli": ("classification", 3), "panx": ("tagging", 7)})
     out = {"config": cfg_dict(cfg), "batch": B, "max_length": S, "buckets": list(DEFAULT_BUCKETS),
            "length_models": LENGTH_MODELS, "rounds": args.rounds}
+    with_torch = not args.no_torch
     for dist, kind, head, nl in (("xnli", "classification", "xnli", 3), ("panx", "tagging", "panx", 7)):
         lengths = sample_lengths(dist, args.padding_examples, S, seed=2)
         f = synthetic_features(kind, lengths, cfg.vocab_size, S, num_labels=nl, seed=3)
@@ -454,24 +498,47 @@ def bench_padding(args, trainer=None) -> dict:
                     shapes[key] = trainer.put({k: v for k, v in batch.items() if not k.startswith("meta_")})
         for key, dev in shapes.items():          # compile every shape before timing
             trainer.timed(head, dev, 1)
-        times = interleave({key: (lambda d=dev: trainer.timed(head, d, 1)) for key, dev in shapes.items()},
-                           args.rounds)
+        contenders = {key: (lambda d=dev: trainer.timed(head, d, 1)) for key, dev in shapes.items()}
+        torch_plans = {}
+        if with_torch:   # the same examples batched the PyTorch way, through HF's model of the same config
+            tt = TorchTrainer(cfg, nl, None, args.threads or os.cpu_count(), attn=args.torch_attn, kind=kind)
+            for mode in TORCH_PAD_MODES:
+                batches = torch_batches(mode, lengths, B, S, seed=0)
+                torch_plans[mode] = (len(batches), sum(length * len(idx) for length, idx in batches),
+                                     [length for length, _ in quantile_batches(batches, args.padding_torch_samples)])
+                for length, idx in quantile_batches(batches, args.padding_torch_samples):
+                    if ("torch", length) not in contenders:
+                        tb = tt.put(padded_batch(lengths[idx], length, cfg.vocab_size, nl, kind=kind))
+                        tt.timed(1, tb)
+                        contenders[("torch", length)] = lambda tb=tb: tt.timed(1, tb)
+        times = interleave(contenders, args.rounds)
         real = int(lengths.sum())
         res = {"examples": len(lengths), "mean_length": float(lengths.mean()),
                "p50_length": float(np.percentile(lengths, 50)), "p95_length": float(np.percentile(lengths, 95)),
                "real_tokens_per_epoch": real}
+
+        def summary(n_batches, processed, epoch_s, **extra):
+            return {"batches_per_epoch": int(n_batches), **extra, "efficiency": real / processed,
+                    "epoch_s": epoch_s, "useful_tokens_per_s": real / epoch_s,
+                    "processed_tokens_per_s": processed / epoch_s}
         for mode, counts in plans.items():
             t_shape = {length: med(times[(mode, length)]) for length in counts}
-            epoch_s = sum(n * t_shape[length] for length, n in counts.items())
-            processed = sum(n * B * length for length, n in counts.items())
-            res[mode] = {"batches_per_epoch": int(sum(counts.values())),
-                         "shapes": {str(k): int(v) for k, v in sorted(counts.items())},
-                         "step_s_per_shape": {str(k): v for k, v in sorted(t_shape.items())},
-                         "efficiency": real / processed, "epoch_s": epoch_s,
-                         "useful_tokens_per_s": real / epoch_s, "processed_tokens_per_s": processed / epoch_s}
+            res[mode] = summary(sum(counts.values()), sum(n * B * length for length, n in counts.items()),
+                                sum(n * t_shape[length] for length, n in counts.items()),
+                                shapes={str(k): int(v) for k, v in sorted(counts.items())},
+                                step_s_per_shape={str(k): v for k, v in sorted(t_shape.items())})
         base = res["pad_to_max"]["useful_tokens_per_s"]
         for mode in PAD_MODES:
             res[mode]["useful_speedup_vs_pad_to_max"] = res[mode]["useful_tokens_per_s"] / base
+        for mode, (n_batches, processed, sampled) in torch_plans.items():
+            t = {length: med(times[("torch", length)]) for length in sampled}
+            res[f"torch_{mode}"] = summary(n_batches, processed, n_batches * float(np.mean([t[x] for x in sampled])),
+                                           sampled_padded_lengths=sampled,
+                                           step_s_per_sampled_length={str(k): v for k, v in sorted(t.items())})
+        if torch_plans:   # our trainer's modes against each way of running the PyTorch path
+            res["ours_vs_torch_useful_tokens_per_s"] = {
+                ours: {theirs: res[ours]["useful_tokens_per_s"] / res[f"torch_{theirs}"]["useful_tokens_per_s"]
+                       for theirs in TORCH_PAD_MODES} for ours in PAD_MODES}
         out[dist] = res
     return out
 
@@ -915,6 +982,8 @@ def parse_args(argv=None):
     ap.add_argument("--steps-per-round", type=int, default=0, help="steps per contender per round (default 1 on CPU, 10 elsewhere)")
     ap.add_argument("--peak-n", type=int, default=0, help="matmul size for the measured peak (2048 CPU, 8192 GPU)")
     ap.add_argument("--padding-examples", type=int, default=4000)
+    ap.add_argument("--padding-torch-samples", type=int, default=8,
+                    help="padding: PyTorch batches timed per batching mode (quantiles of the padded length)")
     ap.add_argument("--padding-layers", type=int, default=1,
                     help="layers of the padding model (same width as --size; 0 = as --layers)")
     ap.add_argument("--eval-data", default="", help="Tatoeba dir (default: the shared data kit)")
@@ -1010,6 +1079,8 @@ def summarize(r: dict) -> dict:
     if "padding" in r and "xnli" in r["padding"]:
         s["xnli_useful_speedup_vs_pad_to_max"] = {m: r["padding"]["xnli"][m]["useful_speedup_vs_pad_to_max"]
                                                   for m in PAD_MODES}
+        if "ours_vs_torch_useful_tokens_per_s" in r["padding"]["xnli"]:
+            s["xnli_ours_vs_torch_useful_tokens_per_s"] = r["padding"]["xnli"]["ours_vs_torch_useful_tokens_per_s"]
     if "eval" in r and "speedup" in r["eval"]:
         s["eval_speedup_vs_loop"] = r["eval"]["speedup"]
     if "compile" in r:
