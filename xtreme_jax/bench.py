@@ -501,12 +501,17 @@ def bench_padding(args, trainer=None) -> dict:
         contenders = {key: (lambda d=dev: trainer.timed(head, d, 1)) for key, dev in shapes.items()}
         torch_plans = {}
         if with_torch:   # the same examples batched the PyTorch way, through HF's model of the same config
-            tt = TorchTrainer(cfg, nl, None, args.threads or os.cpu_count(), attn=args.torch_attn, kind=kind)
+            try:
+                tt = TorchTrainer(cfg, nl, None, args.threads or os.cpu_count(), attn=args.torch_attn, kind=kind)
+            except ImportError as e:
+                out["torch"], with_torch = {"skipped": f"PyTorch / transformers not importable: {e}"}, False
+        if with_torch:
             for mode in TORCH_PAD_MODES:
                 batches = torch_batches(mode, lengths, B, S, seed=0)
+                picks = quantile_batches(batches, args.padding_torch_samples)
                 torch_plans[mode] = (len(batches), sum(length * len(idx) for length, idx in batches),
-                                     [length for length, _ in quantile_batches(batches, args.padding_torch_samples)])
-                for length, idx in quantile_batches(batches, args.padding_torch_samples):
+                                     [length for length, _ in picks])
+                for length, idx in picks:
                     if ("torch", length) not in contenders:
                         tb = tt.put(padded_batch(lengths[idx], length, cfg.vocab_size, nl, kind=kind))
                         tt.timed(1, tb)
