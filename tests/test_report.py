@@ -6,6 +6,7 @@ import os
 import stat
 import subprocess
 
+import ml_collections
 import numpy as np
 import pytest
 from PIL import Image
@@ -119,7 +120,6 @@ def test_csv_parses_back_to_the_input(tmp_path):
 
 
 def test_results_json(tmp_path):
-    ml_collections = pytest.importorskip("ml_collections")
     cfg = ml_collections.ConfigDict({"model": {"name": "xlm-roberta-large"}, "lr": 1e-5, "mesh": (-1, 1, 1)})
     res = {**RESULTS, "tydiqa": {"sw": {"exact_match": float("nan"), "f1": np.float32(50.0)}}}
     path = report.write_results_json(tmp_path / "run" / "results.json", res,
