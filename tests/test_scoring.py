@@ -361,3 +361,35 @@ def test_in_memory_ints_compare_like_the_written_files():
     # pawsx 2 of 3 right -> 66.67; tatoeba 1 of 2 -> 50.
     assert score_task("pawsx", [0, 1, 1], ["0", "1", "0"], "de") == approx({"accuracy": 200 / 3})
     assert score_task("tatoeba", [3, 4], [3, 5], "de") == {"accuracy": 50.0}
+
+
+def test_error_no_task_folders(tmp_path, capsys):
+    # Before: exit 0 with "{}" (nothing scored looked like success).
+    (tmp_path / "p").mkdir()
+    (tmp_path / "l").mkdir()
+    err = _cli_error(str(tmp_path / "p"), str(tmp_path / "l"), capsys)
+    assert err.startswith("error: no xtreme task folder found in both ")
+    assert "xnli/test-de.tsv" in err and err.count("\n") == 1
+
+
+def test_error_output_file_is_a_directory(xnli_folders, tmp_path, capsys):
+    P, L = xnli_folders
+    err = _cli_error(P, L, capsys, "--output_file", str(tmp_path))
+    assert err == (f"error: --output_file={tmp_path} is a directory; pass a file path such as "
+                   f"{tmp_path}/scores.json\n")
+
+
+def test_error_invalid_utf8_names_file_and_line(xnli_folders, capsys):
+    P, L = xnli_folders
+    with open(f"{P}/xnli/test-de.tsv", "wb") as f:
+        f.write(b"neutral\nentail\xe9ment\n")  # Latin-1 byte on line 2
+    err = _cli_error(P, L, capsys)
+    assert err == f"error: {P}/xnli/test-de.tsv:2: not valid UTF-8 (byte 0xe9); save the file as UTF-8\n"
+
+
+def test_utf8_bom_in_prediction_file_is_accepted(xnli_folders, capsys):
+    P, L = xnli_folders
+    with open(f"{P}/xnli/test-de.tsv", "w", encoding="utf-8-sig") as f:
+        f.write("neutral\nentailment\n")
+    assert score_cli.main(["--prediction_folder", P, "--label_folder", L]) == 0
+    assert json.loads(capsys.readouterr().out)["xnli"]["accuracy"]["de"] == 100.0

@@ -7,6 +7,7 @@ Prints the JSON to stdout (and to --output_file if given); notes and errors go t
 
 import argparse
 import json
+import os
 import sys
 
 from xtreme_jax.files import write_atomic
@@ -24,6 +25,10 @@ def main(argv=None):
     parser.add_argument("--extras", action="store_true",
                         help="add non-official metrics (udpos token_accuracy)")
     args = parser.parse_args(argv)
+    if args.output_file and os.path.isdir(args.output_file):
+        print(f"error: --output_file={args.output_file} is a directory; pass a file path such as "
+              f"{os.path.join(args.output_file, 'scores.json')}", file=sys.stderr)
+        return 2
     try:
         scores = evaluate_folders(args.prediction_folder, args.label_folder, args.xtreme_version,
                                   extras=args.extras)

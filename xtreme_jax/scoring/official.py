@@ -6,6 +6,7 @@ then `avg_<metric>` (plain mean over languages in the official language order) a
 `all_task` (mean of avg_metric over every task of the version) and one score per group.
 """
 
+import io
 import json
 import math
 import os
@@ -226,9 +227,20 @@ def aggregate(results, benchmark="xtreme"):
 # --------------------------------------------------------------------------- files
 
 def _open(path):
+    """The file's text as a stream. A UTF-8 byte-order mark (written by some Windows editors) is
+    dropped rather than glued to the first label; bytes that are not UTF-8 are an error naming
+    the line, instead of a decoder traceback."""
     if not os.path.isfile(path):
         raise ScoringError(f"missing file {path}")
-    return open(path, encoding="utf-8")
+    with open(path, "rb") as f:
+        data = f.read()
+    try:
+        text = data.decode("utf-8-sig")
+    except UnicodeDecodeError as e:
+        line = data.count(b"\n", 0, e.start) + 1
+        raise ScoringError(f"{path}:{line}: not valid UTF-8 (byte {data[e.start]:#04x}); "
+                           "save the file as UTF-8") from None
+    return io.StringIO(text, newline=None)
 
 
 def read_lines(path):
@@ -318,6 +330,11 @@ def evaluate_folders(prediction_folder, label_folder, xtreme_version="xtreme", *
             why = "no labels for it" if t in order else f"not a {xtreme_version} task"
             print(f"note: skipping {os.path.join(prediction_folder, t)} ({why})", file=sys.stderr)
 
+    if not present:
+        raise ScoringError(
+            f"no {xtreme_version} task folder found in both {prediction_folder} and {label_folder}; "
+            f"each must hold one sub-folder per task, e.g. xnli/test-de.tsv "
+            f"({xtreme_version} tasks: {' '.join(order)})")
     results = {}
     for task in present:
         results[task] = {}
