@@ -90,7 +90,12 @@ def validate(config, num_devices: int, num_processes: int = 1):
     except ValueError as e:
         raise ConfigError(str(e)) from None
     dp = mesh[0] * mesh[1]
-    for name in phases(config):
+    names = phases(config)
+    if not names:
+        raise ConfigError(f"config.phases={config.phases!r} names no phase; list some of {', '.join(PHASES)}, "
+                          "e.g. --config.phases=intermediate,target,evaluate")
+    _check_model_and_data(config)
+    for name in names:
         if name == "evaluate":
             for i, t in enumerate(config.evaluate.tasks):
                 _check_task(get_task, f"evaluate.tasks[{i}].name", t.name)
@@ -103,8 +108,7 @@ def validate(config, num_devices: int, num_processes: int = 1):
             raise ConfigError(f"config.{name}.tasks is empty: add at least one task entry")
         if p.lr <= 0:
             raise ConfigError(f"config.{name}.lr={p.lr} must be positive, e.g. --config.{name}.lr=1e-5")
-        if p.num_steps <= 0:
-            raise ConfigError(f"config.{name}.num_steps={p.num_steps} must be positive")
+        _check_numbers(name, p)
         if p.batch_size % (dp * p.accum_steps) or p.batch_size % num_processes:
             raise ConfigError(
                 f"config.{name}.batch_size={p.batch_size} is not divisible by the data-parallel size "
@@ -121,6 +125,51 @@ def validate(config, num_devices: int, num_processes: int = 1):
                 if t.lang not in langs:
                     raise ConfigError(f"config.{name}.tasks[{i}].lang={t.lang!r}: task {t.name!r} has "
                                       f"no such language; choose from {sorted(set(langs))}")
+
+
+# (field, lowest allowed value, what it means): checked before compute, since a zero or negative
+# value here otherwise fails only after compilation (ZeroDivisionError, a bare StopIteration).
+_POSITIVE = (("num_steps", 1), ("batch_size", 1), ("accum_steps", 1), ("save_every", 1), ("log_every", 1),
+             ("keep", 1), ("eval_every", 0), ("eval_examples", 1), ("patience", 0), ("max_length", 0),
+             ("max_examples", 0))
+
+
+def _check_numbers(name, p):
+    for field, low in _POSITIVE:
+        if field in p and p[field] < low:
+            what = "positive" if low == 1 else "zero (off) or positive"
+            raise ConfigError(f"config.{name}.{field}={p[field]} must be {what}, e.g. "
+                              f"--config.{name}.{field}={max(low, 1) if field != 'eval_every' else 0}")
+    if p.sampler == "temperature" and not p.temperature > 0:
+        raise ConfigError(f"config.{name}.temperature={p.temperature} must be positive (sampling "
+                          f"p ~ n^(1/T)), e.g. --config.{name}.temperature=2.0")
+    for field in ("warmup", "weight_decay", "clip"):
+        if p[field] < 0:
+            raise ConfigError(f"config.{name}.{field}={p[field]} must not be negative")
+    if p.warmup >= 1 and p.warmup != int(p.warmup):
+        raise ConfigError(f"config.{name}.warmup={p.warmup}: use a fraction of num_steps below 1 "
+                          "(e.g. 0.1) or a whole number of steps")
+    for i, t in enumerate(p.tasks):
+        for field in ("max_examples", "max_length"):
+            if t[field] < 0:
+                raise ConfigError(f"config.{name}.tasks[{i}].{field}={t[field]} must be 0 (all / "
+                                  "the task's default) or positive")
+        if not 0 <= t.fraction <= 1:
+            raise ConfigError(f"config.{name}.tasks[{i}].fraction={t.fraction} must lie in [0, 1] (0 = all)")
+        if not t.weight > 0:
+            raise ConfigError(f"config.{name}.tasks[{i}].weight={t.weight} must be positive")
+
+
+def _check_model_and_data(config):
+    from xtreme_jax.models.encoder import PRESETS
+    if not config.model.pretrained and config.model.size not in PRESETS:
+        raise ConfigError(f"config.model.size={config.model.size!r}; choose from {sorted(PRESETS)} "
+                          "or set config.model.pretrained to an HF checkpoint")
+    if config.data.errors not in ("raise", "skip"):
+        raise ConfigError(f"config.data.errors={config.data.errors!r}; choose 'raise' (stop at the first "
+                          "bad record) or 'skip' (skip and count bad records)")
+    if config.evaluate.batch_size <= 0:
+        raise ConfigError(f"config.evaluate.batch_size={config.evaluate.batch_size} must be positive")
 
 
 def _check_task(get_task, field, name):
