@@ -78,3 +78,27 @@ def test_main_reports_a_bad_number_as_one_error_line(tmp_path):
     assert out.stderr.strip().splitlines()[-1] == (
         "error: config.target.log_every=0 must be positive, e.g. --config.target.log_every=1")
     assert "Traceback" not in out.stderr
+
+
+def test_max_length_beyond_the_position_table_is_refused_before_compute():
+    """Before: tiny (130 positions) with cosmosqa (default 256) ran, the position lookup returned
+    NaN and the run died with 'lower the learning rate'."""
+    from xtreme_jax.models.encoder import preset
+    tiny = preset("tiny")
+    assert C.usable_positions(tiny) == 128  # XLM-R style: ids start at pad_token_id + 1 = 2
+    assert C.usable_positions(tiny.replace(position_style="bert")) == 130
+    c = _config()
+    c.intermediate = C.train_phase([C.task_entry("cosmosqa")])
+    c.phases = "intermediate,target,evaluate"
+    with pytest.raises(ConfigError) as e:
+        C.validate_lengths(c, tiny)
+    assert str(e.value) == (
+        "config.intermediate.tasks[0].max_length=256 (task 'cosmosqa''s default, as the field is 0) "
+        "exceeds the model's 128 usable positions (max_position_embeddings=130, roberta-style position "
+        "ids); set --config.intermediate.tasks[0].max_length=128 or use a model with more positions")
+    c.intermediate.tasks[0].max_length = 128
+    C.validate_lengths(c, tiny)
+    c.evaluate.tasks = [C.eval_task("xquad")]  # QA default 384
+    with pytest.raises(ConfigError, match=r"^config.evaluate.tasks\[0\].max_length=384 \(task 'xquad'"):
+        C.validate_lengths(c, tiny)
+    C.validate_lengths(c, preset("base"))  # 514 positions hold 384

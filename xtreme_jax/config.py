@@ -65,8 +65,9 @@ def base_config() -> mlc.ConfigDict:
     return c
 
 
-def eval_task(name, src=None, languages="") -> mlc.ConfigDict:
-    return mlc.ConfigDict(dict(name=name, source=src or source(), languages=languages))
+def eval_task(name, src=None, languages="", max_length=0) -> mlc.ConfigDict:
+    return mlc.ConfigDict(dict(name=name, source=src or source(), languages=languages,
+                               max_length=max_length))  # 0 = the task's default
 
 
 class ConfigError(ValueError):
@@ -170,6 +171,31 @@ def _check_model_and_data(config):
                           "bad record) or 'skip' (skip and count bad records)")
     if config.evaluate.batch_size <= 0:
         raise ConfigError(f"config.evaluate.batch_size={config.evaluate.batch_size} must be positive")
+
+
+def usable_positions(model_cfg) -> int:
+    """Longest sequence the position table can embed: RoBERTa / XLM-R position ids start at
+    pad_token_id + 1 (so 514 rows hold 512 tokens), BERT's at 0."""
+    offset = model_cfg.pad_token_id + 1 if model_cfg.position_style == "roberta" else 0
+    return model_cfg.max_position_embeddings - offset
+
+
+def validate_lengths(config, model_cfg):
+    """Every task's max length against the model's positions, before compute: past the table,
+    the embedding lookup returns NaN and the run dies later with a misleading message."""
+    from xtreme_jax.tasks import get_task
+    usable = usable_positions(model_cfg)
+    where = (f"the model's {usable} usable positions (max_position_embeddings="
+             f"{model_cfg.max_position_embeddings}, {model_cfg.position_style}-style position ids)")
+    for name in phases(config):
+        entries = config.evaluate.tasks if name == "evaluate" else config[name].tasks
+        for i, t in enumerate(entries):
+            length = t.get("max_length", 0) or get_task(t.name).max_length
+            if length > usable:
+                field = f"config.{name}.tasks[{i}].max_length"
+                default = "" if t.get("max_length", 0) else f" (task {t.name!r}'s default, as the field is 0)"
+                raise ConfigError(f"{field}={length}{default} exceeds {where}; set "
+                                  f"--{field}={usable} or use a model with more positions")
 
 
 def _check_task(get_task, field, name):
