@@ -29,10 +29,50 @@ def require_file(path: str, what: str = "data file", fix: str | None = None) -> 
     return path
 
 
-def _open(path: str):
+class _Utf8Lines:
+    """A text file read line by line from bytes, so a line that is not UTF-8 is reported with its
+    number (a text-mode file decodes in 8 KB chunks and cannot say where). Line endings are kept,
+    as with newline="" (csv needs them); a leading BOM is dropped."""
+
+    def __init__(self, path: str):
+        self.path, self.line = path, 0
+        self._f = open(path, "rb")
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self._f.close()
+
+    def __iter__(self):
+        return self
+
+    def __next__(self) -> str:
+        line = self.readline()
+        if not line:
+            raise StopIteration
+        return line
+
+    def readline(self) -> str:
+        raw = self._f.readline()
+        if not raw:
+            return ""
+        self.line += 1
+        try:
+            text = raw.decode("utf-8-sig" if self.line == 1 else "utf-8")
+        except UnicodeDecodeError as e:
+            raise DataError(f"not valid UTF-8 (byte {raw[e.start]:#04x} at column {e.start + 1})",
+                            file=self.path, line=self.line, reason="encoding",
+                            fix="re-save the file as UTF-8 (e.g. iconv -f latin1 -t utf-8)") from None
+        return text
+
+    def read(self) -> str:
+        return "".join(self)
+
+
+def _open(path: str) -> _Utf8Lines:
     require_file(path)
-    # utf-8-sig drops a BOM if present; newline="" keeps "\r" inside fields visible to csv.
-    return open(path, encoding="utf-8-sig", newline="")
+    return _Utf8Lines(path)
 
 
 def read_lines(path: str) -> list[str]:

@@ -21,7 +21,8 @@ import hashlib
 import os
 from typing import Any, Iterator
 
-from xtreme_jax.data.errors import DataError
+from xtreme_jax.data import formats
+from xtreme_jax.data.errors import DataError, OnError
 
 SOURCE_TYPES = ("official", "local", "hub", "tfds")
 LOCAL_EXTS = ("parquet", "jsonl", "json", "arrow", "csv")
@@ -172,8 +173,14 @@ def load_local(path: str, cache_dir: str = ""):
         return ds
     ext = path.rsplit(".", 1)[-1]
     builder = {"jsonl": "json", "json": "json"}.get(ext, ext)
-    return datasets.load_dataset(builder, data_files={"data": path}, split="data",
-                                 cache_dir=cache_dir or None)
+    try:
+        return datasets.load_dataset(builder, data_files={"data": path}, split="data",
+                                     cache_dir=cache_dir or None)
+    except datasets.exceptions.DatasetGenerationError:
+        if ext == "jsonl":  # pyarrow says "row 6" (0-based, blank lines not counted): find the line
+            for _ in formats.read_jsonl(path, OnError()):
+                pass
+        raise
 
 
 def dataset_rows(ds) -> Iterator[dict]:
