@@ -11,7 +11,8 @@
 
 args (comma-separated key=value):
   intermediate  one of INTERMEDIATE, `multi` (all nine), or `none`
-  target        an XTREME target task (retrieval tasks evaluate the intermediate model directly)
+  target        an XTREME target task (retrieval tasks evaluate the intermediate model directly;
+                xcopa trains English SIQA, then English COPA, as XTREME-R's train_xcopa.sh)
   model         large | base | tiny (tiny = random init, for local smoke runs)
   translated    `+`-separated languages whose machine-translated intermediate data is mixed in
   mlm           directory of multilingual MLM text mixed into intermediate training
@@ -32,13 +33,16 @@ MODELS = {"large": "FacebookAI/xlm-roberta-large", "base": "FacebookAI/xlm-rober
 TRAIN_SIZE = {"anli+": 1_100_000, "mnli": 393_000, "qqp": 364_000, "squad": 88_000, "sst2": 67_000,
               "hellaswag": 40_000, "ccg": 38_000, "cosmosqa": 25_000, "commonsenseqa": 9_700,
               "xnli": 393_000, "pawsx": 49_000, "udpos": 21_000, "panx": 20_000, "xquad": 88_000,
-              "mlqa": 88_000, "tydiqa": 3_700, "xcopa": 33_000}
-TARGET_TRAIN_TASK = {"xnli": "mnli", "xquad": "squad", "mlqa": "squad", "xcopa": "siqa"}
+              "mlqa": 88_000, "tydiqa": 3_700, "siqa": 33_000, "copa": 400, "xcopa": 400}
+TARGET_TRAIN_TASK = {"xnli": "mnli", "xquad": "squad", "mlqa": "squad", "xcopa": "copa"}
+# Two-stage target recipes: XTREME-R trains XCOPA on English SIQA, then continues on English COPA
+# (scripts/train_xcopa.sh: 5 epochs each, max length 128, effective batch 32).
+PRETARGET_TASK = {"xcopa": "siqa"}
 # Per-target fine-tuning defaults (XTREME baselines for XLM-R; jiant: lr 1e-5, 10% warmup).
 TARGET = {"xnli": dict(lr=1e-5, epochs=2, batch=32), "pawsx": dict(lr=1e-5, epochs=5, batch=32),
           "udpos": dict(lr=2e-5, epochs=10, batch=32), "panx": dict(lr=2e-5, epochs=10, batch=32),
           "xquad": dict(lr=1.5e-5, epochs=2, batch=32), "mlqa": dict(lr=1.5e-5, epochs=2, batch=32),
-          "tydiqa": dict(lr=1.5e-5, epochs=10, batch=32), "xcopa": dict(lr=1e-5, epochs=3, batch=32)}
+          "tydiqa": dict(lr=1.5e-5, epochs=10, batch=32), "xcopa": dict(lr=3e-5, epochs=5, batch=32)}
 
 
 def parse(arg):
@@ -104,6 +108,15 @@ def get_config(arg=None):
         every = min(2000, max(50, num_steps // 4))  # small-data runs still validate and save
         c.target = C.train_phase(entries, num_steps=num_steps, batch_size=t["batch"], lr=t["lr"],
                                  eval_every=every, eval_examples=2000, save_every=every)
+        if target in PRETARGET_TASK:  # the first stage trains the same head, handed on to the second
+            pre = PRETARGET_TASK[target]
+            pre_steps = steps(pre, t["epochs"], t["batch"])
+            pre_every = min(2000, max(50, pre_steps // 4))
+            c.pretarget = C.train_phase([C.task_entry(pre, src=src(a["data"], pre), head=target)],
+                                        num_steps=pre_steps, batch_size=t["batch"], lr=t["lr"],
+                                        eval_every=pre_every, eval_examples=2000, save_every=pre_every,
+                                        keep_heads=True)
+            phases.append("pretarget")
         phases.append("target")
     c.phases = ",".join(phases + ["evaluate"])
     c.evaluate.tasks = [C.eval_task(target, src(a["data"], target))]

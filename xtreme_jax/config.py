@@ -8,7 +8,9 @@ import math
 
 import ml_collections as mlc
 
-PHASES = ("mlm", "intermediate", "target", "evaluate")
+# pretarget: an optional first stage of a two-stage target recipe, handing its heads on (XTREME-R's
+# XCOPA trains on English SIQA, then continues on English COPA: scripts/train_xcopa.sh).
+PHASES = ("mlm", "intermediate", "pretarget", "target", "evaluate")
 SAMPLERS = ("uniform", "proportional", "capped_proportional", "temperature")
 
 
@@ -56,6 +58,7 @@ def base_config() -> mlc.ConfigDict:
                                  errors="raise"))
     c.mlm = train_phase(lr=5e-5, mlm_probability=0.15)
     c.intermediate = train_phase()
+    c.pretarget = train_phase(keep_heads=True)
     c.target = train_phase()
     c.evaluate = mlc.ConfigDict(dict(
         tasks=[], benchmark="xtreme-r", split="test", languages="", batch_size=64,
