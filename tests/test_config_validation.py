@@ -102,3 +102,18 @@ def test_max_length_beyond_the_position_table_is_refused_before_compute():
     with pytest.raises(ConfigError, match=r"^config.evaluate.tasks\[0\].max_length=384 \(task 'xquad'"):
         C.validate_lengths(c, tiny)
     C.validate_lengths(c, preset("base"))  # 514 positions hold 384
+
+
+def test_translate_train_availability_is_checked_before_compute():
+    c = _config()
+    c.target.tasks = [C.task_entry("panx", lang="de", split="translate_train")]
+    with pytest.raises(ConfigError) as e:
+        C.validate(c, num_devices=8)
+    assert str(e.value) == ("config.target.tasks[0].split='translate_train': task 'panx' has no such split; "
+                            "choose from ['train', 'dev', 'test'] (it has no translate-train data)")
+    c.target.tasks = [C.task_entry("squad", lang="ur", split="translate_train")]  # XNLI has ur, QA not
+    with pytest.raises(ConfigError, match=r"^config.target.tasks\[0\].lang='ur': task 'squad' has no "
+                                          r"translate_train data in 'ur'; its translate_train languages are ar "):
+        C.validate(c, num_devices=8)
+    c.target.tasks = [C.task_entry("mnli", lang="sw", split="translate_train")]
+    C.validate(c, num_devices=8)

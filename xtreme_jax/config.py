@@ -124,6 +124,7 @@ def validate(config, num_devices: int, num_processes: int = 1):
             raise ConfigError(f"config.{name}.nonfinite={p.nonfinite!r}; choose 'stop' or 'skip'")
         for i, t in enumerate(p.tasks):
             task = _check_task(get_task, f"{name}.tasks[{i}].name", t.name)
+            _check_split_language(task, f"config.{name}.tasks[{i}]", t)
             if t.source.type != "official" or task.language_source is None:
                 langs = list(task.languages) + list(task.translate_languages)
                 if t.lang not in langs:
@@ -162,6 +163,22 @@ def _check_numbers(name, p):
             raise ConfigError(f"config.{name}.tasks[{i}].fraction={t.fraction} must lie in [0, 1] (0 = all)")
         if not t.weight > 0:
             raise ConfigError(f"config.{name}.tasks[{i}].weight={t.weight} must be positive")
+
+
+def _check_split_language(task, field, t):
+    """The split exists for the task, and a translated split exists in that language (XTREME ships
+    translate-train data for some tasks and languages only: none for PAN-X or UD-POS, and QA's
+    languages differ from XNLI's)."""
+    splits = list(task.splits) + list(task.translate_splits)
+    split = {"validation": "dev", "val": "dev"}.get(t.split, t.split)
+    if split not in splits:
+        raise ConfigError(f"{field}.split={t.split!r}: task {t.name!r} has no such split; choose from {splits}"
+                          + ("" if task.translate_splits else " (it has no translate-train data)"))
+    if split in task.translate_splits:
+        langs = task.translate_languages or task.languages
+        if t.lang not in langs:
+            raise ConfigError(f"{field}.lang={t.lang!r}: task {t.name!r} has no {split} data in {t.lang!r}; "
+                              f"its {split} languages are {' '.join(langs)}")
 
 
 def _check_model_and_data(config):
