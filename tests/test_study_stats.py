@@ -1,0 +1,105 @@
+"""Study statistics and fits against hand-computed cases and synthetic data with known answers."""
+import math
+
+import numpy as np
+import pytest
+
+from xtreme_jax.study import fits, stats
+
+
+def test_bootstrap_of_two_points_matches_the_exact_distribution():
+    # Resampling [0, 1] twice gives means 0, 0.5, 1 with probabilities 1/4, 1/2, 1/4.
+    value, ci, dist = stats.bootstrap([[0.0, 1.0]], np.mean, n_boot=4000, seed=0)
+    assert value == 0.5 and ci == (0.0, 1.0)
+    freq = [np.mean(dist == v) for v in (0.0, 0.5, 1.0)]
+    assert freq == pytest.approx([0.25, 0.5, 0.25], abs=0.03)
+    again = stats.bootstrap([[0.0, 1.0]], np.mean, n_boot=4000, seed=0)[2]
+    assert np.array_equal(dist, again)                       # fixed seed: the same resamples
+    assert not np.array_equal(dist, stats.bootstrap([[0.0, 1.0]], np.mean, n_boot=4000, seed=1)[2])
+
+
+def test_mean_estimate_constant_single_and_missing():
+    assert stats.mean_estimate([2.0, 2.0, 2.0]) == {"value": 2.0, "ci95": [2.0, 2.0], "n": 3,
+                                                     "unit": "seed", "std": 0.0}
+    one = stats.mean_estimate([5.0])
+    assert one["value"] == 5.0 and one["ci95"] == [None, None] and one["n"] == 1
+    # a failed run (NaN) is left out, not averaged as 0
+    assert stats.mean_estimate([1.0, float("nan"), 3.0])["value"] == 2.0
+    # percentile CI of the mean of [1, 2, 3, 4] (seed 0): within the range of the data, around 2.5
+    e = stats.mean_estimate([1.0, 2.0, 3.0, 4.0])
+    assert e["value"] == 2.5 and 1.0 <= e["ci95"][0] < 2.5 < e["ci95"][1] <= 4.0
+    assert e["std"] == pytest.approx(np.std([1, 2, 3, 4], ddof=1))
+
+
+def test_paired_delta_and_paired_examples():
+    d = stats.paired_delta([3.0, 5.0, float("nan")], [1.0, 2.0, 0.0])
+    assert d["value"] == 2.5 and d["n"] == 2
+    # two examples, A right on the first only, B never: delta 50 points; resamples give 0/50/100
+    e = stats.paired_examples([1, 0], [0, 0], n_boot=2000)
+    assert e["value"] == 50.0 and e["ci95"] == [0.0, 100.0] and e["unit"] == "test example"
+    # several seeds: examples are resampled with all seeds kept; constant difference -> no spread
+    e = stats.paired_examples([[1, 1, 1], [1, 1, 1]], [[0, 0, 0], [0, 0, 0]])
+    assert e["value"] == 100.0 and e["ci95"] == [100.0, 100.0] and e["n"] == 3 and e["seeds"] == 2
+    with pytest.raises(ValueError, match="same examples"):
+        stats.paired_examples([1, 0, 1], [1, 0])
+
+
+def test_rank_statistics():
+    assert stats.kendall_w([[1, 2, 3], [1, 2, 3], [1, 2, 3]]) == pytest.approx(1.0)
+    assert stats.kendall_w([[1, 2, 3], [3, 2, 1]]) == pytest.approx(0.0)
+    same = stats.ranking_stability([[1, 2, 3, 4]] * 3)
+    assert same["value"] == pytest.approx(1.0) and same["ci95"] == pytest.approx([1.0, 1.0])
+    assert same["kendall_w"] == pytest.approx(1.0)
+    x = [[1, 2, 3, 4, 5]] * 3
+    e = stats.spearman_estimate(x, [[2, 4, 6, 8, 10], [1, 3, 5, 7, 9], [0, 5, 6, 7, 20]])
+    assert e["value"] == pytest.approx(1.0) and e["ci95"] == pytest.approx([1.0, 1.0]) and e["items"] == 5
+    e = stats.spearman_estimate(x, [[5, 4, 3, 2, 1]] * 3)
+    assert e["value"] == pytest.approx(-1.0)
+    assert math.isnan(stats.spearman([1, 1, 1], [1, 2, 3]))  # undefined, not 0
+
+
+def test_fits_recover_known_parameters():
+    x = np.array([100, 300, 1000, 3000, 10000, 30000.0])
+    p = fits.powerlaw(x, 40 * x ** -0.3)
+    assert p["alpha"] == pytest.approx(0.3) and p["A"] == pytest.approx(40)
+    f1, f2 = fits.loglinear(x, 10 + 5 * np.log(x)), fits.loglinear(x, 40 + 2 * np.log(x))
+    assert (f1["a"], f1["b"]) == pytest.approx((10, 5))
+    assert fits.loglinear_crossover(f1, f2) == pytest.approx(math.exp(10))  # 10 + 5l = 40 + 2l
+    assert fits.zero_crossing(fits.loglinear(x, 6 - 2 * np.log(x))) == pytest.approx(math.exp(3))
+    k = np.arange(0, 7.0)
+    s = fits.segmented(k, 50 + 4 * np.minimum(k, 2.5) + 0.5 * np.maximum(k - 2.5, 0))
+    assert s["knee"] == pytest.approx(2.5, abs=0.04)
+    assert (s["slope_before"], s["slope_after"]) == pytest.approx((4, 0.5), abs=0.05)
+    sat = fits.saturating(k, 70 - 20 * np.exp(-k / 1.5))
+    assert sat["tau"] == pytest.approx(1.5, rel=1e-3) and sat["x90"] == pytest.approx(1.5 * math.log(10), rel=1e-3)
+
+
+def test_bootstrapped_fits_cover_the_true_exponent_and_knee():
+    rng = np.random.default_rng(0)
+    x = np.array([100, 300, 1000, 3000, 10000, 30000.0])
+    err = 40 * x ** -0.3 * np.exp(rng.normal(0, 0.05, (8, len(x))))   # 8 seeds, 5% noise
+    out = fits.fit_with_ci(x, err, fits.powerlaw, n_boot=300)
+    lo, hi = out["alpha"]["ci95"]
+    assert lo < 0.3 < hi and hi - lo < 0.1 and out["alpha"]["n"] == 8
+    k = np.arange(0, 7.0)
+    y = 50 + 4 * np.minimum(k, 3) + rng.normal(0, 0.5, (8, len(k)))
+    out = fits.fit_with_ci(k, y, fits.segmented, n_boot=300, unit="seed x order")
+    assert out["knee"]["ci95"][0] <= 3 <= out["knee"]["ci95"][1] and out["knee"]["unit"] == "seed x order"
+    # a derived quantity (crossover of two fitted curves) gets its own interval
+    y2 = np.concatenate([10 + 5 * np.log(x) + rng.normal(0, .3, (8, 6)), 40 + 2 * np.log(x) + rng.normal(0, .3, (8, 6))], 1)
+    both = lambda xx, yy: {"x": fits.loglinear_crossover(fits.loglinear(xx[:6], yy[:6]), fits.loglinear(xx[6:], yy[6:]))}  # noqa: E731
+    out = fits.fit_with_ci(np.concatenate([x, x]), y2, both, n_boot=300)
+    assert out["x"]["ci95"][0] < math.exp(10) < out["x"]["ci95"][1]
+
+
+def test_band_and_first_size_where_the_gain_ci_includes_zero():
+    n = np.array([100, 300, 1000, 3000, 10000, 30000.0])
+    rng = np.random.default_rng(1)
+    gain = 12 - 1.2 * np.log(n) + rng.normal(0, 0.4, (6, len(n)))    # true zero at n = e^10 = 22026
+    grid = np.geomspace(100, 100000, 60)
+    v, lo, hi = fits.band(n, gain, fits.loglinear, fits.predict_loglinear, grid, n_boot=300)
+    first = fits.first_where_ci_includes_zero(grid, lo, hi)
+    zero = fits.zero_crossing(fits.loglinear(n, gain.mean(0)))
+    assert zero == pytest.approx(math.exp(10), rel=0.25)
+    assert 5000 < first <= zero * 1.0001       # the CI reaches 0 at or before the fitted zero
+    assert math.isnan(fits.first_where_ci_includes_zero([1, 2], [0.5, 0.4], [1.0, 0.9]))
