@@ -23,6 +23,20 @@ SHARED_DATA = pathlib.Path(__file__).resolve().parents[2] / "shared" / "data"
 
 
 @pytest.fixture(scope="session")
+def tok():
+    """The tiny XLM-R-format tokenizer of the data tests (trained once per process)."""
+    from test_data_support import tokenizer
+    return tokenizer()
+
+
+@pytest.fixture(scope="session")
+def smoke(tmp_path_factory):
+    """The tiny NLI task + its tokenizer (tests/smoke.py): the data of the pipeline tests."""
+    from smoke import write_smoke
+    return write_smoke(tmp_path_factory.mktemp("smoke"))
+
+
+@pytest.fixture(scope="session")
 def shared_data():
     """The real benchmark data kit beside the checkout; tests needing it skip with a reason."""
     if not SHARED_DATA.is_dir():

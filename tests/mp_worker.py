@@ -19,7 +19,7 @@ jax.distributed.initialize(coordinator_address=f"127.0.0.1:{port}", num_processe
 sys.path.insert(0, os.path.dirname(__file__))
 from test_sharding import make_batch  # noqa: E402
 
-from xtreme_jax import optim, sharding, train  # noqa: E402
+from xtreme_jax import optim, sharding, train_step as train  # noqa: E402
 from xtreme_jax.models.encoder import preset  # noqa: E402
 
 mesh = sharding.make_mesh((2, 4, 1))

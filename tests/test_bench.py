@@ -3,7 +3,8 @@
 import jax
 import numpy as np
 
-from xtreme_jax import bench, sharding
+from benchmarks import bench
+from xtreme_jax import sharding
 from xtreme_jax.data.batching import DEFAULT_BUCKETS, padding_efficiency
 from xtreme_jax.models.encoder import preset
 

@@ -3,7 +3,7 @@ import json
 
 import pytest
 
-from test_data_support import NLI_ROWS, squad_json, tok, write, write_lines  # noqa: F401
+from test_data_support import NLI_ROWS, squad_json, write, write_lines
 from xtreme_jax.data.errors import DataError, OnError
 from xtreme_jax.data.sources import Source
 from xtreme_jax.tasks import get_task

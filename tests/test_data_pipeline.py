@@ -5,14 +5,13 @@ import grain
 import numpy as np
 import pytest
 
-from test_data_support import NLI_ROWS, QA, sentences, tok, write_lines  # noqa: F401
+from test_data_support import NLI_ROWS, QA, sentences, write_lines
 from xtreme_jax.data import batching as B
 from xtreme_jax.data.cache import cached_features
 from xtreme_jax.data.features import Features, concat
-from xtreme_jax.data.pipeline import make_eval_batches, make_train_dataset, make_train_iterator
+from xtreme_jax.data.input_pipeline import make_eval_batches, make_train_dataset, make_train_iterator
 from xtreme_jax.data.sources import Source
 from xtreme_jax.tasks import decode_qa, get_task, tags_to_words
-from xtreme_jax.tasks.decode import collect_rows
 
 
 def shards(n):
@@ -125,13 +124,13 @@ def test_cache_hit_does_not_retokenize(tmp_path, tok, monkeypatch):
     write_lines(tmp_path / "d" / "dev-de.tsv", [f"{a}\t{b}\t{y}" for a, b, y in NLI_ROWS])
     src = Source("official", str(tmp_path / "d"))
     calls = collections.Counter()
-    import xtreme_jax.tasks.featurize as F
-    real = F.featurize_classification
+    from xtreme_jax.tasks.base import Task
+    real = Task.featurize
 
     def counting(*a, **k):
         calls["n"] += 1
         return real(*a, **k)
-    monkeypatch.setattr(F, "featurize_classification", counting)
+    monkeypatch.setattr(Task, "featurize", counting)
     f1 = cached_features("xnli", "dev", "de", tok, source=src, cache_dir=str(tmp_path / "c"))
     f2 = cached_features("xnli", "dev", "de", tok, source=src, cache_dir=str(tmp_path / "c"))
     assert calls["n"] == 1
@@ -326,19 +325,12 @@ def test_eval_batches_mixed_languages(tok):
     outs = []
     for b in make_eval_batches(feats, global_batch_size=8, shard_options=shards(1)[0]):
         real = b["meta_feature_index"] >= 0
-        for l, r in zip(b["meta_lang_id"][real], b["meta_feature_index"][real]):
+        for l, r in zip(b["meta_set_index"][real], b["meta_feature_index"][real]):
             seen.add((int(l), int(r)))
         outs.append((b, {"x": b["input_ids"][:, 0]}))
     assert seen == {(l, r) for l, f in enumerate(feats) for r in range(f.num_rows)}
     merged = concat(feats)
     assert merged.num_rows == sum(f.num_rows for f in feats)
-
-
-def test_collect_rows(cls_feats):
-    outs = [(b, {"first": b["input_ids"][:, 1]})
-            for b in make_eval_batches(cls_feats, global_batch_size=8, shard_options=shards(1)[0])]
-    rows = collect_rows(outs, "first", cls_feats.num_rows)
-    assert [int(v) for v in rows] == [int(cls_feats.row_tokens("input_ids", r)[1]) for r in range(cls_feats.num_rows)]
 
 
 # --- MLM ------------------------------------------------------------------------------------

@@ -1,14 +1,13 @@
 """Shared helpers for the tasks/data tests: a tiny tokenizer and fixture files in every format.
 
-Imported by tests/test_data_*.py and tests/test_tasks*.py (no tests of its own). The tokenizer
-is trained once per process with xtreme_jax.data.spm into a temporary directory.
+Imported by tests/test_data_*.py and tests/test_tasks*.py (no tests of its own); the `tok`
+fixture (conftest.py) is this tokenizer, trained once per process with xtreme_jax.data.spm.
 """
 import functools
 import json
 import os
 import tempfile
 
-import pytest
 
 WORDS = ("the a cat dog sat on mat ran to park big small red green house tree man woman child "
          "book reads writes old new sees bird fish city river blue yellow happy sad eats apple "
@@ -39,11 +38,6 @@ def tokenizer_dir() -> str:
 def tokenizer():
     from xtreme_jax.data.tokenization import load_tokenizer
     return load_tokenizer(tokenizer_dir())
-
-
-@pytest.fixture(scope="session")
-def tok():
-    return tokenizer()
 
 
 # --- writers -----------------------------------------------------------------------------------

@@ -9,12 +9,12 @@ import numpy as np
 import pytest
 from flax import nnx
 
-from xtreme_jax import scoring, sharding, train
+from xtreme_jax import scoring, sharding, train_step as train
 from xtreme_jax.files import write_atomic
-from xtreme_jax import evaluate as E
+from xtreme_jax import evaluation as E
 from xtreme_jax.data.batching import resolve_buckets
 from xtreme_jax.data.features import concat
-from xtreme_jax.data.pipeline import eval_plan
+from xtreme_jax.data.input_pipeline import eval_plan
 from xtreme_jax.data.sources import Source
 from xtreme_jax.data.spm import train_xlmr_tokenizer
 from xtreme_jax.models.encoder import preset

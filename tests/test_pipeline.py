@@ -11,19 +11,12 @@ import pytest
 
 from xtreme_jax import config as C
 from xtreme_jax.config import ConfigError
-from smoke import write_config, write_smoke
-
-@pytest.fixture(scope="module")
-def smoke(tmp_path_factory):
-    return write_smoke(tmp_path_factory.mktemp("smoke"))
-
+from smoke import write_config
 
 def final_params(workdir, phase="target"):
     import jax
-    from flax import nnx
-    from xtreme_jax import loop
-    summary = json.loads((workdir / phase / "results" / "summary.json").read_text())
     import orbax.checkpoint as ocp
+    summary = json.loads((workdir / phase / "results" / "summary.json").read_text())
     path = str(workdir / phase / "final")
     with ocp.StandardCheckpointer() as c:
         # Saved by any number of processes; read back onto this process's first device.
@@ -83,6 +76,37 @@ def test_two_phases_then_preempted_run_resumes_to_the_same_params(smoke, tmp_pat
     assert "--config.new_run=True" in out.stderr
 
 
+@pytest.mark.slow
+def test_init_from_another_runs_phase_equals_running_both_phases(smoke, tmp_path):
+    """A target run branched off run A's intermediate phase (config.init_from) ends with the same
+    parameters as run A's own target phase (same seed, same mesh)."""
+    from xtreme_jax.phases import run_pipeline
+
+    def config(phases, init_from=""):
+        c = C.base_config()
+        c.model.tokenizer = str(smoke / "tok")
+        c.data.buckets = (32,)
+        c.data.cache_dir = str(smoke / "cache")
+        c.phases, c.init_from = phases, init_from
+        entries = [C.task_entry("xnli", src=C.source("official", str(smoke / "xnli")))]
+        c.intermediate = C.train_phase(entries, num_steps=4, batch_size=8, lr=1e-3, eval_every=2,
+                                       eval_examples=16, save_every=4, log_every=2)
+        c.target = C.train_phase(entries, num_steps=2, batch_size=8, lr=1e-3, eval_every=0,
+                                 save_every=2, log_every=2)
+        return c
+
+    run_pipeline(config("intermediate,target"), str(tmp_path / "a"))
+    with pytest.raises(ConfigError, match="no_such_run/intermediate is not a finished phase"):
+        run_pipeline(config("target", str(tmp_path / "no_such_run" / "intermediate")), str(tmp_path / "c"))
+    assert not (tmp_path / "c" / "target").exists()  # refused before any compute
+    run_pipeline(config("target", str(tmp_path / "a" / "intermediate")), str(tmp_path / "b"))
+    _, a = final_params(tmp_path / "a")
+    _, b = final_params(tmp_path / "b")
+    assert len(a) == len(b)
+    for x, y in zip(a, b):
+        np.testing.assert_array_equal(np.asarray(x), np.asarray(y))
+
+
 def test_misspelled_override_suggests_the_key(smoke, tmp_path):
     out = subprocess.run(main_cmd(write_config(smoke), tmp_path, "--config.target.lrr=1"),
                          capture_output=True, text=True, timeout=300)
@@ -119,7 +143,7 @@ def test_bad_config_is_rejected_before_compute(smoke, change, message):
 
 
 def test_sampling_probabilities():
-    from xtreme_jax.loop import sampling_probs, task_for_step
+    from xtreme_jax.train_loop import sampling_probs, task_for_step
     sizes = [100, 10000]
     np.testing.assert_allclose(sampling_probs(sizes, "uniform"), [0.5, 0.5])
     np.testing.assert_allclose(sampling_probs(sizes, "proportional"), [100 / 10100, 10000 / 10100])

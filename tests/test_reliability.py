@@ -18,14 +18,9 @@ import pytest
 from xtreme_jax import checkpoint as ckpt_lib
 from xtreme_jax import config as C
 from xtreme_jax.config import ConfigError
-from smoke import write_config, write_smoke
+from smoke import write_config
 
 SEED = 0
-
-
-@pytest.fixture(scope="module")
-def smoke(tmp_path_factory):
-    return write_smoke(tmp_path_factory.mktemp("smoke"))
 
 
 def make_config(root, seed=SEED, **phase):
@@ -44,7 +39,7 @@ def make_config(root, seed=SEED, **phase):
 
 
 def run(config, workdir):
-    from xtreme_jax.pipeline import run_pipeline
+    from xtreme_jax.phases import run_pipeline
     return run_pipeline(config, str(workdir))
 
 
@@ -242,7 +237,7 @@ def test_inf_gradients_stop_the_run_too(smoke, tmp_path, monkeypatch):
 def test_nonfinite_step_is_skipped_and_counted_when_configured(smoke, tmp_path, monkeypatch, caplog):
     workdir = tmp_path / "run"
     poison(monkeypatch)  # infinite gradients at step 5, as above
-    with caplog.at_level(logging.WARNING, logger="xtreme_jax.loop"):
+    with caplog.at_level(logging.WARNING, logger="xtreme_jax.train_loop"):
         summary = run(make_config(smoke, seed=1, nonfinite="skip"), workdir)["intermediate"]
     assert any(r.getMessage().startswith("non-finite loss or gradients at step 5 ") and "update skipped" in r.getMessage()
                for r in caplog.records)
@@ -258,12 +253,12 @@ def cli(smoke, tmp_path, monkeypatch, capsys):
     stderr). Any training would fail the test: these errors must come before compute."""
     from absl import flags
 
-    from xtreme_jax import loop, main
+    from xtreme_jax import main, phases
     cfg = write_config(smoke, tmp_path / "cfg.py", phases="intermediate,evaluate")
 
     def no_compute(*a, **k):
         raise AssertionError("training started before the error was found")
-    monkeypatch.setattr(loop, "train_phase", no_compute)
+    monkeypatch.setattr(phases, "train_phase", no_compute)
     prng = jax.config.jax_default_prng_impl  # main switches it; keep other tests unaffected
 
     def call(*args):
@@ -322,7 +317,7 @@ def test_cli_runs_when_nothing_is_wrong(cli):
 
 
 def test_evaluate_with_a_missing_checkpoint_is_a_config_error(smoke, tmp_path):
-    from xtreme_jax.pipeline import evaluate_checkpoint
+    from xtreme_jax.phases import evaluate_checkpoint
     c = make_config(smoke)
     c.phases = "evaluate"
     c.evaluate.tasks = [C.eval_task("xnli", C.source("official", str(smoke / "xnli")))]
@@ -337,7 +332,7 @@ def test_evaluate_with_a_missing_checkpoint_is_a_config_error(smoke, tmp_path):
 # ---------------------------------------------------------------- 6. results never overwritten
 
 def test_results_are_never_overwritten_silently(smoke, tmp_path):
-    from xtreme_jax.pipeline import check_workdir
+    from xtreme_jax.phases import check_workdir
     workdir = tmp_path / "run"
     check_workdir(make_config(smoke), str(workdir))
     (workdir / "intermediate" / "results").mkdir(parents=True)

@@ -16,7 +16,7 @@ import jax
 import numpy as np
 import pytest
 
-from smoke import write_config, write_smoke
+from smoke import write_config
 from xtreme_jax.checkpoint import TMP_MARK
 
 pytestmark = pytest.mark.slow
@@ -41,8 +41,8 @@ ONE_PROCESS = {"XLA_FLAGS": "--xla_force_host_platform_device_count=2"}
 
 
 @pytest.fixture(scope="module")
-def cfg(tmp_path_factory):
-    return write_config(write_smoke(tmp_path_factory.mktemp("smoke")))
+def cfg(smoke):
+    return write_config(smoke)
 
 
 def env(**extra):

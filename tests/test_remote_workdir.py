@@ -19,8 +19,9 @@ from fsspec.implementations.local import LocalFileSystem
 
 from xtreme_jax import checkpoint as ckpt_lib
 from xtreme_jax import config as C
-from xtreme_jax import files, loop, pipeline, report
+from xtreme_jax import context, files, handoff, metrics, phases, report, train_loop
 from xtreme_jax.config import ConfigError
+from xtreme_jax.tasks import get_task
 
 RESULTS = {"xnli": {"en": {"accuracy": 84.1}, "de": {"accuracy": 78.25}},
            "xquad": {"en": {"exact_match": 70.0, "f1": 80.0}, "de": {"exact_match": 60.0, "f1": 75.0}}}
@@ -124,13 +125,13 @@ def test_write_atomic_on_gcs_and_relative_local(gcs, tmp_path):
 def test_metrics_jsonl_and_tensorboard_on_gcs(gcs):
     mdir = "gs://bucket/run/intermediate/metrics"
     obj = gcs / "bucket" / "run" / "intermediate" / "metrics" / "train.jsonl"
-    log = loop.MetricsLog(mdir, flush_secs=0)  # every write uploads
+    log = metrics.MetricsLog(mdir, flush_secs=0)  # every write uploads
     log.write(2, {"loss": 1.5})
     assert [json.loads(l) for l in obj.read_text().splitlines()] == [{"step": 2, "loss": 1.5}]
     log.write(4, {"loss": 1.25, "note": "x"})
     log.close()
     # A restarted run keeps what the first wrote; between flushes the object is unchanged.
-    log = loop.MetricsLog(mdir, flush_secs=3600)
+    log = metrics.MetricsLog(mdir, flush_secs=3600)
     log.write(6, {"loss": 1.0})
     assert len(obj.read_text().splitlines()) == 2
     log.close()  # the loop closes the log on preemption too
@@ -144,8 +145,8 @@ def test_metrics_jsonl_and_tensorboard_on_gcs(gcs):
 def test_tensorboard_stays_local_and_says_so_without_a_gcs_client(gcs, tmp_path, monkeypatch, caplog):
     from tensorboardX import record_writer
     monkeypatch.setattr(record_writer, "GCS_ENABLED", False)
-    caplog.set_level(logging.WARNING, logger="xtreme_jax.loop")
-    log = loop.MetricsLog("gs://bucket/run/target/metrics", flush_secs=0)
+    caplog.set_level(logging.WARNING, logger="xtreme_jax.metrics")
+    log = metrics.MetricsLog("gs://bucket/run/target/metrics", flush_secs=0)
     log.write(1, {"loss": 2.0})
     log.close()
     local = files.local_dir_for("tensorboard", "gs://bucket/run/target/metrics/tensorboard")
@@ -158,31 +159,35 @@ def test_tensorboard_stays_local_and_says_so_without_a_gcs_client(gcs, tmp_path,
 
 def test_check_workdir_on_gcs_detects_another_config(gcs):
     workdir, cfg = "gs://bucket/run", C.base_config()
-    pipeline.check_workdir(cfg, workdir)
+    phases.check_workdir(cfg, workdir)
     stored = json.loads((gcs / "bucket" / "run" / "config.json").read_text())
     assert stored == json.loads(cfg.to_json_best_effort(sort_keys=True))
-    pipeline.check_workdir(cfg, workdir)  # same config: fine
+    phases.check_workdir(cfg, workdir)  # same config: fine
     other = C.base_config()
     other.seed = 1
     with pytest.raises(ConfigError, match="differs in: seed"):
-        pipeline.check_workdir(other, workdir)
+        phases.check_workdir(other, workdir)
     # new_run: the old phases go, the new config is recorded.
-    pipeline.write_json("gs://bucket/run/target/results/summary.json", {"steps": 4})
+    files.write_json("gs://bucket/run/target/results/summary.json", {"steps": 4})
     other.new_run = True
-    pipeline.check_workdir(other, workdir)
+    phases.check_workdir(other, workdir)
     assert not (gcs / "bucket" / "run" / "target").exists()
     assert json.loads((gcs / "bucket" / "run" / "config.json").read_text())["seed"] == 1
 
 
-def test_finished_phase_is_skipped_on_restart(gcs):
+def test_finished_phase_is_skipped_on_restart(gcs, monkeypatch):
     summary = {"phase": "target", "steps": 4, "heads": {"xnli": ["classification", 3]},
                "best_dev_score": None}
-    pipeline.write_json("gs://bucket/run/target/results/summary.json", summary)
+    files.write_json("gs://bucket/run/target/results/summary.json", summary)
     assert json.loads((gcs / "bucket" / "run" / "target" / "results" / "summary.json").read_text()) == summary
 
-    class NoRun:  # any use beyond the workdir would fail: nothing is rebuilt for a finished phase
-        workdir = "gs://bucket/run"
-    assert loop.train_phase("target", C.train_phase(), NoRun()) == summary
+    loaded = []
+
+    class NoRun:  # any use beyond these would fail: nothing is rebuilt for a finished phase
+        workdir, config, model_cfg, mesh = "gs://bucket/run", C.base_config(), "cfg", "mesh"
+    monkeypatch.setattr(train_loop.Handoff, "load", lambda *a, **k: loaded.append((a, k)) or "handoff")
+    assert train_loop.train_phase("target", C.train_phase(), NoRun(), None) == (summary, "handoff")
+    assert loaded == [(("gs://bucket/run/target", "cfg", "mesh"), {"keep_heads": True})]
 
 
 def test_report_files_on_gcs_equal_local_ones(gcs, tmp_path):
@@ -199,7 +204,7 @@ def test_report_files_on_gcs_equal_local_ones(gcs, tmp_path):
 
 
 def test_submission_files_on_gcs(gcs, tmp_path):
-    from xtreme_jax.evaluate import EvalResults, TaskResult
+    from xtreme_jax.evaluation import EvalResults, TaskResult
     res = EvalResults({"xnli": TaskResult("xnli", {}, {"de": ["entailment", "neutral"]}, {"split": "test"})})
     [remote] = res.write_submission("gs://bucket/run/evaluate/results/predictions")
     [local] = res.write_submission(str(tmp_path / "predictions"))
@@ -218,11 +223,12 @@ def test_hf_export_to_gcs_is_built_locally_then_uploaded(gcs, monkeypatch):
         for name, data in written.items():
             with open(os.path.join(out_dir, name), "wb") as f:
                 f.write(data)
-    monkeypatch.setattr(pipeline.hf_lib, "export_hf", export_hf)
-    run = pipeline.Run.__new__(pipeline.Run)  # only what export_hf reads
-    run.config, run.model_cfg, run.hf_type, run.hf_path = C.base_config(), None, None, None
+    monkeypatch.setattr(handoff.hf_lib, "export_hf", export_hf)
+
+    class Context:  # only what export_hf reads
+        config, model_cfg, hf_type, hf_path = C.base_config(), None, None, None
     files.write_atomic("gs://bucket/run/target/hf/stale.bin", b"from an earlier export")
-    run.export_hf("gs://bucket/run/target/hf", nnx.State({"encoder": {"w": np.zeros(1)}}), {})
+    handoff.export_hf(Context, "gs://bucket/run/target/hf", nnx.State({"encoder": {"w": np.zeros(1)}}), {})
     out = gcs / "bucket" / "run" / "target" / "hf"
     assert {p.name: p.read_bytes() for p in out.iterdir()} == written
 
@@ -235,33 +241,33 @@ def test_checkpoint_housekeeping_on_gcs(gcs):
     files.write_atomic(f"{pdir}/checkpoints/4/meta/metadata", json.dumps({"best_step": 3, "step": 4}))
     ckpt_lib.remove_tmp_dirs(pdir)
     assert sorted(os.listdir(gcs / "bucket" / "run" / "target")) == ["best", "checkpoints"]
-    assert loop.read_meta(f"{pdir}/checkpoints", 4) == {"best_step": 3, "step": 4}
-    assert loop.read_meta(f"{pdir}/checkpoints", 7) is None
+    assert ckpt_lib.read_meta(f"{pdir}/checkpoints", 4) == {"best_step": 3, "step": 4}
+    assert ckpt_lib.read_meta(f"{pdir}/checkpoints", 7) is None
 
     class Ckpt:  # the retained checkpoints (step 4 refers to best/3)
         directory = f"{pdir}/checkpoints"
 
         def steps(self):
             return [4]
-    loop.prune_best(f"{pdir}/best", Ckpt(), {}, current=9)
+    ckpt_lib.prune_best(f"{pdir}/best", Ckpt(), {}, current=9)
     assert sorted(os.listdir(gcs / "bucket" / "run" / "target" / "best")) == ["3", "9"]
     assert ckpt_lib.orbax_path(f"{pdir}/final") == f"{pdir}/final"  # handed to orbax unchanged
 
 
 def test_feature_cache_stays_local_for_a_remote_workdir(gcs, tmp_path, caplog):
-    caplog.set_level(logging.INFO, logger="xtreme_jax.pipeline")
+    caplog.set_level(logging.INFO, logger="xtreme_jax.context")
     cfg = C.base_config()
-    a = pipeline.default_cache_dir(cfg, "gs://bucket/run")
+    a = context.default_cache_dir(cfg, "gs://bucket/run")
     assert a.startswith(str(tmp_path / "home" / ".cache" / "xtreme_jax" / "features" / ""))
     assert a in caplog.text
-    assert pipeline.default_cache_dir(cfg, "gs://bucket/run/") == a  # one run, one cache
-    assert pipeline.default_cache_dir(cfg, "gs://bucket/other") != a
-    assert pipeline.default_cache_dir(cfg, "run") == os.path.join("run", "cache")  # local: as before
+    assert context.default_cache_dir(cfg, "gs://bucket/run/") == a  # one run, one cache
+    assert context.default_cache_dir(cfg, "gs://bucket/other") != a
+    assert context.default_cache_dir(cfg, "run") == os.path.join("run", "cache")  # local: as before
     cfg.data.cache_dir = "/data/features"
-    assert pipeline.default_cache_dir(cfg, "gs://bucket/run") == "/data/features"
+    assert context.default_cache_dir(cfg, "gs://bucket/run") == "/data/features"
     cfg.data.cache_dir = "gs://bucket/cache"
     with pytest.raises(ConfigError, match="cache_dir"):
-        pipeline.default_cache_dir(cfg, "gs://bucket/run")
+        context.default_cache_dir(cfg, "gs://bucket/run")
 
 
 def test_run_with_a_remote_workdir_caches_features_locally(gcs, tmp_path):
@@ -277,10 +283,10 @@ def test_run_with_a_remote_workdir_caches_features_locally(gcs, tmp_path):
     cfg.phases = "evaluate"
     cfg.model.tokenizer = str(tmp_path / "tok")
     cfg.evaluate.batch_size = 8
-    run = pipeline.Run(cfg, "gs://bucket/run")
+    run = context.build_context(cfg, "gs://bucket/run")
     assert run.cache_dir == files.local_dir_for("features", "gs://bucket/run")
     src = C.source("official", str(data))
-    feats = run.features(run.get_task("xnli"), "train", "en", src)
+    feats = run.features(get_task("xnli"), "train", "en", src)
     assert feats.num_examples == len(lines)
     assert [n for n in os.listdir(run.cache_dir) if n.startswith("xnli.train.en.")]
     assert not gcs.exists()  # nothing went to the bucket
@@ -290,24 +296,24 @@ def test_relative_local_workdir_works_as_before(tmp_path, monkeypatch):
     import jax.numpy as jnp
     monkeypatch.chdir(tmp_path)
     cfg = C.base_config()
-    pipeline.check_workdir(cfg, "run")
+    phases.check_workdir(cfg, "run")
     assert json.loads((tmp_path / "run" / "config.json").read_text())["seed"] == 0
-    assert pipeline.default_cache_dir(cfg, "run") == os.path.join("run", "cache")
+    assert context.default_cache_dir(cfg, "run") == os.path.join("run", "cache")
     for step in (1, 2):  # appended to, as before (a restarted run adds to the same file)
-        log = loop.MetricsLog("run/target/metrics")
+        log = metrics.MetricsLog("run/target/metrics")
         log.write(step, {"loss": 1.0})
         log.close()
     assert (tmp_path / "run" / "target" / "metrics" / "train.jsonl").read_text().count("\n") == 2
     assert (tmp_path / "run" / "target" / "metrics" / "tensorboard").is_dir()
     assert ckpt_lib.orbax_path("run/target/final") == str(tmp_path / "run" / "target" / "final")
     state = {"w": jnp.arange(4.0)}
-    loop.save_model("run/target/final", state)
+    ckpt_lib.save_model("run/target/final", state)
     assert (tmp_path / "run" / "target" / "final").is_dir()
-    assert loop.restore_model("run/target/final", state)["w"].tolist() == [0.0, 1.0, 2.0, 3.0]
+    assert ckpt_lib.restore_model("run/target/final", state)["w"].tolist() == [0.0, 1.0, 2.0, 3.0]
     (tmp_path / "run" / "target" / "best" / "3").mkdir(parents=True)
     (tmp_path / "run" / "target" / "best" / "7").mkdir()
     (tmp_path / "run" / "target" / "2.orbax-checkpoint-tmp-9").mkdir()
     ckpt_lib.remove_tmp_dirs("run/target")
-    loop.prune_best("run/target/best", None, {}, current=7)
+    ckpt_lib.prune_best("run/target/best", None, {}, current=7)
     assert sorted(os.listdir(tmp_path / "run" / "target")) == ["best", "final", "metrics"]
     assert os.listdir(tmp_path / "run" / "target" / "best") == ["7"]

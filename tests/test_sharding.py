@@ -5,7 +5,7 @@ import jax
 import numpy as np
 import pytest
 
-from xtreme_jax import optim, sharding, train
+from xtreme_jax import optim, sharding, train_step as train
 from xtreme_jax.models.encoder import preset
 
 HEADS = {"cls": ("classification", 3)}
@@ -93,7 +93,7 @@ def test_fsdp_keeps_activations_split_over_the_batch():
     the encoder): the compiled per-device temporaries of a (1,8,1) FSDP step are no larger than
     pure data parallelism's (8,1,1). Without the constraints XLA split the hidden states along
     `embed` and gathered the batch: 2.3x here, 2.9x for XLM-R large (docs/benchmarks.md)."""
-    from xtreme_jax import bench
+    from benchmarks import bench
     kw = dict(batch=64, seq=64, num_layers=1)
     dp = bench.memory_analysis("tiny", (8, 1, 1), **kw)["temp_bytes"]
     fsdp = bench.memory_analysis("tiny", (1, 8, 1), **kw)["temp_bytes"]

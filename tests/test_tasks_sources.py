@@ -10,8 +10,8 @@ import datasets
 import numpy as np
 import pytest
 
-from test_data_support import (NLI_ROWS, QA, save_to_disk, squad_json, tok, write,  # noqa: F401
-                               write_jsonl, write_lines, write_parquet)
+from test_data_support import (NLI_ROWS, QA, save_to_disk, squad_json, write, write_jsonl, write_lines,
+                               write_parquet)
 from xtreme_jax.data.errors import DataError
 from xtreme_jax.data.sources import Source
 from xtreme_jax.tasks import get_task

@@ -1,4 +1,5 @@
-"""Orbax checkpoints of the train state + grain iterator state + run metadata.
+"""Orbax checkpoints: the train state + grain iterator state + run metadata (`Checkpointer`),
+and model params alone (`save_model` / `restore_model`: best/<step>, final/).
 
 What this wrapper adds to orbax's CheckpointManager (see docs/reliability.md):
 - restore takes only committed steps, newest first; a damaged step (missing or corrupt file) is
@@ -10,14 +11,17 @@ What this wrapper adds to orbax's CheckpointManager (see docs/reliability.md):
 - a failed background save raises `CheckpointError` naming the step at the next save / wait:
   a run never goes on (or reports success) while its last checkpoint silently failed.
 """
+import json
 import logging
 import os
 import time
 
 import grain
 import jax
+import numpy as np
 import orbax.checkpoint as ocp
 from etils import epath
+from flax import nnx
 
 from xtreme_jax.files import is_remote
 
@@ -103,13 +107,6 @@ class Checkpointer:
                 it.set_state(initial[name])
         return None
 
-    def read_meta(self, step: int):
-        """The small JSON metadata of a committed step (None if unreadable)."""
-        try:
-            return self.manager.restore(step, args=ocp.args.Composite(meta=ocp.args.JsonRestore()))["meta"]
-        except Exception:  # noqa: BLE001 -- callers treat an unreadable meta as unknown
-            return None
-
     def reached_preemption(self, step: int) -> bool:
         """True at the step every process agreed on after a preemption notice (SIGTERM).
 
@@ -184,3 +181,57 @@ def _sync(name: str):
 def abstract_like(state):
     """ShapeDtypeStructs (with shardings) of a live state, as restore targets."""
     return jax.tree.map(lambda x: jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=x.sharding), state)
+
+
+# ---------------------------------------------------------------------------- model params only
+
+def save_model(directory: str, model_state):
+    """Model params only (for hand-off and evaluation), overwriting atomically via Orbax."""
+    with ocp.StandardCheckpointer() as c:
+        c.save(orbax_path(directory), model_state, force=True)
+
+
+def restore_model(directory: str, like_state):
+    """Params saved by `save_model`, restored with the shapes and shardings of `like_state`
+    (live arrays or ShapeDtypeStructs)."""
+    with ocp.StandardCheckpointer() as c:
+        return c.restore(orbax_path(directory), abstract_like(like_state))
+
+
+def place(like_state, pure: dict):
+    """Puts host numpy params into `like_state` (an nnx.State) with its shardings, in place."""
+    like = nnx.to_pure_dict(like_state)
+
+    def put(x, a):
+        a = np.asarray(a, dtype=x.dtype)
+        return jax.make_array_from_callback(x.shape, x.sharding, lambda idx: a[idx])
+    nnx.replace_by_pure_dict(like_state, jax.tree.map(put, like, pure))
+
+
+def read_meta(ckpt_dir: str, step: int):
+    """The JSON meta item of a committed step, read directly (no orbax collectives: process 0 only)."""
+    try:
+        return json.loads(epath.Path(ckpt_dir, str(step), "meta", "metadata").read_bytes())
+    except (OSError, ValueError):
+        return None
+
+
+def prune_best(best_dir, ckpt, best_of: dict, current):
+    """Deletes best/<step> dirs that neither the current best nor any retained checkpoint refers to
+    (a resume, or a fall-back to an older checkpoint, needs that checkpoint's own best). Process 0."""
+    best_dir = epath.Path(best_dir)
+    if jax.process_index() != 0 or not best_dir.is_dir():
+        return
+    keep = {current}
+    for s in (ckpt.steps() if ckpt is not None else []):
+        if s not in best_of:
+            best_of[s] = (read_meta(ckpt.directory, s) or {}).get("best_step", "unknown")
+        keep.add(best_of[s])
+    if "unknown" in keep:  # a checkpoint whose meta we cannot read: keep everything
+        return
+    for d in best_dir.iterdir():
+        if d.name.isdigit() and int(d.name) not in keep:
+            try:
+                d.rmtree()
+            except OSError:  # best effort: a leftover best/<step> only costs space
+                pass

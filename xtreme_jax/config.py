@@ -61,10 +61,16 @@ def base_config() -> mlc.ConfigDict:
     c.pretarget = train_phase(keep_heads=True)
     c.target = train_phase()
     c.evaluate = mlc.ConfigDict(dict(
-        tasks=[], benchmark="xtreme-r", split="test", languages="", batch_size=64,
+        tasks=[],
+        benchmark="xtreme-r",  # aggregate.json: task averages, group and overall scores of this benchmark
+        split="test", languages="", batch_size=64,
         retrieval_layer=-1,   # -1: the paper's layer 14 of 24, scaled to the model depth
         write_submission=True))
     c.new_run = False         # allow a different config in an existing workdir
+    # A finished phase directory of another run (RUN/<phase>, local or gs://): the first phase of
+    # this run starts from its weights instead of the pretrained checkpoint (e.g. many target runs
+    # branching off one shared intermediate model). Empty: start from model.pretrained / size.
+    c.init_from = ""
     return c
 
 

@@ -3,6 +3,7 @@ uploads. Everything that writes results goes through here."""
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import stat
 import tempfile
@@ -44,6 +45,11 @@ def write_atomic(path, data) -> str:
             pass
         raise
     return path
+
+
+def write_json(path, obj) -> str:
+    """Atomic JSON write (indented, sorted keys), local or gs://."""
+    return write_atomic(path, json.dumps(obj, indent=2, sort_keys=True, default=str))
 
 
 def upload_dir(local, remote) -> list[str]:

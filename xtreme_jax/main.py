@@ -64,7 +64,7 @@ def main(argv):
                           os.path.join(os.path.expanduser("~"), ".cache", "xtreme_jax", "jit"))
         jax.config.update("jax_persistent_cache_min_compile_time_secs", 1.0)
     init_distributed(_DISTRIBUTED.value)
-    from xtreme_jax.pipeline import run_pipeline
+    from xtreme_jax.phases import run_pipeline
     try:
         run_pipeline(_CONFIG.value, _WORKDIR.value)
     except (ConfigError, DataError) as e:  # bad input, found before compute

@@ -1,4 +1,4 @@
-"""Data: sources, tokenize-once cache, batching/packing and the grain pipeline.
+"""Data: sources, tokenize-once cache, batching/packing and the grain input pipeline.
 
 Public entry points (imported lazily so that `python -m xtreme_jax.data.demo` stays light):
 
@@ -14,8 +14,8 @@ _EXPORTS = {
     "Source": "sources", "as_source": "sources", "DataError": "errors", "OnError": "errors",
     "Features": "features", "concat_features": ("features", "concat"),
     "cached_features": "cache", "PREPROCESSING_VERSION": "cache",
-    "make_train_iterator": "pipeline", "make_train_dataset": "pipeline",
-    "make_eval_batches": "pipeline", "TrainPlan": "pipeline",
+    "make_train_iterator": "input_pipeline", "make_train_dataset": "input_pipeline",
+    "make_eval_batches": "input_pipeline", "TrainPlan": "input_pipeline",
     "DEFAULT_BUCKETS": "batching", "padding_efficiency": "batching",
     "load_tokenizer": "tokenization", "tokenizer_fingerprint": "tokenization",
 }

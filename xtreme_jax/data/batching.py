@@ -22,7 +22,14 @@ import numpy as np
 from xtreme_jax.data.features import Features
 
 DEFAULT_BUCKETS = (32, 64, 128, 256)
-PACKABLE = ("classification", "tagging")
+PACKABLE = ("classification", "tagging")  # the kinds `packable` accepts (for messages)
+
+
+def packable(f: Features) -> bool:
+    """Packing puts several examples in one row, so each needs its labels moved along: one label
+    per example (-> [B, K] with `cls_index`) or per token. Choices (group > 1), spans and
+    unlabeled kinds cannot be packed."""
+    return f.group == 1 and ("labels" in f.rows or "labels" in f.tokens)
 
 
 def resolve_buckets(features: Features, buckets) -> tuple:
@@ -103,7 +110,8 @@ def _row_slice(f: Features, r: int):
 
 
 def assemble(f: Features, units: np.ndarray, length: int, *, eval_meta: bool = False) -> dict:
-    """One padded batch [B, (C,) length] of the given units (-1 = padding unit)."""
+    """One padded batch [B, (C,) length] of the given units (-1 = padding unit). Which arrays a
+    batch carries follows the arrays the features hold (the batch contract of each kind)."""
     B, C = len(units), f.group
     pad = int(f.meta["pad_id"])
     ids = np.full((B, C, length), pad, np.int32)
@@ -111,10 +119,11 @@ def assemble(f: Features, units: np.ndarray, length: int, *, eval_meta: bool = F
     types = np.zeros((B, C, length), np.int32)
     has_types = "token_type_ids" in f.tokens
     batch = {}
-    tag = f.kind in ("tagging", "mlm") and "labels" in f.tokens
+    tag = "labels" in f.tokens  # labels per token (tagging), else per row
     if tag:
         tlabels = np.full((B, length), -100, np.int32)
-    if f.kind == "span" and eval_meta:
+    with_offsets = eval_meta and "offsets" in f.tokens  # spans: decoding maps tokens to characters
+    if with_offsets:
         offsets = np.full((B, length, 2), -1, np.int32)
     first_row = np.where(units >= 0, units * C, -1)
     for b, u in enumerate(units):
@@ -129,29 +138,29 @@ def assemble(f: Features, units: np.ndarray, length: int, *, eval_meta: bool = F
                 types[b, c, :n] = f.tokens["token_type_ids"][s:e]
         if tag:
             tlabels[b, :n] = f.tokens["labels"][s:e]
-        if f.kind == "span" and eval_meta:
+        if with_offsets:
             offsets[b, :n] = f.tokens["offsets"][s:e]
     squeeze = (lambda x: x[:, 0]) if C == 1 else (lambda x: x)
     batch["input_ids"], batch["attention_mask"] = squeeze(ids), squeeze(mask)
-    if f.kind != "retrieval":
+    if "side" not in f.rows:  # retrieval rows (a side each) embed one sentence: no segment types
         batch["token_type_ids"] = squeeze(types)
     rows = lambda key, fill: np.where(first_row >= 0, np.asarray(f.rows[key])[np.maximum(first_row, 0)],  # noqa: E731
                                       fill).astype(np.int32)
-    if f.kind in ("classification", "multiple_choice"):
+    if "labels" in f.rows:
         batch["labels"] = rows("labels", -1)
     elif tag:
         batch["labels"] = tlabels
-    elif f.kind == "span":
+    elif "start_positions" in f.rows:
         batch["start_positions"] = rows("start_positions", -1)
         batch["end_positions"] = rows("end_positions", -1)
-        if eval_meta:
+        if with_offsets:
             batch["meta_offsets"] = offsets
     batch["meta_example_index"] = rows("example_index", -1)
     batch["meta_feature_index"] = first_row.astype(np.int32)
-    if "lang_id" in f.rows:
-        batch["meta_lang_id"] = rows("lang_id", -1)
+    if "set_index" in f.rows:
+        batch["meta_set_index"] = rows("set_index", -1)
         batch["meta_feature_index"] = rows("feature_index", -1)
-    if f.kind == "retrieval":
+    if "side" in f.rows:
         batch["meta_side"] = rows("side", -1)
     return batch
 
@@ -167,7 +176,8 @@ def assemble_packed(f: Features, packed_rows: list, length: int, max_segments: i
     seg = np.zeros((B, length), np.int32)
     pos = np.full((B, length), pad if pos0 else 0, np.int32)
     cls_index = np.zeros((B, K), np.int32)
-    labels = np.full((B, K), -1, np.int32) if f.kind == "classification" else np.full((B, length), -100, np.int32)
+    per_row = "labels" in f.rows  # one label per example (classification), else per token
+    labels = np.full((B, K), -1, np.int32) if per_row else np.full((B, length), -100, np.int32)
     ex_index = np.full((B, K), -1, np.int32)
     has_types = "token_type_ids" in f.tokens
     for b, units in enumerate(packed_rows):
@@ -182,7 +192,7 @@ def assemble_packed(f: Features, packed_rows: list, length: int, max_segments: i
             seg[b, at:at + n] = k + 1
             pos[b, at:at + n] = pos0 + np.arange(n)
             cls_index[b, k] = at
-            if f.kind == "classification":
+            if per_row:
                 labels[b, k] = f.rows["labels"][u]
             else:
                 labels[b, at:at + n] = f.tokens["labels"][s:e]
@@ -190,7 +200,7 @@ def assemble_packed(f: Features, packed_rows: list, length: int, max_segments: i
             at += n
     batch = {"input_ids": ids, "attention_mask": mask, "token_type_ids": types, "segment_ids": seg,
              "position_ids": pos, "labels": labels, "meta_example_index": ex_index}
-    if f.kind == "classification":
+    if per_row:
         batch["cls_index"] = cls_index
     return batch
 
@@ -233,7 +243,7 @@ def padding_efficiency(f: Features, batch_size: int, buckets=DEFAULT_BUCKETS, pa
     out["buckets"] = real / max(1, sum(length * batch_size * C for length, _ in plan))
     out["bucket_lengths"] = list(bks)
     out["bucket_batches"] = {str(b): sum(1 for length, _ in plan if length == b) for b in bks}
-    if f.kind in PACKABLE:
+    if packable(f):
         S = pack_length or bks[-1]
         K = max_segments or max(1, S // 8)
         rows = pack_first_fit(units, np.random.default_rng(seed).permutation(len(units)), S, K)

@@ -20,6 +20,7 @@ from xtreme_jax.data.errors import as_policy
 from xtreme_jax.data.features import Features
 from xtreme_jax.data.sources import as_source, source_fingerprint
 from xtreme_jax.data.tokenization import tokenizer_fingerprint
+from xtreme_jax.tasks import get_task
 
 log = logging.getLogger(__name__)
 
@@ -40,8 +41,7 @@ def cached_features(task, split: str, lang: str | None, tokenizer, *, source, ca
 
     `cache_dir=None` disables the cache (features stay in memory).
     """
-    from xtreme_jax.tasks import get_task
-    task = get_task(task) if isinstance(task, str) else task
+    task = get_task(task)
     source = as_source(source)
     split = task.check_split(split)
     lang = lang or task.language_list(source)[0]

@@ -151,8 +151,8 @@ def subsample(features: Features, count: int | None = None, fraction: float | No
 def concat(features: list[Features]) -> Features:
     """One Features from several (e.g. all languages of a task for one mixed eval stream).
 
-    Adds rows `lang_id` (position in the list) and `feature_index` (row number within its own
-    Features), so per-language results can be taken apart again.
+    Adds rows `set_index` (position in the list: which set, e.g. which language) and
+    `feature_index` (row number within its own Features), so per-set results can be taken apart.
     """
     f0 = features[0]
     for f in features:
@@ -165,7 +165,7 @@ def concat(features: list[Features]) -> Features:
         off += int(f.row_splits[-1])
     tokens = {k: np.concatenate([np.asarray(f.tokens[k]) for f in features]) for k in f0.tokens}
     rows = {k: np.concatenate([np.asarray(f.rows[k]) for f in features]) for k in f0.rows}
-    rows["lang_id"] = np.concatenate([np.full(f.num_rows, i, np.int32) for i, f in enumerate(features)])
+    rows["set_index"] = np.concatenate([np.full(f.num_rows, i, np.int32) for i, f in enumerate(features)])
     rows["feature_index"] = np.concatenate([np.arange(f.num_rows, dtype=np.int32) for f in features])
     meta = dict(f0.meta)
     meta["max_length"] = max(f.max_length for f in features)

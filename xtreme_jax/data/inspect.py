@@ -20,16 +20,7 @@ import numpy as np
 def label_counts(task, examples) -> dict:
     c = collections.Counter()
     for e in examples:
-        if task.kind == "classification":
-            c[str(e["label"])] += 1
-        elif task.kind == "multiple_choice":
-            c[str(e["label"])] += 1
-        elif task.kind == "tagging" and e.get("tags"):
-            c.update(e["tags"])
-        elif task.kind == "span":
-            c["answerable" if e["answers"]["text"] else "no_answer"] += 1
-        elif task.kind == "retrieval":
-            c["query" if e["side"] == 0 else "candidate"] += 1
+        c.update(task.family.label_key(e))
     return dict(sorted(c.items(), key=lambda kv: -kv[1]))
 
 

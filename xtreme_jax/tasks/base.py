@@ -1,4 +1,4 @@
-"""The Task object and the registry.
+"""The Task object and the registry it is registered in.
 
 A Task knows everything data-side about one benchmark task: its kind (which selects the model
 head and the featurizer), label space, languages, splits, metric name, how to read raw examples
@@ -20,15 +20,15 @@ import functools
 import logging
 from typing import Callable
 
-from xtreme_jax.data.errors import DataError, OnError, as_policy
 from xtreme_jax.data import sources as S
+from xtreme_jax.data.errors import DataError, OnError, as_policy
+from xtreme_jax.tasks.kinds import KINDS, Kind
 
 log = logging.getLogger(__name__)
 
-KINDS = ("classification", "multiple_choice", "tagging", "span", "retrieval", "mlm")
 SPLIT_ALIASES = {"validation": "dev", "val": "dev"}
 
-_REGISTRY: dict[str, "Task"] = {}
+REGISTRY: dict[str, "Task"] = {}  # filled by the task families (tasks/__init__.py)
 
 
 class Rec:
@@ -77,13 +77,22 @@ class Task:
     def __post_init__(self):
         assert self.kind in KINDS, self.kind
 
-    # --- label / language lists ---
     @property
-    def num_labels(self) -> int:
-        """Label count of the head: classes / tags, or the number of choices for multiple choice."""
-        if self.kind == "multiple_choice":
-            return self.num_choices
-        return len(self.labels) if self.labels else 0
+    def family(self) -> Kind:
+        """What this task's kind does: featurizer, head, evaluator output (tasks/kinds.py)."""
+        return KINDS[self.kind]
+
+    @property
+    def has_head(self) -> bool:
+        return self.family.head_labels is not None
+
+    # --- label / language lists ---
+    def num_labels(self, source=None) -> int:
+        """Outputs of this task's head, the one source of truth wherever a head is built: classes
+        or tags (a data-defined label set needs `source`), 1 per choice for multiple choice."""
+        if not self.has_head:
+            raise ValueError(f"task {self.name!r} ({self.kind}) has no trained head")
+        return self.family.head_labels(self, source)
 
     def label_list(self, source=None) -> tuple:
         if self.labels is not None:
@@ -196,24 +205,21 @@ class Task:
                   labels=None, lang: str | None = None, split: str | None = None,
                   progress: bool = True, **opts):
         """Tokenized features (see xtreme_jax.data.features.Features) of `examples`."""
-        from xtreme_jax.tasks import featurize as F
         max_length = max_length or self.max_length
         labels = tuple(labels) if labels is not None else (tuple(self.labels) if self.labels else None)
-        if labels is None and self.kind in ("classification", "tagging"):
+        if labels is None and self.family.labels_from_data:
             raise DataError(f"task {self.name!r} builds its label set from the data", field="labels",
                             reason="config", fix="pass labels=task.label_list(source) (cached_features "
                                                  "does this itself)")
-        fn = {"classification": F.featurize_classification, "multiple_choice": F.featurize_multiple_choice,
-              "tagging": F.featurize_tagging, "span": F.featurize_span,
-              "retrieval": F.featurize_retrieval, "mlm": F.featurize_mlm}[self.kind]
-        feats = fn(examples, tokenizer, max_length=max_length, labels=labels, progress=progress,
+        feats = self.family.featurize(examples, tokenizer, max_length=max_length, labels=labels, progress=progress,
                    num_choices=self.num_choices, **opts)
         feats.meta.update(task=self.name, lang=lang, split=split)
         return feats
 
     def info(self) -> dict:
+        static = self.has_head and (self.labels is not None or self.label_source is None)
         return {"name": self.name, "kind": self.kind, "group": self.group, "metric": self.metric,
-                "num_labels": self.num_labels, "labels": list(self.labels) if self.labels else None,
+                "num_labels": self.num_labels() if static else None, "labels": list(self.labels) if self.labels else None,
                 "languages": list(self.languages), "splits": list(self.splits),
                 "num_choices": self.num_choices, "max_length": self.max_length}
 
@@ -229,26 +235,7 @@ def _hf_split(split: str) -> str:
 
 
 def register(task: Task) -> Task:
-    if task.name in _REGISTRY:
+    if task.name in REGISTRY:
         raise ValueError(f"task {task.name!r} registered twice")
-    _REGISTRY[task.name] = task
+    REGISTRY[task.name] = task
     return task
-
-
-def get_task(name: str) -> Task:
-    from xtreme_jax.tasks import definitions  # noqa: F401  (fills the registry)
-    key = name.lower().replace("-", "_")
-    aliases = {"anli_plus": "anli+", "paws_x": "pawsx", "bucc": "bucc2018", "bucc18": "bucc2018",
-               "pan_x": "panx", "mewsli_x": "mewslix", "squad_v2": "squad2", "squadv2": "squad2",
-               "cosmos_qa": "cosmosqa", "commonsense_qa": "commonsenseqa", "social_i_qa": "siqa",
-               "sst_2": "sst2", "tydiqa_goldp": "tydiqa"}
-    key = aliases.get(key, key)
-    if key not in _REGISTRY:
-        raise DataError(f"unknown task {name!r}", field="task", reason="unknown_task",
-                        fix=f"use one of {', '.join(sorted(_REGISTRY))}")
-    return _REGISTRY[key]
-
-
-def list_tasks(group: str | None = None) -> list[str]:
-    from xtreme_jax.tasks import definitions  # noqa: F401
-    return sorted(n for n, t in _REGISTRY.items() if group is None or t.group == group)

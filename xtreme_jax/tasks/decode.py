@@ -1,7 +1,6 @@
 """From model outputs per feature row back to per-example predictions.
 
-The evaluator runs eval batches (which carry `meta_feature_index`, the row number) and keeps
-the outputs of each real row; `collect_rows` puts them back in row order. Then:
+The evaluator (xtreme_jax.evaluation) gathers the outputs of every feature row; then:
 
 - `decode_qa`: n-best start/end search per window, best span over all windows of an example,
   text cut from the original context through the offset mapping (SQuAD / XTREME procedure).
@@ -13,25 +12,6 @@ from __future__ import annotations
 import numpy as np
 
 from xtreme_jax.data.features import Features
-
-
-def collect_rows(batches, key: str, num_rows: int) -> list:
-    """`batches`: iterable of (batch dict with meta_feature_index, outputs dict). Rows in order.
-
-    Padding rows (meta_feature_index -1) are dropped; each real row's output is cut to the
-    batch's padded length, which is at least the row length.
-    """
-    out = [None] * num_rows
-    for batch, outputs in batches:
-        idx = np.asarray(batch["meta_feature_index"])
-        vals = np.asarray(outputs[key])
-        for b, r in enumerate(idx):
-            if r >= 0:
-                out[r] = vals[b]
-    missing = [r for r, v in enumerate(out) if v is None]
-    if missing:
-        raise ValueError(f"no output for {len(missing)} feature rows (first: {missing[:5]})")
-    return out
 
 
 def decode_qa(examples: list, features: Features, start_logits, end_logits, *, n_best: int = 20,

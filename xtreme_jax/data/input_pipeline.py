@@ -50,7 +50,7 @@ class TrainPlan:
             raise ValueError("no training examples")
         self.buckets = B.resolve_buckets(features, buckets)
         if packing:
-            if features.kind not in B.PACKABLE:
+            if not B.packable(features):
                 raise ValueError(f"packing supports {B.PACKABLE}, not {features.kind!r}")
             self.pack_length = int(pack_length or self.buckets[-1])
             self.max_segments = int(max_segments or max(1, self.pack_length // 8))
@@ -131,7 +131,7 @@ def make_eval_batches(features, *, global_batch_size: int, buckets=B.DEFAULT_BUC
     """This host's evaluation batches, every unit exactly once over all hosts.
 
     `features` may be a list (e.g. all languages of a task): they are evaluated as one stream
-    sorted by length, and batches carry `meta_lang_id`. Padding units have
+    sorted by length, and batches carry `meta_set_index`. Padding units have
     `meta_example_index` = `meta_feature_index` = -1 and labels -1 / -100.
     """
     if isinstance(features, (list, tuple)):

@@ -2,13 +2,16 @@
 
     data -> state (+ weights handed on) -> restore -> [sample task, step, log, validate, save] -> hand off
 
-Host syncs happen only every `log_every` steps, at validation and at saves.
+The loop delegates: checkpoints to xtreme_jax.checkpoint, metrics to xtreme_jax.metrics, the
+step to xtreme_jax.train_step, weights in and out to xtreme_jax.handoff. Host syncs happen only
+every `log_every` steps, at validation and at saves.
 """
 import dataclasses
 import json
 import logging
 import os
 import signal
+import threading
 import time
 
 import grain
@@ -18,11 +21,18 @@ import numpy as np
 from etils import epath
 from flax import nnx
 
+from tqdm import tqdm
+
 from xtreme_jax import checkpoint as ckpt_lib
-from xtreme_jax import optim, sharding, train
-from xtreme_jax.data import make_eval_batches, make_train_iterator
+from xtreme_jax import optim, sharding, train_step
+from xtreme_jax.checkpoint import prune_best, restore_model, save_model
+from xtreme_jax.context import source
 from xtreme_jax.data.features import subsample
-from xtreme_jax.files import is_remote, local_dir_for, write_atomic
+from xtreme_jax.data.input_pipeline import make_eval_batches, make_train_iterator
+from xtreme_jax.files import write_json
+from xtreme_jax.handoff import Handoff, export_hf, init_weights
+from xtreme_jax.metrics import MetricsLog, flops_per_token, peak_flops_per_device
+from xtreme_jax.tasks import get_task
 
 log = logging.getLogger(__name__)
 
@@ -32,7 +42,7 @@ class Entry:
     """One task entry of a phase: its training data and the head it trains."""
     name: str
     head: str
-    kind: str
+    task: object        # the registry Task
     num_labels: int
     weight: float
     train: object
@@ -71,48 +81,6 @@ def task_for_step(seed: int, step: int, probs) -> int:
     return int(np.random.default_rng([seed, step, 7]).choice(len(probs), p=probs))
 
 
-def flops_per_token(cfg, seq_len: int) -> float:
-    """Training FLOPs per token: 6 N (non-embedding) + 12 L S d attention (encoder, not causal)."""
-    d, L = cfg.hidden_size, cfg.num_layers
-    n = L * (4 * d * d + 2 * d * cfg.intermediate_size)
-    return 6 * n + 12 * L * seq_len * d
-
-
-PEAK_FLOPS = {"TPU v4": 275e12, "TPU v5 lite": 197e12, "TPU v5e": 197e12, "TPU v5p": 459e12,
-              "TPU v6 lite": 918e12, "TPU v6e": 918e12, "H100": 989e12, "H200": 989e12, "A100": 312e12}
-
-
-def peak_flops_per_device() -> float:
-    kind = jax.devices()[0].device_kind
-    for k, v in PEAK_FLOPS.items():
-        if k in kind:
-            return v
-    return measured_matmul_peak()
-
-
-def measured_matmul_peak(n: int = 1024, repeats: int = 5) -> float:
-    """FLOP/s of an fp32 n^3 matmul on one device (the CPU reference peak)."""
-    a = jnp.ones((n, n), jnp.float32)
-    f = jax.jit(lambda x: x @ x)
-    f(a).block_until_ready()
-    times = []
-    for _ in range(repeats):
-        t = time.perf_counter()
-        f(a).block_until_ready()
-        times.append(time.perf_counter() - t)
-    return 2 * n ** 3 / float(np.median(times))
-
-
-def place(like_state, pure: dict):
-    """Puts host numpy params into `like_state` (an nnx.State) with its shardings, in place."""
-    like = nnx.to_pure_dict(like_state)
-
-    def put(x, a):
-        a = np.asarray(a, dtype=x.dtype)
-        return jax.make_array_from_callback(x.shape, x.sharding, lambda idx: a[idx])
-    nnx.replace_by_pure_dict(like_state, jax.tree.map(put, like, pure))
-
-
 class Validator:
     """Loss and accuracy of each entry on its English dev subset (jitted, one per head and shape)."""
 
@@ -142,7 +110,7 @@ class Validator:
                 sums += np.array([float(x) for x in r])
             count = max(sums[1], 1)
             res = {"loss": sums[0] / count}
-            if e.kind in ("classification", "multiple_choice", "tagging"):
+            if e.task.family.dev_accuracy:
                 res["accuracy"] = sums[2] / count
             out[e.name] = res
         return out
@@ -159,102 +127,38 @@ def _shard_options():
                                        drop_remainder=True)
 
 
-def tensorboard_dir(directory: str) -> str:
-    """Where TensorBoard events go. tensorboardX uploads gs:// event files itself (through
-    google-cloud-storage, which gcsfs brings); for another scheme, or without that package, the
-    events stay on this host and the log says where."""
-    tb = os.path.join(directory, "tensorboard")
-    if not is_remote(directory):
-        return tb
-    from tensorboardX import record_writer
-    if tb.startswith("gs://") and record_writer.GCS_ENABLED:
-        return tb
-    local = local_dir_for("tensorboard", tb)
-    log.warning("TensorBoard events for %s are written locally to %s (tensorboardX cannot write "
-                "there: it needs google-cloud-storage for gs://); copy them over to keep them", tb, local)
-    return local
-
-
-class MetricsLog:
-    """JSONL + TensorBoard (process 0), written as metrics are fetched.
-
-    Locally train.jsonl is appended to. An object (gs://) cannot be appended to: the whole log is
-    kept in memory (starting from what a previous run wrote) and the object is rewritten, one
-    atomic upload, at most every `flush_secs` and at close (the loop closes it on preemption too).
-    """
-
-    def __init__(self, directory, flush_secs: float = 30.0):
-        self.main = jax.process_index() == 0
-        self.remote = is_remote(directory)
-        self.path = os.path.join(directory, "train.jsonl")
-        self.flush_secs, self._flushed, self._dirty = flush_secs, time.monotonic(), False
-        self.tb = None
-        epath.Path(directory).mkdir(parents=True, exist_ok=True)
-        if not self.main:
-            return
-        if self.remote:
-            p = epath.Path(self.path)
-            self._text = p.read_bytes().decode("utf-8") if p.exists() else ""
-        try:
-            from tensorboardX import SummaryWriter
-            self.tb = SummaryWriter(tensorboard_dir(directory))
-        except ImportError:
-            pass
-
-    def write(self, step, record: dict):
-        if not self.main:
-            return
-        line = json.dumps({"step": step, **record}) + "\n"
-        if self.remote:
-            self._text, self._dirty = self._text + line, True
-            if time.monotonic() - self._flushed >= self.flush_secs:
-                self.flush()
-        else:
-            with open(self.path, "a") as f:
-                f.write(line)
-        if self.tb:
-            for k, v in record.items():
-                if isinstance(v, (int, float)):
-                    self.tb.add_scalar(k, v, step)
-
-    def flush(self):
-        if self.main and self.remote and self._dirty:
-            write_atomic(self.path, self._text)
-            self._flushed, self._dirty = time.monotonic(), False
-
-    def close(self):
-        self.flush()
-        if self.tb:
-            self.tb.close()
-
-
-def train_phase(name: str, pcfg, run) -> dict:
-    """Runs (or resumes) one training phase; returns its summary. Weights are handed on via
-    `run.handoff` (model params of the best or last step)."""
-    pdir = os.path.join(run.workdir, name)  # os.path.join keeps gs://bucket/x intact
+def train_phase(name: str, pcfg, context, init: Handoff | None) -> tuple[dict, Handoff]:
+    """Runs (or resumes) one training phase from the weights `init` (None: the pretrained
+    checkpoint, or random initialisation); returns (summary, the hand-off to the next phase:
+    the model of the best validated step, else of the last). A phase that already finished
+    (its summary.json exists) is not rerun: its final weights are loaded."""
+    config = context.config
+    pdir = os.path.join(context.workdir, name)  # os.path.join keeps gs://bucket/x intact
     done_file = epath.Path(pdir, "results", "summary.json")
+    keep_heads = pcfg.keep_heads or name == "target"  # the target's heads are what evaluation scores
     if done_file.exists():
         log.info("phase %s already finished; reusing %s", name, done_file)
-        return json.loads(done_file.read_bytes())
+        return (json.loads(done_file.read_bytes()),
+                Handoff.load(pdir, context.model_cfg, context.mesh, keep_heads=keep_heads))
 
     # ---- data: English training entries (+ translated / MLM entries with their own weights)
     entries = []
     for i, t in enumerate(pcfg.tasks):
-        task = run.get_task(t.name)
-        train_f = run.features(task, t.split, t.lang, t.source, t.max_length)
+        task = get_task(t.name)
+        train_f = context.features(task, t.split, t.lang, t.source, t.max_length)
         if t.max_examples or t.fraction:
             train_f = subsample(train_f, count=t.max_examples or None, fraction=t.fraction or None,
-                                seed=run.config.seed)
+                                seed=config.seed)
         dev_f = None
-        if pcfg.eval_every and "dev" in task.splits and task.kind != "mlm":
+        if pcfg.eval_every and "dev" in task.splits and task.family.validated:
             try:
-                dev_f = run.features(task, "dev", t.lang, t.source, t.max_length)
+                dev_f = context.features(task, "dev", t.lang, t.source, t.max_length)
                 dev_f = dev_f.select_examples(np.arange(min(pcfg.eval_examples, dev_f.num_examples)))
             except (FileNotFoundError, ValueError) as e:
                 log.warning("no dev data for %s (%s); validation skips it", t.name, e)
-        entries.append(Entry(t.name if t.lang == "en" else f"{t.name}.{t.lang}", t.head or t.name,
-                             task.kind, run.num_labels(task, t.source), t.weight, train_f, dev_f))
-    heads = {e.head: (e.kind, e.num_labels) for e in entries}
+        entries.append(Entry(t.name if t.lang == "en" else f"{t.name}.{t.lang}", t.head or t.name, task,
+                             task.num_labels(source(t.source)), t.weight, train_f, dev_f))
+    heads = {e.head: (e.task.kind, e.num_labels) for e in entries}
     probs = sampling_probs([e.train.num_examples for e in entries], pcfg.sampler, pcfg.temperature,
                            pcfg.cap, [e.weight for e in entries])
 
@@ -262,18 +166,20 @@ def train_phase(name: str, pcfg, run) -> dict:
     tx, sched = optim.make_optimizer(
         lr=pcfg.lr, total_steps=pcfg.num_steps, warmup=pcfg.warmup, weight_decay=pcfg.weight_decay,
         b1=pcfg.b1, b2=pcfg.b2, eps=pcfg.eps, clip=pcfg.clip, layer_decay=pcfg.layer_decay or None,
-        num_layers=run.model_cfg.num_layers)
-    graphdef, state, shardings = train.create_state(run.model_cfg, heads, tx, run.mesh, seed=run.config.seed)
-    run.load_initial_weights(state, heads)
-    grad_dtype = jnp.bfloat16 if run.config.model.get("bf16_grads", False) else None
-    steps = {h: train.make_train_step(graphdef, shardings, h, sched, pcfg.accum_steps, grad_dtype)
+        num_layers=context.model_cfg.num_layers)
+    graphdef, state, shardings = train_step.create_state(context.model_cfg, heads, tx, context.mesh,
+                                                         seed=config.seed)
+    init_weights(state["model"], heads, context, init)
+    grad_dtype = jnp.bfloat16 if config.model.get("bf16_grads", False) else None
+    steps = {h: train_step.make_train_step(graphdef, shardings, h, sched, pcfg.accum_steps, grad_dtype)
              for h in heads}
-    iters = [make_train_iterator(e.train, global_batch_size=pcfg.batch_size, seed=run.config.seed + i,
-                                 buckets=run.config.data.buckets, packing=pcfg.packing,
-                                 shard_options=_shard_options(), num_threads=run.config.data.num_threads,
+    iters = [make_train_iterator(e.train, global_batch_size=pcfg.batch_size, seed=config.seed + i,
+                                 buckets=config.data.buckets, packing=pcfg.packing,
+                                 shard_options=_shard_options(), num_threads=config.data.num_threads,
                                  mlm_probability=pcfg.get("mlm_probability", 0.15))
              for i, e in enumerate(entries)]
     data_state = {f"data_{i}": it for i, it in enumerate(iters)}
+    rng = jax.random.key(config.seed)
 
     # ---- resume (only committed checkpoints; a damaged latest step falls back to an older one)
     ckpt = ckpt_lib.Checkpointer(os.path.join(pdir, "checkpoints"), keep=pcfg.keep)
@@ -296,31 +202,32 @@ def train_phase(name: str, pcfg, run) -> dict:
         prune_best(best_dir, ckpt, best_of, meta.get("best_step"))
 
     # ---- loop
-    validator = Validator(graphdef, run.mesh, pcfg.batch_size)
+    validator = Validator(graphdef, context.mesh, pcfg.batch_size)
     metrics_log = MetricsLog(os.path.join(pdir, "metrics"))
-    peak = run.peak_flops * jax.device_count()
-    bar = run.progress(total=pcfg.num_steps, initial=start, desc=name)
+    peak = peak_flops_per_device() * jax.device_count()
+    bar = tqdm(total=pcfg.num_steps, initial=start, desc=name, disable=jax.process_index() != 0,
+               dynamic_ncols=True)
     pending, last_fetch, t_last = [], start, time.perf_counter()
     # Preemption notice: one process catches SIGTERM itself. With jax.distributed, JAX's preemption
     # sync manager owns SIGTERM (a Python handler would replace it and the processes could no
     # longer agree on a step), and `reached_preemption` returns True on every process at once.
     own_sigterm = _is_main_thread() and not jax.distributed.is_initialized()
     prev_handler = signal.signal(signal.SIGTERM, _on_sigterm) if own_sigterm else None
-    sync_offset = _step_offset(run.config, name)
+    sync_offset = _step_offset(config, name)
     stop_reason = meta.get("stop_reason", "num_steps")  # an early stop already checkpointed stays stopped
     step = start
     try:
         while step < pcfg.num_steps and stop_reason == "num_steps":
-            i = task_for_step(run.config.seed, step, probs)
+            i = task_for_step(config.seed, step, probs)
             host_batch = next(iters[i])
-            batch = sharding.device_batch(host_batch, run.mesh)
-            state, m = steps[entries[i].head](state, batch, jax.random.fold_in(run.rng, step))
+            batch = sharding.device_batch(host_batch, context.mesh)
+            state, m = steps[entries[i].head](state, batch, jax.random.fold_in(rng, step))
             pending.append((step, m, host_batch["input_ids"].shape[-1]))
             step += 1
             bar.update(1)
             last = step == pcfg.num_steps
             if step % pcfg.log_every == 0 or last:
-                t_last = _log(pending, metrics_log, meta, pcfg, run, peak, t_last, bar, step - last_fetch)
+                t_last = _log(pending, metrics_log, meta, pcfg, context.model_cfg, peak, t_last, bar, step - last_fetch)
                 pending, last_fetch = [], step
             if pcfg.eval_every and (step % pcfg.eval_every == 0 or last):
                 results = validator(state, entries)
@@ -339,13 +246,13 @@ def train_phase(name: str, pcfg, run) -> dict:
                     meta["stop_reason"] = stop_reason
             if step % pcfg.save_every == 0 or last or stop_reason != "num_steps":
                 if pending:  # metrics (and the non-finite check) always precede a save
-                    t_last = _log(pending, metrics_log, meta, pcfg, run, peak, t_last, bar, step - last_fetch)
+                    t_last = _log(pending, metrics_log, meta, pcfg, context.model_cfg, peak, t_last, bar, step - last_fetch)
                     pending, last_fetch = [], step
                 save(step)
             # Every process calls reached_preemption at every step (a run-global step number).
             if _SIGTERM["seen"] or ckpt.reached_preemption(sync_offset + step):
                 if pending:
-                    _log(pending, metrics_log, meta, pcfg, run, peak, t_last, bar, step - last_fetch)
+                    _log(pending, metrics_log, meta, pcfg, context.model_cfg, peak, t_last, bar, step - last_fetch)
                 if saved_step != step:
                     save(step, force=True)
                 ckpt.wait()  # committed before we say so
@@ -390,14 +297,16 @@ def train_phase(name: str, pcfg, run) -> dict:
         model_state = restore_model(best_path, model_state)
     save_model(final_dir, model_state)
     prune_best(best_dir, None, {}, meta.get("best_step"))
-    run.set_handoff(name, graphdef, state, model_state, heads, pcfg.keep_heads)
+    handoff = Handoff.from_model(name, model_state, heads, sorted(heads) if keep_heads else [])
     if pcfg.export_hf:
-        run.export_hf(os.path.join(pdir, "hf"), model_state, heads)
+        export_hf(context, os.path.join(pdir, "hf"), model_state, heads)
     summary = {"phase": name, "steps": int(step), "stop_reason": stop_reason, "heads": heads,
+               "handoff_heads": sorted(handoff.heads),
                "best_dev_score": meta.get("best_score"), "best_step": meta.get("best_step"),
                "skipped_nonfinite_steps": meta.get("skipped", 0), **meta.get("last_log", {})}
-    run.write_json(os.fspath(done_file), summary)
-    return summary
+    if jax.process_index() == 0:
+        write_json(os.fspath(done_file), summary)
+    return summary, handoff
 
 
 def _step_offset(config, name) -> int:
@@ -412,41 +321,11 @@ def _step_offset(config, name) -> int:
     return offset
 
 
-def prune_best(best_dir, ckpt, best_of: dict, current):
-    """Deletes best/<step> dirs that neither the current best nor any retained checkpoint refers to
-    (a resume, or a fall-back to an older checkpoint, needs that checkpoint's own best). Process 0."""
-    best_dir = epath.Path(best_dir)
-    if jax.process_index() != 0 or not best_dir.is_dir():
-        return
-    keep = {current}
-    for s in (ckpt.steps() if ckpt is not None else []):
-        if s not in best_of:
-            best_of[s] = (read_meta(ckpt.directory, s) or {}).get("best_step", "unknown")
-        keep.add(best_of[s])
-    if "unknown" in keep:  # a checkpoint whose meta we cannot read: keep everything
-        return
-    for d in best_dir.iterdir():
-        if d.name.isdigit() and int(d.name) not in keep:
-            try:
-                d.rmtree()
-            except OSError:  # best effort: a leftover best/<step> only costs space
-                pass
-
-
-def read_meta(ckpt_dir: str, step: int):
-    """The JSON meta item of a committed step, read directly (no orbax collectives: process 0 only)."""
-    try:
-        return json.loads(epath.Path(ckpt_dir, str(step), "meta", "metadata").read_bytes())
-    except (OSError, ValueError):
-        return None
-
-
 def _is_main_thread():
-    import threading
     return threading.current_thread() is threading.main_thread()
 
 
-def _log(pending, metrics_log, meta, pcfg, run, peak, t_last, bar, n_steps):
+def _log(pending, metrics_log, meta, pcfg, model_cfg, peak, t_last, bar, n_steps):
     """Fetches the device metrics of the last steps (the only host sync in the loop)."""
     fetched = jax.device_get([m for _, m, _ in pending])
     now = time.perf_counter()
@@ -465,7 +344,7 @@ def _log(pending, metrics_log, meta, pcfg, run, peak, t_last, bar, n_steps):
     dt = max(now - t_last, 1e-9)
     tokens = sum(int(m["tokens"]) for m in fetched)
     processed = sum(s * pcfg.batch_size for _, _, s in pending)
-    flops = sum(flops_per_token(run.model_cfg, s) * s * pcfg.batch_size for _, _, s in pending)
+    flops = sum(flops_per_token(model_cfg, s) * s * pcfg.batch_size for _, _, s in pending)
     last = fetched[-1]
     record = {"loss": float(np.mean([float(m["loss"]) for m in fetched])),
               "grad_norm": float(last["grad_norm"]), "lr": float(last.get("lr", 0.0)),
@@ -475,16 +354,3 @@ def _log(pending, metrics_log, meta, pcfg, run, peak, t_last, bar, n_steps):
     metrics_log.write(pending[-1][0] + 1, record)
     bar.set_postfix(loss=f"{record['loss']:.4f}", mfu=f"{record['mfu']:.1%}")
     return now
-
-
-def save_model(directory: str, model_state):
-    """Model params only (for hand-off and evaluation), overwriting atomically via Orbax."""
-    import orbax.checkpoint as ocp
-    with ocp.StandardCheckpointer() as c:
-        c.save(ckpt_lib.orbax_path(directory), model_state, force=True)
-
-
-def restore_model(directory: str, like_state):
-    import orbax.checkpoint as ocp
-    with ocp.StandardCheckpointer() as c:
-        return c.restore(ckpt_lib.orbax_path(directory), ckpt_lib.abstract_like(like_state))

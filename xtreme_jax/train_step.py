@@ -1,6 +1,4 @@
-"""Train state and the jitted, donated train step (the loop itself lives in `xtreme_jax.loop`)."""
-import functools
-
+"""Train state and the jitted, donated train step (the loop itself lives in `xtreme_jax.train_loop`)."""
 import jax
 import jax.numpy as jnp
 import optax
@@ -23,36 +21,34 @@ def state_shardings(abstract_state, mesh):
     return jax.tree.map(lambda s: jax.sharding.NamedSharding(mesh, s), specs)
 
 
-def create_state(cfg: EncoderConfig, heads: dict, tx, mesh, rules=DEFAULT_RULES, seed: int = 0,
-                 abstract_only: bool = False):
-    """Builds TrainState directly sharded on `mesh` (never whole on one device).
-
-    Returns (graphdef, state, shardings); with abstract_only, state holds ShapeDtypeStructs.
-    """
-    def create():
-        return TrainState(TaskModel(cfg, heads, rngs=nnx.Rngs(seed)), tx)
-
+def _create(build, mesh, rules, abstract_only: bool):
+    """(graphdef, state, shardings) of the module `build()` makes, created directly sharded on
+    `mesh` (never whole on one device); with abstract_only, state holds ShapeDtypeStructs."""
     with jax.set_mesh(mesh), nnx.logical_axis_rules(rules):
-        graphdef, abstract = nnx.split(nnx.eval_shape(create))
+        graphdef, abstract = nnx.split(nnx.eval_shape(build))
         shardings = state_shardings(abstract, mesh)
         if abstract_only:
             state = jax.tree.map(lambda a, s: jax.ShapeDtypeStruct(a.shape, a.dtype, sharding=s),
                                  abstract, shardings)
-            return graphdef, state, shardings
-        state = jax.jit(lambda: nnx.state(create()), out_shardings=shardings)()
+        else:
+            state = jax.jit(lambda: nnx.state(build()), out_shardings=shardings)()
     return graphdef, state, shardings
 
 
-def create_model(cfg: EncoderConfig, heads: dict, mesh, rules=DEFAULT_RULES, seed: int = 0) -> TaskModel:
-    """A TaskModel alone (no optimizer state), directly sharded on `mesh`: for evaluation."""
-    def create():
-        return TaskModel(cfg, heads, rngs=nnx.Rngs(seed))
+def create_state(cfg: EncoderConfig, heads: dict, tx, mesh, rules=DEFAULT_RULES, seed: int = 0,
+                 abstract_only: bool = False):
+    """TrainState (model + optimizer) on `mesh`: returns (graphdef, state, shardings)."""
+    return _create(lambda: TrainState(TaskModel(cfg, heads, rngs=nnx.Rngs(seed)), tx), mesh, rules,
+                   abstract_only)
 
-    with jax.set_mesh(mesh), nnx.logical_axis_rules(rules):
-        graphdef, abstract = nnx.split(nnx.eval_shape(create))
-        shardings = state_shardings(abstract, mesh)
-        state = jax.jit(lambda: nnx.state(create()), out_shardings=shardings)()
-    return nnx.merge(graphdef, state)
+
+def create_model(cfg: EncoderConfig, heads: dict, mesh, rules=DEFAULT_RULES, seed: int = 0,
+                 abstract_only: bool = False):
+    """A TaskModel alone (no optimizer state) on `mesh`: for evaluation and weight hand-off.
+    Returns the model, or with abstract_only its (graphdef, abstract state)."""
+    graphdef, state, _ = _create(lambda: TaskModel(cfg, heads, rngs=nnx.Rngs(seed)), mesh, rules,
+                                 abstract_only)
+    return (graphdef, state) if abstract_only else nnx.merge(graphdef, state)
 
 
 def _microbatches(batch, n):

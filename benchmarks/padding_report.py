@@ -1,6 +1,6 @@
 """Padding efficiency on real length distributions (the data kit), for docs/data.md.
 
-    python -m xtreme_jax.data.padding_report --data_dir ../shared/data [--tokenizer DIR]
+    python -m benchmarks.padding_report --data_dir ../shared/data [--tokenizer DIR]
 
 Without --tokenizer, a sentencepiece model (XLM-R format) is trained on the kit's own text with
 xtreme_jax.data.spm. Prints a Markdown table and writes JSON with --json_out. Efficiency is real
@@ -17,8 +17,9 @@ import os
 import random
 import tempfile
 
-from xtreme_jax.data.batching import DEFAULT_BUCKETS, padding_efficiency
+from xtreme_jax.data.batching import DEFAULT_BUCKETS, packable, padding_efficiency
 from xtreme_jax.data.sources import Source
+from xtreme_jax.tasks import get_task
 
 
 def corpus(data_dir: str, per_file: int = 400, seed: int = 0) -> list:
@@ -40,12 +41,11 @@ def corpus(data_dir: str, per_file: int = 400, seed: int = 0) -> list:
 
 
 def measure(data_dir: str, tok, batch_size: int = 32) -> list:
-    from xtreme_jax.tasks import get_task
     rows = []
 
     def add(name, task, examples, max_length, buckets=DEFAULT_BUCKETS, **opts):
         f = task.featurize(examples, tok, max_length, progress=False, **opts)
-        eff = padding_efficiency(f, batch_size, buckets, pack_length=max_length if f.kind in ("classification", "tagging") else None)
+        eff = padding_efficiency(f, batch_size, buckets, pack_length=max_length if packable(f) else None)
         lens = f.lengths
         rows.append({"data": name, "kind": f.kind, "rows": f.num_rows, "max_length": max_length,
                      "mean_len": round(float(lens.mean()), 1), "p95_len": int(sorted(lens)[int(0.95 * (len(lens) - 1))]),

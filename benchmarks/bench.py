@@ -1,7 +1,7 @@
 """Benchmarks (issue 6): train-step speed against HF PyTorch, padding, evaluation, compilation,
 host overhead and per-device memory of sharded XLM-R. Writes JSON.
 
-    python -m xtreme_jax.bench [--what step,padding,eval,compile,host,memory] [--size base]
+    python -m benchmarks.bench [--what step,padding,eval,compile,host,memory] [--size base]
                                [--layers N] [--vocab V] [--batch B] [--seq S] [--dtype float32]
                                [--no-torch] [--rounds R] [--out FILE.json]
 
@@ -12,7 +12,7 @@ Parts (`--what`, comma-separated; default `step,padding,eval,compile,host`):
            clipping, the same number of threads. tokens/s, useful (non-pad) tokens/s, MFU =
            analytic FLOPs (6 N_nonembedding + 12 L S d per token, embedding gather excluded)
            against the peak: on CPU an fp32 matmul measured in the same run, interleaved with
-           the steps; on GPU/TPU the bf16 dense peak of the chip (xtreme_jax.loop.PEAK_FLOPS),
+           the steps; on GPU/TPU the bf16 dense peak of the chip (xtreme_jax.metrics.PEAK_FLOPS),
            with the measured matmul peak given too.
   padding  pad-to-max vs length buckets vs packing on sampled XNLI-like pair and PAN-X-like
            sentence lengths: the step is run on real batches of each mode (one per shape), and
@@ -21,7 +21,8 @@ Parts (`--what`, comma-separated; default `step,padding,eval,compile,host`):
            to the longest in each batch as HF's collator, HF's group_by_length) through HF's
            model of the same config: our modes against each, in useful tokens/s.
   eval     the vectorized multi-language evaluator against the per-language loop
-           (`xtreme_jax.evaluate.benchmark_vs_naive`, on the real Tatoeba kit when present).
+           (benchmarks/eval_bench.py, on the real Tatoeba kit when present;
+           --eval-task and --eval-data for another task).
   compile  compiled shapes per phase over realistic bucketed streams, recompiles after warm-up,
            first-step latency with a cold and a warm persistent compilation cache (two
            subprocesses sharing a fresh `jax_compilation_cache_dir`).
@@ -50,9 +51,13 @@ import time
 
 import numpy as np
 
+from benchmarks.eval_bench import benchmark_vs_naive
+from xtreme_jax import metrics
+from xtreme_jax.metrics import flops_per_token
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))  # children run -m benchmarks.bench
 WHAT_DEFAULT = "step,padding,eval,compile,host"
 TPU_HBM_GIB = {"v4": 32, "v5e": 16, "v5p": 95, "v6e": 32}
-H100_BF16_PEAK = 989e12
 
 # ============================================================================ length models
 
@@ -146,29 +151,10 @@ def device_info() -> dict:
             "cpu_count": os.cpu_count(), "jax": jax.__version__, "load_average": load_average()}
 
 
-def flops_per_token(cfg, seq_len: int) -> float:
-    """xtreme_jax.loop.flops_per_token (6 N_nonembedding + 12 L S d); the formula is repeated
-    here only for accelerator images without grain (which xtreme_jax.loop imports)."""
-    try:
-        from xtreme_jax.loop import flops_per_token as f
-    except ImportError:
-        d, L = cfg.hidden_size, cfg.num_layers
-        return 6 * L * (4 * d * d + 2 * d * cfg.intermediate_size) + 12 * L * seq_len * d
-    return f(cfg, seq_len)
-
-
 def table_peak() -> float | None:
-    """bf16 dense peak of the chip from xtreme_jax.loop.PEAK_FLOPS (None on CPU)."""
+    """bf16 dense peak of the chip from xtreme_jax.metrics.PEAK_FLOPS (None on CPU)."""
     import jax
-    try:
-        from xtreme_jax.loop import PEAK_FLOPS
-    except ImportError:
-        PEAK_FLOPS = {"H100": H100_BF16_PEAK, "H200": H100_BF16_PEAK}
-    kind = jax.devices()[0].device_kind
-    for k, v in PEAK_FLOPS.items():
-        if k in kind:
-            return v
-    return None
+    return metrics.table_peak(jax.devices()[0].device_kind)
 
 
 def make_matmul(n: int, dtype, min_seconds: float = 1.0):
@@ -242,7 +228,7 @@ class JaxTrainer:
 
     def __init__(self, cfg, heads: dict, mesh=None, grad_dtype=None, lr=1e-5):
         import jax
-        from xtreme_jax import optim, sharding, train
+        from xtreme_jax import optim, sharding, train_step as train
         self.mesh = mesh or sharding.make_mesh((-1, 1, 1))
         tx, sched = optim.make_optimizer(lr=lr, total_steps=10 ** 6, warmup=0.1)
         self.graphdef, self.state, self.shardings = train.create_state(cfg, heads, tx, self.mesh)
@@ -469,7 +455,7 @@ def quantile_batches(batches: list, k: int) -> list:
 def bench_padding(args, trainer=None) -> dict:
     import grain
     from xtreme_jax.data.batching import DEFAULT_BUCKETS
-    from xtreme_jax.data.pipeline import make_train_dataset
+    from xtreme_jax.data.input_pipeline import make_train_dataset
 
     cfg = model_config(args, layers=args.padding_layers or args.layers)
     B, S = args.batch, args.seq
@@ -551,23 +537,21 @@ def bench_padding(args, trainer=None) -> dict:
 # ============================================================================ (c) evaluation
 
 def bench_eval(args) -> dict:
-    """The evaluator helper's own benchmark (vectorized vs per-language loop) on real Tatoeba."""
-    try:
-        from xtreme_jax import evaluate as ev_mod
-        bench_fn = ev_mod.benchmark_vs_naive
-    except (ImportError, AttributeError) as e:
-        return {"todo": "xtreme_jax.evaluate.benchmark_vs_naive is not available yet", "error": str(e)}
-    data_dir = args.eval_data or _kit("tatoeba")
+    """The evaluator (one stream over all languages) against the per-language loop
+    (benchmarks/eval_bench.py), end to end, on --eval-task's data: by default the real Tatoeba
+    kit, each language cut to its first --eval-max-pairs lines."""
+    data_dir = args.eval_data or (_kit("tatoeba") if args.eval_task == "tatoeba" else None)
     if not data_dir or not os.path.isdir(data_dir):
-        return {"todo": "no Tatoeba data (the shared data kit was not found); pass --eval-data DIR"}
-    from flax import nnx
-    from xtreme_jax import optim, sharding, train
+        return {"todo": f"no {args.eval_task} data (the shared data kit was not found); pass --eval-data DIR"}
+    from xtreme_jax import sharding
     from xtreme_jax.data.sources import Source
     from xtreme_jax.data.spm import train_xlmr_tokenizer
+    from xtreme_jax.evaluation import Evaluator, load_eval_sets
     from xtreme_jax.tasks import get_task
+    from xtreme_jax.train_step import create_model
 
-    if args.eval_max_pairs:   # the first N aligned lines of every file, in a temp dir
-        cut = tempfile.mkdtemp(prefix="xtj-bench-tatoeba-")
+    if args.eval_max_pairs:   # the first N lines of every file, in a temp dir
+        cut = tempfile.mkdtemp(prefix="xtj-bench-eval-")
         for name in os.listdir(data_dir):
             src = os.path.join(data_dir, name)
             if os.path.isfile(src):
@@ -579,28 +563,30 @@ def bench_eval(args) -> dict:
         data_dir_used = cut
     else:
         data_dir_used = data_dir
-    task = get_task("tatoeba")
+    task = get_task(args.eval_task)
     source = Source("official", data_dir_used)
     langs = [l for l in args.eval_languages.split(",") if l] or list(task.language_list(source))
     found, texts = [], []
     for lang in langs:
         try:
-            exs = task.load_examples("test", lang, source)
+            exs = task.load_examples(args.eval_split, lang, source)
         except Exception as err:  # noqa: BLE001 -- missing languages are skipped and listed
             print(f"[bench eval] skipping {lang}: {str(err).splitlines()[0]}", file=sys.stderr)
             continue
         found.append(lang)
-        texts += [e["text"] for e in exs if isinstance(e.get("text"), str)]
+        for e in exs:
+            texts += [e[k] for k in ("text", "text_a", "text_b", "context", "question") if isinstance(e.get(k), str)]
+            texts += [" ".join(e["tokens"])] if "tokens" in e else []
+            texts += list(e.get("choices") or [])
     tok = train_xlmr_tokenizer(texts, tempfile.mkdtemp(prefix="xtj-bench-tok-"), vocab_size=args.eval_vocab)
-    sets = ev_mod.load_eval_sets(task, tok, source, split="test", languages=found)
+    sets = load_eval_sets(task, tok, source, split=args.eval_split, languages=found)
     cfg = model_config(args, size=args.eval_size, layers=args.eval_layers, vocab=len(tok), dropout=0.0)
     mesh = sharding.make_mesh((-1, 1, 1))
-    tx, _ = optim.make_optimizer(lr=1e-5, total_steps=10)
-    graphdef, state, _ = train.create_state(cfg, {}, tx, mesh)
-    evaluator = ev_mod.Evaluator(nnx.merge(graphdef, state).model, mesh, batch_size=args.eval_batch)
-    result = bench_fn(evaluator, task, sets, repeats=args.eval_repeats)
+    heads = {task.name: (task.kind, task.num_labels(source))} if task.has_head else {}
+    evaluator = Evaluator(create_model(cfg, heads, mesh), mesh, batch_size=args.eval_batch)
+    result = benchmark_vs_naive(evaluator, task, sets, repeats=args.eval_repeats)
     result.update(config=cfg_dict(cfg), data_dir=data_dir, max_pairs_per_language=args.eval_max_pairs,
-                  vocab_size=len(tok),
+                  vocab_size=len(tok), retrieval_layer=evaluator.retrieval_layer,
                   sentences=int(sum(s.features.num_rows for s in sets)))
     return result
 
@@ -653,7 +639,7 @@ def compile_counts(cfg=None, *, batch_size: int = 16, examples: int = 600, epoch
     import grain
     import jax
     from xtreme_jax.data.batching import DEFAULT_BUCKETS
-    from xtreme_jax.data.pipeline import make_train_dataset
+    from xtreme_jax.data.input_pipeline import make_train_dataset
     from xtreme_jax.models.encoder import preset
 
     cfg = cfg or preset("tiny", num_layers=1)
@@ -710,7 +696,7 @@ def compile_counts(cfg=None, *, batch_size: int = 16, examples: int = 600, epoch
 def _eval_compiles(trainer, cfg, batch_size, examples, max_length, languages) -> dict:
     import jax
     from flax import nnx
-    from xtreme_jax.evaluate import Evaluator
+    from xtreme_jax.evaluation import Evaluator
     feats = [synthetic_features("classification", sample_lengths("xnli", examples // 3, max_length, seed=10 + i),
                                 cfg.vocab_size, max_length, seed=20 + i, lang=f"l{i}") for i in range(languages)]
     model = nnx.merge(trainer.graphdef, trainer.state).model
@@ -729,13 +715,13 @@ def first_step_latency(args) -> dict:
     cache = tempfile.mkdtemp(prefix="xtj-bench-jitcache-")
     env = dict(os.environ, JAX_COMPILATION_CACHE_DIR=cache, JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS="0",
                JAX_PERSISTENT_CACHE_MIN_ENTRY_SIZE_BYTES="0")
-    cmd = [sys.executable, "-m", "xtreme_jax.bench", "--what", "_first_step", "--size", args.first_step_size,
+    cmd = [sys.executable, "-m", "benchmarks.bench", "--what", "_first_step", "--size", args.first_step_size,
            "--layers", str(args.first_step_layers), "--vocab", str(args.vocab or 0), "--batch", str(args.batch),
            "--seq", str(args.seq), "--dtype", args.dtype]
     runs = {}
     for name in ("cold", "warm"):
         t = time.perf_counter()
-        p = subprocess.run(cmd, env=env, capture_output=True, text=True)
+        p = subprocess.run(cmd, env=env, capture_output=True, text=True, cwd=REPO)
         wall = time.perf_counter() - t
         if p.returncode:
             return {"error": p.stderr[-2000:]}
@@ -782,7 +768,7 @@ def bench_host(args) -> dict:
     """
     import grain
     import jax
-    from xtreme_jax.data.pipeline import make_train_dataset
+    from xtreme_jax.data.input_pipeline import make_train_dataset
 
     out = {"method": bench_host.__doc__.split("\n\n", 1)[1].strip()}
     for size, layers in ((args.size, args.layers), ("tiny", 0)):
@@ -861,7 +847,7 @@ def memory_analysis(size: str, mesh_shape, *, batch: int, seq: int = 128, dtype=
     import jax
     import jax.numpy as jnp
     from jax.sharding import NamedSharding, PartitionSpec as P
-    from xtreme_jax import optim, sharding, train
+    from xtreme_jax import optim, sharding, train_step as train
     from xtreme_jax.models.encoder import preset
 
     n = math.prod(mesh_shape)
@@ -910,11 +896,11 @@ def bench_memory(args) -> dict:
     if args.what != "_memory_child":
         env = dict(os.environ, JAX_PLATFORMS="cpu",
                    XLA_FLAGS=(os.environ.get("XLA_FLAGS", "") + " --xla_force_host_platform_device_count=8").strip())
-        cmd = [sys.executable, "-m", "xtreme_jax.bench", "--what", "_memory_child",
+        cmd = [sys.executable, "-m", "benchmarks.bench", "--what", "_memory_child",
                "--memory-sizes", args.memory_sizes, "--memory-batches", args.memory_batches,
                "--memory-meshes", args.memory_meshes, "--seq", str(args.seq), "--prng", args.prng] + (["--remat"] if args.remat else []) + (
                    ["--memory-full-depth"] if args.memory_full_depth else [])
-        p = subprocess.run(cmd, env=env, capture_output=True, text=True)
+        p = subprocess.run(cmd, env=env, capture_output=True, text=True, cwd=REPO)
         if p.returncode:
             return {"error": p.stderr[-3000:]}
         return json.loads(p.stdout.strip().splitlines()[-1])
@@ -957,7 +943,7 @@ def bench_memory(args) -> dict:
 # ============================================================================ CLI
 
 def parse_args(argv=None):
-    ap = argparse.ArgumentParser(prog="python -m xtreme_jax.bench", description=__doc__.split("\n\n")[0])
+    ap = argparse.ArgumentParser(prog="python -m benchmarks.bench", description=__doc__.split("\n\n")[0])
     ap.add_argument("--what", default=WHAT_DEFAULT,
                     help=f"comma-separated parts: step,padding,eval,compile,host,memory (default {WHAT_DEFAULT})")
     ap.add_argument("--size", default="base", help="encoder preset: tiny, small, base, large")
@@ -991,7 +977,9 @@ def parse_args(argv=None):
                     help="padding: PyTorch batches timed per batching mode (quantiles of the padded length)")
     ap.add_argument("--padding-layers", type=int, default=1,
                     help="layers of the padding model (same width as --size; 0 = as --layers)")
-    ap.add_argument("--eval-data", default="", help="Tatoeba dir (default: the shared data kit)")
+    ap.add_argument("--eval-task", default="tatoeba", help="task of the evaluator benchmark")
+    ap.add_argument("--eval-data", default="", help="its official-layout data dir (default for tatoeba: the shared data kit)")
+    ap.add_argument("--eval-split", default="test")
     ap.add_argument("--eval-languages", default="", help="comma-separated (default: all found)")
     ap.add_argument("--eval-size", default="small")
     ap.add_argument("--eval-layers", type=int, default=1)
@@ -1046,7 +1034,7 @@ def main(argv=None) -> dict:
     unknown = [p for p in parts if p not in PARTS]
     if unknown:
         raise SystemExit(f"unknown --what part(s) {unknown}; choose from {sorted(PARTS)}")
-    result = {"command": " ".join(["python -m xtreme_jax.bench"] + (argv if argv is not None else sys.argv[1:])),
+    result = {"command": " ".join(["python -m benchmarks.bench"] + (argv if argv is not None else sys.argv[1:])),
               "device": device_info(), "started": time.strftime("%Y-%m-%d %H:%M:%S")}
     for p in parts:
         t = time.perf_counter()

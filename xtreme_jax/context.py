@@ -1,0 +1,102 @@
+"""The run context: what every phase of a run shares, built once from the config and then
+read-only (config, mesh, tokenizer, model config, feature cache; the pretrained checkpoint's path
+and type). Phases get it as an argument and never call back into the phase runner."""
+from __future__ import annotations
+
+import dataclasses
+import logging
+import os
+
+import jax
+import jax.numpy as jnp
+
+from xtreme_jax import config as config_lib
+from xtreme_jax import sharding
+from xtreme_jax.data.cache import cached_features
+from xtreme_jax.data.sources import Source
+from xtreme_jax.files import is_remote, local_dir_for
+from xtreme_jax.models import encoder as enc_lib
+from xtreme_jax.data.tokenization import load_tokenizer
+from xtreme_jax.models import hf as hf_lib
+
+log = logging.getLogger(__name__)
+DTYPES = {"float32": jnp.float32, "bfloat16": jnp.bfloat16, "float16": jnp.float16}
+
+
+@dataclasses.dataclass(frozen=True)
+class RunContext:
+    config: object                 # the resolved ml_collections config (locked)
+    workdir: str                   # run directory, local or gs://
+    mesh: jax.sharding.Mesh
+    tokenizer: object              # HF fast tokenizer
+    model_cfg: enc_lib.EncoderConfig
+    cache_dir: str                 # tokenized-feature cache (always local)
+    hf_path: str | None = None     # resolved pretrained checkpoint directory, if any
+    hf_type: str | None = None     # its HF model_type (xlm-roberta, roberta, bert)
+
+    def features(self, task, split: str, lang: str, src, max_length: int = 0):
+        """Features of one split and language of `task` from the config source `src`, through
+        the tokenize-once cache."""
+        return cached_features(task, split, lang, self.tokenizer, source=source(src),
+                               cache_dir=self.cache_dir, max_length=max_length or None,
+                               errors=self.config.data.errors, progress=jax.process_index() == 0)
+
+
+def source(src) -> Source:
+    """A config source entry (config.source(...)) as a data Source."""
+    return Source(type=src.type, path=src.path, config=src.config, split=src.split)
+
+
+def build_context(config, workdir: str) -> RunContext:
+    """Validates the config (before any compute) and loads the tokenizer and model config."""
+    if config.model.dtype not in DTYPES:
+        raise config_lib.ConfigError(f"config.model.dtype={config.model.dtype!r}; choose from {list(DTYPES)}")
+    config_lib.validate(config, jax.device_count(), jax.process_count())
+    hf_path, hf_type = None, None
+    drop = dict(hidden_dropout=config.model.dropout, attention_dropout=config.model.dropout,
+                dtype=DTYPES[config.model.dtype], remat=config.model.remat)
+    if config.model.pretrained:
+        try:  # a hub id while offline, a path that is not a checkpoint: a config error
+            hf_path = hf_lib.resolve(config.model.pretrained)
+        except OSError as e:
+            raise config_lib.ConfigError(f"config.model.pretrained={config.model.pretrained!r}: {e}") from None
+        hf = hf_lib.read_config(hf_path)
+        hf_type = hf["model_type"]
+        model_cfg = hf_lib.config_from_hf(hf).replace(**drop)
+    else:
+        model_cfg = enc_lib.preset(config.model.size, **drop)
+    config_lib.validate_lengths(config, model_cfg)
+    tok = config.model.tokenizer or hf_path
+    if not tok:
+        raise config_lib.ConfigError("config.model.tokenizer is empty: set it to a tokenizer dir or hub id "
+                                     "(or set config.model.pretrained)")
+    try:
+        tokenizer = load_tokenizer(tok)
+    except OSError as e:
+        field = "tokenizer" if config.model.tokenizer else "pretrained"
+        raise config_lib.ConfigError(f"config.model.{field}={tok!r}: {e}") from None
+    if len(tokenizer) > model_cfg.vocab_size:
+        raise config_lib.ConfigError(
+            f"tokenizer {tok} has {len(tokenizer)} tokens but the model vocab is "
+            f"{model_cfg.vocab_size}; use --config.model.size / pretrained that matches")
+    return RunContext(config=config, workdir=workdir, mesh=sharding.make_mesh(tuple(config.mesh)),
+                      tokenizer=tokenizer, model_cfg=model_cfg, cache_dir=default_cache_dir(config, workdir),
+                      hf_path=hf_path, hf_type=hf_type)
+
+
+def default_cache_dir(config, workdir: str) -> str:
+    """The tokenized-feature cache: config.data.cache_dir, else <workdir>/cache. Features are
+    memory-mapped .npy files, which an object store cannot hold: with a remote workdir the default
+    is a local directory named after the workdir (each host tokenizes into its own)."""
+    if config.data.cache_dir:
+        if is_remote(config.data.cache_dir):
+            raise config_lib.ConfigError(
+                f"config.data.cache_dir={config.data.cache_dir!r}: the feature cache is memory-mapped "
+                "and must be a local directory; leave it empty to use a local default")
+        return config.data.cache_dir
+    if not is_remote(workdir):
+        return os.path.join(workdir, "cache")
+    local = local_dir_for("features", workdir)
+    log.info("workdir %s is remote: caching tokenized features locally in %s "
+             "(set config.data.cache_dir to choose another local directory)", workdir, local)
+    return local

@@ -1,0 +1,121 @@
+"""Training metrics: the FLOPs model and accelerator peaks (MFU), and the metrics log
+(train.jsonl + TensorBoard). No grain, no model code: benchmarks import it as it is."""
+import functools
+import json
+import logging
+import os
+import time
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from etils import epath
+
+from xtreme_jax.files import is_remote, local_dir_for, write_atomic
+
+log = logging.getLogger(__name__)
+
+# bf16 dense peak FLOP/s per chip, matched against jax's device_kind.
+PEAK_FLOPS = {"TPU v4": 275e12, "TPU v5 lite": 197e12, "TPU v5e": 197e12, "TPU v5p": 459e12,
+              "TPU v6 lite": 918e12, "TPU v6e": 918e12, "H100": 989e12, "H200": 989e12, "A100": 312e12}
+
+
+def flops_per_token(cfg, seq_len: int) -> float:
+    """Training FLOPs per token: 6 N (non-embedding) + 12 L S d attention (encoder, not causal)."""
+    d, L = cfg.hidden_size, cfg.num_layers
+    n = L * (4 * d * d + 2 * d * cfg.intermediate_size)
+    return 6 * n + 12 * L * seq_len * d
+
+
+def table_peak(device_kind: str) -> float | None:
+    """The chip's peak from PEAK_FLOPS, or None for a device not in the table (e.g. a CPU)."""
+    return next((v for k, v in PEAK_FLOPS.items() if k in device_kind), None)
+
+
+@functools.cache
+def peak_flops_per_device() -> float:
+    """The table peak of this accelerator, else a measured fp32 matmul (CPU); measured once per
+    process, since every phase's MFU divides by it."""
+    return table_peak(jax.devices()[0].device_kind) or measured_matmul_peak()
+
+
+def measured_matmul_peak(n: int = 1024, repeats: int = 5) -> float:
+    """FLOP/s of an fp32 n^3 matmul on one device (the CPU reference peak)."""
+    a = jnp.ones((n, n), jnp.float32)
+    f = jax.jit(lambda x: x @ x)
+    f(a).block_until_ready()
+    times = []
+    for _ in range(repeats):
+        t = time.perf_counter()
+        f(a).block_until_ready()
+        times.append(time.perf_counter() - t)
+    return 2 * n ** 3 / float(np.median(times))
+
+
+def tensorboard_dir(directory: str) -> str:
+    """Where TensorBoard events go. tensorboardX uploads gs:// event files itself (through
+    google-cloud-storage, which gcsfs brings); for another scheme, or without that package, the
+    events stay on this host and the log says where."""
+    tb = os.path.join(directory, "tensorboard")
+    if not is_remote(directory):
+        return tb
+    from tensorboardX import record_writer  # optional at run time: MetricsLog works without it
+    if tb.startswith("gs://") and record_writer.GCS_ENABLED:
+        return tb
+    local = local_dir_for("tensorboard", tb)
+    log.warning("TensorBoard events for %s are written locally to %s (tensorboardX cannot write "
+                "there: it needs google-cloud-storage for gs://); copy them over to keep them", tb, local)
+    return local
+
+
+class MetricsLog:
+    """JSONL + TensorBoard (process 0), written as metrics are fetched.
+
+    Locally train.jsonl is appended to. An object (gs://) cannot be appended to: the whole log is
+    kept in memory (starting from what a previous run wrote) and the object is rewritten, one
+    atomic upload, at most every `flush_secs` and at close (the loop closes it on preemption too).
+    """
+
+    def __init__(self, directory, flush_secs: float = 30.0):
+        self.main = jax.process_index() == 0
+        self.remote = is_remote(directory)
+        self.path = os.path.join(directory, "train.jsonl")
+        self.flush_secs, self._flushed, self._dirty = flush_secs, time.monotonic(), False
+        self.tb = None
+        epath.Path(directory).mkdir(parents=True, exist_ok=True)
+        if not self.main:
+            return
+        if self.remote:
+            p = epath.Path(self.path)
+            self._text = p.read_bytes().decode("utf-8") if p.exists() else ""
+        try:
+            from tensorboardX import SummaryWriter  # optional: without it, train.jsonl only
+            self.tb = SummaryWriter(tensorboard_dir(directory))
+        except ImportError:
+            pass
+
+    def write(self, step, record: dict):
+        if not self.main:
+            return
+        line = json.dumps({"step": step, **record}) + "\n"
+        if self.remote:
+            self._text, self._dirty = self._text + line, True
+            if time.monotonic() - self._flushed >= self.flush_secs:
+                self.flush()
+        else:
+            with open(self.path, "a") as f:
+                f.write(line)
+        if self.tb:
+            for k, v in record.items():
+                if isinstance(v, (int, float)):
+                    self.tb.add_scalar(k, v, step)
+
+    def flush(self):
+        if self.main and self.remote and self._dirty:
+            write_atomic(self.path, self._text)
+            self._flushed, self._dirty = time.monotonic(), False
+
+    def close(self):
+        self.flush()
+        if self.tb:
+            self.tb.close()
