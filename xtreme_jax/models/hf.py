@@ -14,8 +14,9 @@ import jax.numpy as jnp
 import numpy as np
 from flax import nnx
 
+# Hub/dir resolution and tokenizers live in the data layer, which never imports models.
+from xtreme_jax.data.tokenization import load_tokenizer, resolve  # noqa: F401  (re-exported)
 from xtreme_jax.models.encoder import Encoder, EncoderConfig
-from xtreme_jax.data.tokenization import load_tokenizer  # noqa: F401  (re-exported: models.load_tokenizer)
 
 ROBERTA_TYPES = ("xlm-roberta", "roberta", "camembert")
 BERT_TYPES = ("bert",)
@@ -50,6 +51,12 @@ def config_from_hf(hf: dict, dtype=jnp.float32) -> EncoderConfig:
     act = hf.get("hidden_act", "gelu")
     if act != "gelu":
         raise ValueError(f"config.json hidden_act={act!r}: only exact 'gelu' is implemented")
+    pos = hf.get("position_embedding_type", "absolute")
+    if pos != "absolute":
+        raise ValueError(f"config.json position_embedding_type={pos!r}: only 'absolute' is implemented")
+    # Position ids follow the architecture, not the tokenizer: BERT counts 0..S-1 even with an
+    # XLM-R vocabulary (multilingual-e5); RoBERTa/XLM-R start at pad_token_id + 1. pad_token_id
+    # is the checkpoint's own (it masks padding when no attention mask is given).
     return EncoderConfig(
         vocab_size=hf["vocab_size"], hidden_size=hf["hidden_size"],
         num_layers=hf["num_hidden_layers"], num_heads=hf["num_attention_heads"],
@@ -75,24 +82,6 @@ def config_to_hf(cfg: EncoderConfig, model_type: str = "xlm-roberta") -> dict:
 
 
 # ---------------------------------------------------------------- files
-
-def resolve(name_or_path: str,
-            expected: str = "config.json and model.safetensors or pytorch_model.bin") -> str:
-    """A local checkpoint directory, or a hub id downloaded (or found in the HF cache)."""
-    if os.path.isdir(name_or_path):
-        return name_or_path
-    if os.path.exists(name_or_path) or name_or_path.startswith(("/", ".")):
-        raise FileNotFoundError(f"{name_or_path}: not a checkpoint directory (expected {expected} inside)")
-    from huggingface_hub import snapshot_download
-    try:
-        return snapshot_download(name_or_path, allow_patterns=[
-            "config.json", "*.safetensors", "*.safetensors.index.json", "pytorch_model.bin",
-            "sentencepiece.bpe.model", "tokenizer*", "vocab.txt", "special_tokens_map.json"])
-    except Exception as e:  # offline, unknown repo, no network
-        raise OSError(f"could not fetch {name_or_path!r} from the HF hub ({type(e).__name__}: {e}). "
-                      "Offline? Download it once (huggingface-cli download "
-                      f"{name_or_path} --local-dir DIR) and pass the directory instead.") from e
-
 
 def read_tensors(path: str) -> dict:
     files = sorted(glob.glob(os.path.join(path, "*.safetensors")))
