@@ -104,6 +104,8 @@ def export_hf(context, out_dir: str, model_state, heads: dict):
             upload_dir(os.path.join(tmp, "hf"), out_dir)
         return
     pure = jax.device_get(nnx.to_pure_dict(model_state))
+    # An HF checkpoint holds one task head: the first trained head that is not the MLM
+    # pretraining head (kind switch kept here: only the export needs this rule).
     head, kind = next(((h, k) for h, (k, _) in heads.items() if k != "mlm"), (None, None))
     hf_lib.export_hf(out_dir, context.model_cfg, pure["encoder"],
                      model_type=context.hf_type or "xlm-roberta", head_kind=kind,

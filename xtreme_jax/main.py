@@ -46,6 +46,8 @@ def _cluster_detected() -> bool:
 
 
 def main(argv):
+    # The library (jax, orbax, grain, every task) is imported after the flags are parsed, so
+    # --help and a bad flag answer at once, and after the compilation cache is configured.
     from xtreme_jax.checkpoint import CheckpointError
     from xtreme_jax.config import ConfigError
     from xtreme_jax.data.errors import DataError

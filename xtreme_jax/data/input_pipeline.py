@@ -90,7 +90,9 @@ class TrainPlan:
             batch = B.assemble_packed(self.f, mine, length, self.max_segments)
         else:
             batch = B.assemble(self.f, np.asarray(mine), length)
-        if self.f.kind == "mlm":  # one draw per global batch: the same masks on any number of hosts
+        # Kind switch kept: MLM is the one kind whose labels are drawn per batch (new masks every
+        # epoch). One draw per global batch: the same masks on any number of hosts.
+        if self.f.kind == "mlm":
             rng = np.random.default_rng([self.seed, e, j, 0x6D6C6D])
             batch = B.apply_mlm_mask(batch, self.f.meta, rng, self.mlm_probability,
                                      row_offset=shard_index * b, global_rows=self.G)

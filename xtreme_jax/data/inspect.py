@@ -16,6 +16,12 @@ import sys
 
 import numpy as np
 
+from xtreme_jax.data.batching import padding_efficiency
+from xtreme_jax.data.errors import DataError, OnError
+from xtreme_jax.data.sources import Source
+from xtreme_jax.data.tokenization import load_tokenizer
+from xtreme_jax.tasks import get_task
+
 
 def label_counts(task, examples) -> dict:
     c = collections.Counter()
@@ -25,7 +31,6 @@ def label_counts(task, examples) -> dict:
 
 
 def stats(task, examples, features, batch_size, buckets, pack_length=None, max_segments=None) -> dict:
-    from xtreme_jax.data.batching import padding_efficiency
     lens = features.lengths
     pct = {f"p{q}": int(np.percentile(lens, q)) for q in (50, 90, 95, 99)} if len(lens) else {}
     pct["max"] = int(lens.max()) if len(lens) else 0
@@ -41,11 +46,6 @@ def stats(task, examples, features, batch_size, buckets, pack_length=None, max_s
 
 
 def main(argv=None) -> int:
-    from xtreme_jax.data.errors import DataError, OnError
-    from xtreme_jax.data.sources import Source
-    from xtreme_jax.data.tokenization import load_tokenizer
-    from xtreme_jax.tasks import get_task
-
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--task", required=True)
     p.add_argument("--data_dir", default="", help="data directory (official/local) or hub id (hub)")

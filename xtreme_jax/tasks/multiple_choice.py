@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 
 from xtreme_jax.data import formats
+from xtreme_jax.data.errors import DataError
 from xtreme_jax.tasks.base import HubSpec, Rec, Task, register
 from xtreme_jax.tasks.common import first_existing, pick
 from xtreme_jax.tasks.languages import XTREME_R
@@ -104,7 +105,6 @@ def read_siqa(data_dir, split, lang, on_error):
         labels = [l.strip() for l in formats.read_lines(labels_path) if l.strip()]
         rows = list(formats.read_jsonl(path, on_error))
         if len(labels) != len(rows):
-            from xtreme_jax.data.errors import DataError
             raise DataError(f"{len(labels)} labels for {len(rows)} examples", file=labels_path,
                             reason="column_count", fix="the .lst file needs one label per jsonl line")
         out = []
