@@ -16,7 +16,7 @@ from xtreme_jax.data.cache import cached_features
 from xtreme_jax.data.sources import Source
 from xtreme_jax.files import is_remote, local_dir_for
 from xtreme_jax.models import encoder as enc_lib
-from xtreme_jax.data.tokenization import load_tokenizer
+from xtreme_jax.data.tokenization import load_tokenizer, resolve
 from xtreme_jax.models import hf as hf_lib
 
 log = logging.getLogger(__name__)
@@ -57,7 +57,7 @@ def build_context(config, workdir: str) -> RunContext:
                 dtype=DTYPES[config.model.dtype], remat=config.model.remat)
     if config.model.pretrained:
         try:  # a hub id while offline, a path that is not a checkpoint: a config error
-            hf_path = hf_lib.resolve(config.model.pretrained)
+            hf_path = resolve(config.model.pretrained)
         except OSError as e:
             raise config_lib.ConfigError(f"config.model.pretrained={config.model.pretrained!r}: {e}") from None
         hf = hf_lib.read_config(hf_path)
