@@ -56,6 +56,11 @@ class EncoderConfig:
 PRESETS = {
     "tiny": dict(vocab_size=1024, hidden_size=64, num_layers=2, num_heads=4, intermediate_size=128,
                  max_position_embeddings=130),
+    # Demo-world ladder above tiny (CPU-sized, 1024-piece vocab; step times in docs/demo_data.md).
+    "mini": dict(vocab_size=1024, hidden_size=128, num_layers=4, num_heads=4, intermediate_size=512,
+                 max_position_embeddings=130),
+    "midi": dict(vocab_size=1024, hidden_size=256, num_layers=4, num_heads=8, intermediate_size=1024,
+                 max_position_embeddings=130),
     "small": dict(hidden_size=512, num_layers=4, num_heads=8, intermediate_size=2048),
     "base": dict(hidden_size=768, num_layers=12, num_heads=12, intermediate_size=3072),
     "large": dict(hidden_size=1024, num_layers=24, num_heads=16, intermediate_size=4096),
