@@ -1,0 +1,169 @@
+"""python -m xtreme_jax.study plan|run|status|report --config=configs/studies/NAME.py[:args] --workdir=DIR
+
+  plan     expand factors x seeds, validate every point, print the point table, the shared runs and
+           the cost; writes DIR/plan.json. --budget_hours=H refuses a plan that costs more.
+  run      plan, then run the graph: --executor=local (--parallel=N processes), slurm (writes an
+           sbatch array per graph level and DIR/slurm/submit.sh; --submit submits it) or tpu
+           (--tpu=NAME[,NAME] TPU VMs through launch/sweep.sh; --dry_run prints the commands).
+           Re-running skips finished runs and resumes the others.
+  status   the state of every point (done / running / partial / failed / blocked / pending)
+  report   DIR/report/: results_long.csv, report.md, plots, analysis.json
+
+Study overrides as everywhere: --config.seeds='(0,1,2,3,4)' --config.factors.target_examples='(100,1000)'.
+"""
+from __future__ import annotations
+
+import logging
+import os
+import sys
+
+from absl import app, flags
+from ml_collections import config_flags
+
+COMMANDS = ("plan", "run", "status", "report")
+_CONFIG = config_flags.DEFINE_config_file("config", None, "configs/studies/NAME.py[:args]", lock_config=True)
+_WORKDIR = flags.DEFINE_string("workdir", None, "study directory (local path; gs:// for --executor=tpu)")
+_BUDGET = flags.DEFINE_float("budget_hours", None, "refuse a plan costing more accelerator-hours than this")
+_EXECUTOR = flags.DEFINE_enum("executor", "local", ["local", "slurm", "tpu"], "where runs go")
+_PARALLEL = flags.DEFINE_integer("parallel", 1, "local: runs at the same time")
+_SUBMIT = flags.DEFINE_bool("submit", False, "slurm: submit the written scripts (sbatch)")
+_SLURM_NODES = flags.DEFINE_integer("slurm_nodes", 1, "slurm: nodes per run (>1: multi-node via jax.distributed)")
+_SLURM_GPUS = flags.DEFINE_integer("slurm_gpus", 8, "slurm: GPUs per node")
+_SLURM_CPUS = flags.DEFINE_integer("slurm_cpus", 16, "slurm: CPUs per task")
+_SLURM_TIME = flags.DEFINE_string("slurm_time", "24:00:00", "slurm: time limit per run")
+_SLURM_EXTRA = flags.DEFINE_string("slurm_extra", "", "slurm: extra #SBATCH options, e.g. '--partition=gpu'")
+_SLURM_MAX = flags.DEFINE_integer("slurm_max_parallel", 64, "slurm: array tasks running at once")
+_TPU = flags.DEFINE_list("tpu", [], "tpu: TPU VM names (each runs its share of a level in turn)")
+_ZONE = flags.DEFINE_string("zone", "", "tpu: zone (default: launch/common.sh's)")
+_PROJECT = flags.DEFINE_string("project", "", "tpu: project")
+_DRY_RUN = flags.DEFINE_bool("dry_run", False, "tpu: print the launch commands, run nothing")
+
+
+class _Fail(Exception):
+    pass
+
+
+def main(argv):
+    for noisy in ("absl", "datasets"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
+    if len(argv) != 2 or argv[1] not in COMMANDS:
+        _fail(f"give one command: {' | '.join(COMMANDS)} (got {' '.join(argv[1:]) or 'none'})")
+    if _WORKDIR.value is None:
+        _fail("--workdir is required: the study directory")
+    if _CONFIG.value is None:
+        _fail("--config is required: configs/studies/NAME.py[:scale=tiny|full]")
+    from xtreme_jax.config import ConfigError
+    from xtreme_jax.data.errors import DataError
+    from xtreme_jax.study.spec import StudyError
+    try:
+        sys.exit(run_command(argv[1], _CONFIG.value, _WORKDIR.value))
+    except (StudyError, ConfigError, DataError, ValueError) as e:
+        _fail((str(e).splitlines() or [""])[0])
+
+
+def _fail(msg: str):
+    print(f"error: {msg}", file=sys.stderr, flush=True)
+    sys.exit(2)
+
+
+def run_command(cmd: str, study, root: str) -> int:
+    from xtreme_jax.study import executors, plan as plan_lib
+    if "factors" not in study or not study.get("recipe"):
+        raise ValueError("this config is not a study (no factors / recipe); use configs/studies/<name>.py "
+                         "with a get_config that returns xtreme_jax.study.spec.study(...)")
+    _quiet()
+    root = root if "://" in root else os.path.abspath(root)
+    plan = plan_lib.make_plan(study)
+    if cmd == "plan":
+        print(plan_lib.table(plan))
+        plan_lib.check_budget(plan, _BUDGET.value)
+        print(f"plan written to {plan_lib.write(plan, root)}")
+        return 0
+    plan_lib.check_budget(plan, _BUDGET.value)
+    plan_lib.write(plan, root)
+    if cmd == "run":
+        return _run(plan, root)
+    if cmd == "status":
+        print(status_table(plan, root))
+        return 0
+    from xtreme_jax.study import report
+    out = report.build(plan, root)
+    print(out["summary"])
+    print(f"report written to {out['dir']}")
+    return 0
+
+
+def _run(plan, root: str) -> int:
+    from xtreme_jax.study import executors
+    ex = _EXECUTOR.value
+    if ex == "local":
+        state = executors.run_local(plan, root, parallel=max(1, _PARALLEL.value))
+    elif ex == "slurm":
+        paths = executors.write_slurm(plan, root, nodes=_SLURM_NODES.value, gpus=_SLURM_GPUS.value,
+                                      cpus=_SLURM_CPUS.value, time_limit=_SLURM_TIME.value,
+                                      max_parallel=_SLURM_MAX.value, extra=_SLURM_EXTRA.value)
+        print("\n".join(paths))
+        submit = paths[-1]
+        if not _SUBMIT.value:
+            print(f"submit with: bash {submit}   (then: python -m xtreme_jax.study status ...)")
+            return 0
+        import subprocess
+        return subprocess.run(["bash", submit]).returncode
+    else:
+        state = executors.run_tpu(plan, root, _TPU.value, zone=_ZONE.value, project=_PROJECT.value,
+                                  dry_run=_DRY_RUN.value)
+        if _DRY_RUN.value:
+            return 0
+    print(status_table(plan, root))
+    failed = [h for h, s in state.items() if s in ("failed", "blocked")]
+    return 1 if failed else 0
+
+
+def status_table(plan, root: str) -> str:
+    from xtreme_jax.study import executors
+    states = {h: executors.node_state(root, n) for h, n in plan.graph.nodes.items()}
+    lines, counts = [], {}
+    factors = list(plan.points[0].labels) if plan.points else []
+    for i, p in enumerate(plan.points):
+        chain = plan.graph.chain(i)
+        leaf_state, detail = states[chain[-1].hash]
+        if leaf_state != "done":  # the first unfinished stage says where the point stands
+            for n in chain:
+                s, d = states[n.hash]
+                if s != "done":
+                    leaf_state, detail = s, (f"{n.stage} {n.hash}" + (f": {d}" if d else ""))
+                    break
+        counts[leaf_state] = counts.get(leaf_state, 0) + 1
+        lines.append(f"{i:3d}  " + "  ".join(f"{f}={p.labels[f]}" for f in factors) + f"  seed={p.seed}  "
+                     f"{chain[-1].hash}  {leaf_state}" + (f"  ({detail})" if detail else ""))
+    run_counts = {}
+    for s, _ in states.values():
+        run_counts[s] = run_counts.get(s, 0) + 1
+    lines.append("points: " + ", ".join(f"{v} {k}" for k, v in sorted(counts.items())) +
+                 "; runs: " + ", ".join(f"{v} {k}" for k, v in sorted(run_counts.items())))
+    return "\n".join(lines)
+
+
+def _quiet():
+    try:
+        import datasets
+        datasets.disable_progress_bars()
+        datasets.logging.set_verbosity_error()
+    except ImportError:
+        pass
+
+
+def _parse_flags(argv):
+    try:
+        return flags.FLAGS(argv)
+    except flags.Error as e:
+        _fail(str(e))
+    except (AttributeError, KeyError) as e:  # ml_collections: an override of a key the study lacks
+        bad = [a for a in argv if a.startswith("--config.")]
+        _fail(f"unknown study config key among {' '.join(bad)}: {str(e).strip(chr(39) + chr(34))}")
+    except ValueError as e:  # the study file rejecting its :args
+        _fail((str(e).splitlines() or [""])[0])
+
+
+def run():
+    app.run(main, flags_parser=_parse_flags)

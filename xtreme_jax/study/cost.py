@@ -1,0 +1,143 @@
+"""Cost estimate of a plan: steps x measured step time, in accelerator-hours, with the source of
+every step time.
+
+Step times come from measurements where there are any and are derived from them otherwise, and
+each estimate says which:
+- **measured**: a row of MEASURED at the same model, accelerator, batch and sequence length;
+- **scaled**: a measured row of the same model and accelerator at another batch / length, scaled
+  by the tokens per step;
+- **FLOP-scaled**: a measured row of another model (or accelerator) scaled by training FLOPs per
+  step (6 N_nonembedding + 12 L S d per token) and, across accelerators, by the ratio of their
+  bf16 peaks, i.e. the same MFU assumed.
+An evaluation pass is costed as forward steps (1/3 of a training step) over the test examples.
+At tiny scale each run also pays a measured fixed cost (process start, compilation, data).
+"""
+from __future__ import annotations
+
+import dataclasses
+
+from xtreme_jax.study.validate import model_shape
+
+# bf16 dense peak per chip, TFLOP/s (DESIGN section 5), for FLOP scaling across accelerators.
+PEAK_TFLOPS = {"h100": 989.0, "a100": 312.0, "v4": 275.0, "v5e": 197.0, "v5p": 459.0, "v6e": 918.0}
+
+
+@dataclasses.dataclass(frozen=True)
+class Row:
+    model: str         # KNOWN_MODELS id or a size preset name
+    accelerator: str
+    batch: int
+    seq: int
+    seconds: float     # per training step
+    source: str
+
+
+MEASURED = (
+    Row("FacebookAI/xlm-roberta-large", "h100", 32, 128, 0.0348,
+        "docs/benchmarks.md 'H100: measured': XLM-R large, B=32, S=128, bf16, 22.0% MFU"),
+    Row("FacebookAI/xlm-roberta-large", "h100", 256, 128, 0.192,
+        "docs/benchmarks.md 'H100: measured': XLM-R large, B=256, S=128, bf16, 31.9% MFU"),
+    # This 2-core CPU (docs/studies.md, "Cost model at tiny scale"): median s/step of the
+    # phases of the tiny-scale study runs, B=32 with buckets (32, 64), fp32.
+    Row("tiny", "cpu", 32, 64, 0.032, "docs/studies.md: tiny encoder on this 2-core CPU, B=32, S<=64 (measured)"),
+)
+# Fixed cost of one run at tiny scale on the CPU: process start, compiles, data, evaluation.
+CPU_RUN_OVERHEAD_S = 12.0
+# Approximate test examples per language of the benchmark tasks (XTREME / XTREME-R papers), for
+# the cost of evaluation when the data are not at hand.
+TEST_EXAMPLES = {"xnli": 5010, "pawsx": 2000, "udpos": 1000, "panx": 1000, "xquad": 1190, "mlqa": 5000,
+                 "tydiqa": 700, "xcopa": 500, "tatoeba": 1000, "bucc2018": 10000, "mewslix": 2000,
+                 "lareqa": 1190}
+
+
+def flops_per_token(shape: dict, seq: int) -> float:
+    """Training FLOPs per token: 6 N_nonembedding + 12 L S d (DESIGN section 5)."""
+    L, d, f = shape["layers"], shape["hidden"], shape["ffn"]
+    return 6 * L * (4 * d * d + 2 * d * f) + 12 * L * seq * d
+
+
+def step_time(shape: dict, accelerator: str, batch: int, seq: int) -> tuple[float, str]:
+    """(seconds per training step, where the number comes from)."""
+    name = shape["name"]
+    same = [r for r in MEASURED if r.model == name and r.accelerator == accelerator]
+    for r in same:
+        if r.batch == batch and r.seq == seq:
+            return r.seconds, f"measured ({r.source})"
+    if same:
+        r = min(same, key=lambda r: abs(r.batch * r.seq - batch * seq))
+        return r.seconds * batch * seq / (r.batch * r.seq), f"scaled by tokens/step from {r.source}"
+    on_acc = [r for r in MEASURED if r.accelerator == accelerator]
+    if accelerator == "cpu" or not on_acc:
+        pool = on_acc or [r for r in MEASURED if r.accelerator in PEAK_TFLOPS]
+    else:
+        pool = on_acc
+    if not pool:
+        raise ValueError(f"no step time measured on {accelerator!r}; known: {sorted({r.accelerator for r in MEASURED})}")
+    r = max(pool, key=lambda r: r.batch == 32)  # fine-tuning batches: prefer the B=32 row
+    ref = model_shape({"model": {"pretrained": r.model if "/" in r.model else "", "size": r.model}})
+    ratio = (flops_per_token(shape, seq) * batch * seq) / (flops_per_token(ref, r.seq) * r.batch * r.seq)
+    note = f"FLOP-scaled from {r.source}"
+    if r.accelerator != accelerator:
+        if accelerator not in PEAK_TFLOPS:
+            raise ValueError(f"unknown accelerator {accelerator!r}; choose from {sorted(PEAK_TFLOPS) + ['cpu']}")
+        ratio *= PEAK_TFLOPS[r.accelerator] / PEAK_TFLOPS[accelerator]
+        note += f", {r.accelerator} -> {accelerator} by bf16 peak (same MFU assumed)"
+    return r.seconds * ratio, note
+
+
+def phase_seq(config: dict, phase: str) -> int:
+    """Sequence length a phase's step is costed at: the longest bucket its tasks can fill."""
+    from xtreme_jax.tasks import get_task
+    longest = max((t["max_length"] or get_task(t["name"]).max_length) for t in config[phase]["tasks"])
+    buckets = [b for b in config["data"]["buckets"] if b >= longest] or [max(config["data"]["buckets"])]
+    return min(buckets)
+
+
+def node_cost(config: dict, phases: list[str], accelerator: str, chips: int, eval_examples: int) -> dict:
+    """{"seconds", "accelerator_hours", "steps", "sources"} of one node (its phases)."""
+    shape = model_shape(config)
+    seconds, steps, sources = 0.0, 0, set()
+    for phase in phases:
+        if phase == "evaluate":
+            if eval_examples:
+                seq = min(config["data"]["buckets"][-1], 128)
+                t, src = step_time(shape, accelerator, config["evaluate"]["batch_size"], seq)
+                seconds += eval_examples / config["evaluate"]["batch_size"] * t / 3
+                sources.add(src)
+            continue
+        p = config[phase]
+        t, src = step_time(shape, accelerator, p["batch_size"], phase_seq(config, phase))
+        seconds += p["num_steps"] * t
+        steps += p["num_steps"]
+        sources.add(src)
+    if accelerator == "cpu":
+        seconds += CPU_RUN_OVERHEAD_S
+        sources.add(f"+{CPU_RUN_OVERHEAD_S:.0f} s per run (process start, compiles, data; measured)")
+    return {"seconds": seconds, "accelerator_hours": seconds * chips / 3600, "steps": steps,
+            "sources": sorted(sources)}
+
+
+def eval_examples(config: dict, data) -> int:
+    """Test examples a node evaluates: counted where the data was read, else TEST_EXAMPLES."""
+    from xtreme_jax.study.validate import eval_languages
+    total = 0
+    for e in config["evaluate"]["tasks"]:
+        for lang in eval_languages(config, e):
+            key = (e["name"], config["evaluate"]["split"], lang, e["source"].get("type"),
+                   e["source"].get("path"), e["source"].get("config"))
+            total += data.counts.get(key) or TEST_EXAMPLES.get(e["name"], 1000)
+    return total
+
+
+def plan_cost(graph, data, accelerator: str, chips: int) -> dict:
+    """Per node cost, the total with shared work counted once, and what it would be unshared."""
+    per_node = {}
+    for h, node in graph.nodes.items():
+        n_eval = eval_examples(node.config, data) if "evaluate" in node.phases else 0
+        per_node[h] = node_cost(node.config, node.phases, accelerator, chips, n_eval)
+    shared = sum(c["accelerator_hours"] for c in per_node.values())
+    unshared = sum(per_node[n.hash]["accelerator_hours"] for i in range(len(graph.leaf)) for n in graph.chain(i)
+                   if not any(i == j for j, _ in graph.collapsed))
+    return {"nodes": per_node, "accelerator_hours": shared, "unshared_accelerator_hours": unshared,
+            "accelerator": accelerator, "chips_per_run": chips,
+            "sources": sorted({s for c in per_node.values() for s in c["sources"]})}

@@ -1,0 +1,353 @@
+"""Running the graph: local processes, a SLURM array, or Cloud TPU VMs through launch/.
+
+Each run (node) lives in ROOT/runs/<hash>/: point.json (the config it runs, given to
+`python -m xtreme_jax.main --config=configs/point.py:.../point.json`), status.json (state, exit
+code, error line, wall time), log.txt (local and SLURM), and the pipeline's own files. A node is
+done when every one of its phases has written its results (the pipeline's own markers), so a
+re-run skips finished runs, resumes interrupted ones from their checkpoints (the pipeline does
+that by itself in the same workdir), retries failed ones, and marks the descendants of a failure
+as blocked while every other branch goes on.
+"""
+from __future__ import annotations
+
+import datetime
+import json
+import os
+import shlex
+import signal
+import socket
+import subprocess
+import sys
+import time
+
+from etils import epath
+
+from xtreme_jax.files import write_atomic
+from xtreme_jax.study.expand import REPO
+from xtreme_jax.study.graph import materialize, node_dir
+
+TRAIN_DONE = "results/summary.json"
+EVAL_DONE = "results/results.json"
+
+
+def _now() -> str:
+    return datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")
+
+
+def phase_done(d: str, phase: str) -> bool:
+    return epath.Path(d, phase, EVAL_DONE if phase == "evaluate" else TRAIN_DONE).exists()
+
+
+def read_status(d: str) -> dict:
+    try:
+        return json.loads(epath.Path(d, "status.json").read_text())
+    except (FileNotFoundError, json.JSONDecodeError):
+        return {}
+
+
+def mark(d: str, state: str, **info) -> dict:
+    st = {**read_status(d), "state": state, "updated": _now(), **info}
+    write_atomic(f"{d}/status.json", json.dumps(st, indent=1) + "\n")
+    return st
+
+
+def _alive(pid) -> bool:
+    try:
+        os.kill(int(pid), 0)
+        return True
+    except (OSError, TypeError, ValueError):
+        return False
+
+
+def node_state(root: str, node) -> tuple[str, str]:
+    """(state, detail): done | running | failed | blocked | partial (resumes) | pending."""
+    d = node_dir(root, node.hash)
+    if all(phase_done(d, p) for p in node.phases):
+        return "done", ""
+    st = read_status(d)
+    s = st.get("state", "")
+    if s == "running" and (st.get("host") != socket.gethostname() or _alive(st.get("pid"))):
+        return "running", st.get("executor", "")
+    if s in ("failed", "blocked"):
+        return s, st.get("error", "")
+    started = [p for p in node.phases if phase_done(d, p) or epath.Path(d, p, "checkpoints").exists()]
+    if started:
+        return "partial", f"resumes in {started[-1]}"
+    return "pending", ""
+
+
+def write_points(plan, root: str):
+    """ROOT/runs/<hash>/point.json for every node (rewritten only when it changed)."""
+    for node in plan.graph.nodes.values():
+        d = node_dir(root, node.hash)
+        text = json.dumps(materialize(node, root), indent=1, sort_keys=True) + "\n"
+        path = epath.Path(d, "point.json")
+        if not path.exists() or path.read_text() != text:
+            write_atomic(f"{d}/point.json", text)
+
+
+def command(root: str, h: str, python: str = sys.executable) -> list[str]:
+    d = node_dir(root, h)
+    return [python, "-m", "xtreme_jax.main", f"--config={REPO}/configs/point.py:{d}/point.json", f"--workdir={d}"]
+
+
+def error_line(log_path: str) -> str:
+    """The program's `error:` line (or its last line) from a run's log."""
+    try:
+        lines = [l.strip() for l in epath.Path(log_path).read_text(errors="replace").splitlines() if l.strip()]
+    except FileNotFoundError:
+        return ""
+    errors = [l for l in lines if l.startswith("error:")]
+    return (errors or lines or [""])[-1][:500]
+
+
+def _describe(plan, node) -> str:
+    pts = [plan.points[i] for i in node.points]
+    if len(pts) == 1:
+        return pts[0].describe()
+    return f"shared by {len(pts)} points"
+
+
+# --------------------------------------------------------------------------- local
+
+def run_local(plan, root: str, parallel: int = 1, python: str = sys.executable, echo=print,
+              poll_s: float = 0.5) -> dict:
+    """Runs every unfinished node, at most `parallel` at a time, parents first. Returns
+    {hash: state}. SIGTERM / Ctrl-C stop the runs (each saves a checkpoint) and return."""
+    write_points(plan, root)
+    nodes = plan.graph.nodes
+    state = {h: node_state(root, n)[0] for h, n in nodes.items()}
+    todo = [h for h in nodes if state[h] != "done"]
+    echo(f"{len(nodes) - len(todo)} of {len(nodes)} runs already done; {len(todo)} to run, {parallel} at a time")
+    running: dict = {}
+    stop = {"flag": False}
+
+    def on_signal(signum, frame):
+        stop["flag"] = True
+    old = {s: signal.signal(s, on_signal) for s in (signal.SIGTERM, signal.SIGINT)}
+    try:
+        while (todo or running) and not stop["flag"]:
+            for h in list(todo):
+                if len(running) >= parallel:
+                    break
+                parent = nodes[h].parent
+                if parent and state[parent] in ("failed", "blocked"):
+                    state[h] = "blocked"
+                    mark(node_dir(root, h), "blocked", error=f"parent run {parent} {state[parent]}")
+                    todo.remove(h)
+                    echo(f"blocked  {h} ({nodes[h].stage}: {_describe(plan, nodes[h])}): parent {parent} {state[parent]}")
+                    continue
+                if parent and state[parent] != "done":
+                    continue
+                todo.remove(h)
+                d = node_dir(root, h)
+                log = open(os.path.join(d, "log.txt"), "a")
+                log.write(f"\n===== {_now()} {shlex.join(command(root, h, python))}\n")
+                log.flush()
+                proc = subprocess.Popen(command(root, h, python), cwd=REPO, stdout=log, stderr=subprocess.STDOUT,
+                                        start_new_session=True)
+                running[h] = (proc, log, time.time())
+                state[h] = "running"
+                mark(d, "running", pid=proc.pid, host=socket.gethostname(), executor="local", started=_now(),
+                     error="", rc=None)
+                echo(f"started  {h} ({nodes[h].stage}: {_describe(plan, nodes[h])})")
+            for h, (proc, log, t0) in list(running.items()):
+                rc = proc.poll()
+                if rc is None:
+                    continue
+                log.close()
+                del running[h]
+                _finish(plan, root, h, rc, time.time() - t0, state, echo)
+            if running:
+                time.sleep(poll_s)
+    finally:
+        for h, (proc, log, t0) in running.items():  # stopped: every run saves a checkpoint and exits
+            proc.send_signal(signal.SIGTERM)
+        for h, (proc, log, t0) in running.items():
+            try:
+                proc.wait(timeout=300)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+            log.close()
+            state[h] = "partial"
+            mark(node_dir(root, h), "interrupted", rc=proc.returncode, ended=_now(), seconds=time.time() - t0)
+            echo(f"stopped  {h}: it resumes from its last checkpoint when the study is run again")
+        for s, handler in old.items():
+            signal.signal(s, handler)
+    return state
+
+
+def _finish(plan, root, h, rc, seconds, state, echo):
+    d = node_dir(root, h)
+    node = plan.graph.nodes[h]
+    ok = rc == 0 and all(phase_done(d, p) for p in node.phases)
+    if ok:
+        state[h] = "done"
+        mark(d, "done", rc=rc, ended=_now(), seconds=seconds, error="")
+        echo(f"done     {h} in {seconds:.0f} s")
+    else:
+        err = error_line(os.path.join(d, "log.txt")) or f"exit code {rc} without results"
+        state[h] = "failed"
+        mark(d, "failed", rc=rc, ended=_now(), seconds=seconds, error=err)
+        echo(f"FAILED   {h} ({node.stage}: {_describe(plan, node)}), exit code {rc}: {err}  [log: {d}/log.txt]")
+
+
+# --------------------------------------------------------------------------- SLURM
+
+SBATCH = """#!/usr/bin/env bash
+# Study {name}, level {level} of the run graph: {count} run(s), one per array task (written by
+# `python -m xtreme_jax.study run --executor=slurm`; submit everything with {root}/slurm/submit.sh).
+# Each task runs launch/gpu_slurm.sbatch inside its allocation: one process per node, and
+# jax.distributed finds the other nodes from SLURM's variables (multi-node runs).
+#SBATCH --job-name={name}-L{level}
+#SBATCH --array=0-{last}%{max_parallel}
+#SBATCH --nodes={nodes}
+#SBATCH --ntasks-per-node=1
+#SBATCH --gpus-per-node={gpus}
+#SBATCH --cpus-per-task={cpus}
+#SBATCH --time={time}
+#SBATCH --output={root}/slurm/logs/%x-%A_%a.out
+#SBATCH --signal=TERM@300
+{extra}
+set -uo pipefail
+cd {repo}
+PY=${{PYTHON:-{python}}}
+run=$(sed -n "$((SLURM_ARRAY_TASK_ID + 1))p" {root}/slurm/level{level}.txt)
+parent=$(sed -n "$((SLURM_ARRAY_TASK_ID + 1))p" {root}/slurm/level{level}.parents)
+mark() {{ "$PY" -c 'import sys; from xtreme_jax.study.executors import mark_from_slurm as m; m(*sys.argv[1:])' "$run" "$@"; }}
+if [[ $parent != - && ! -f $parent/results/summary.json ]]; then
+  mark blocked "parent run $parent did not finish"; exit 0
+fi
+mark running ""
+start=$SECONDS
+PYTHON="$PY" bash {repo}/launch/gpu_slurm.sbatch --config={repo}/configs/point.py:$run/point.json --workdir=$run \\
+  >> "$run/log.txt" 2>&1
+rc=$?
+mark end "$rc" "$((SECONDS - start))"
+exit $rc
+"""
+
+
+def mark_from_slurm(run: str, state: str, *args):
+    """Status updates from the SLURM array script (blocked / running / end RC SECONDS)."""
+    job = f"{os.environ.get('SLURM_ARRAY_JOB_ID', '')}_{os.environ.get('SLURM_ARRAY_TASK_ID', '')}"
+    info = dict(executor="slurm", job=job, host=socket.gethostname())
+    if state == "blocked":
+        mark(run, "blocked", error=args[0], **info)
+    elif state == "running":
+        mark(run, "running", started=_now(), pid=None, error="", rc=None, **info)
+    else:
+        rc, seconds = int(args[0]), float(args[1])
+        point = json.loads(epath.Path(run, "point.json").read_text())
+        phases = [p.strip() for p in point["phases"].split(",") if p.strip()]
+        if rc == 0 and all(phase_done(run, p) for p in phases):
+            mark(run, "done", rc=rc, ended=_now(), seconds=seconds, error="", **info)
+        else:
+            mark(run, "failed", rc=rc, ended=_now(), seconds=seconds,
+                 error=error_line(os.path.join(run, "log.txt")) or f"exit code {rc} without results", **info)
+
+
+def levels(plan, root: str, skip_done: bool = True) -> list[list[str]]:
+    """Unfinished nodes grouped by depth in the graph (a parent's level precedes its children's)."""
+    depth = {}
+    for h, n in plan.graph.nodes.items():  # parents come first in the dict
+        depth[h] = depth[n.parent] + 1 if n.parent else 0
+    out = [[] for _ in range(max(depth.values(), default=-1) + 1)]
+    for h, n in plan.graph.nodes.items():
+        if not skip_done or node_state(root, n)[0] != "done":
+            out[depth[h]].append(h)
+    return [lv for lv in out if lv]
+
+
+def write_slurm(plan, root: str, *, nodes: int = 1, gpus: int = 8, cpus: int = 16, time_limit: str = "24:00:00",
+                max_parallel: int = 64, extra: str = "", python: str = "python3") -> list[str]:
+    """Writes ROOT/slurm/level<k>.{txt,parents,sbatch} and submit.sh; returns the paths written."""
+    if "://" in root:
+        raise ValueError("the SLURM executor needs the study directory on a filesystem every node sees "
+                         "(not a gs:// path)")
+    root = os.path.abspath(root)
+    write_points(plan, root)
+    os.makedirs(os.path.join(root, "slurm", "logs"), exist_ok=True)
+    written, submit = [], ["#!/usr/bin/env bash", "# Submits the run graph level by level; a level starts when the "
+                           "previous one has ended (afterany: a failed run blocks only its own children).",
+                           "set -euo pipefail", f"cd {shlex.quote(root)}/slurm", "dep=()"]
+    name = plan.study.name
+    for k, hs in enumerate(levels(plan, root)):
+        base = os.path.join(root, "slurm", f"level{k}")
+        lines = [node_dir(root, h) for h in hs]
+        parents = [f"{node_dir(root, plan.graph.nodes[h].parent)}/{plan.graph.nodes[h].config['init_from'].rsplit('/', 1)[-1]}"
+                   if plan.graph.nodes[h].parent else "-" for h in hs]
+        write_atomic(base + ".txt", "\n".join(lines) + "\n")
+        write_atomic(base + ".parents", "\n".join(parents) + "\n")
+        write_atomic(base + ".sbatch", SBATCH.format(
+            name=name, level=k, count=len(hs), last=len(hs) - 1, max_parallel=max_parallel, nodes=nodes, gpus=gpus,
+            cpus=cpus, time=time_limit, root=root, repo=REPO, python=python,
+            extra="\n".join(f"#SBATCH {x}" for x in shlex.split(extra))))
+        written += [base + ".txt", base + ".parents", base + ".sbatch"]
+        submit.append(f'j=$(sbatch --parsable "${{dep[@]}}" level{k}.sbatch); echo "level {k}: job $j ({len(hs)} runs)"; '
+                      'dep=(--dependency=afterany:$j)')
+    path = os.path.join(root, "slurm", "submit.sh")
+    write_atomic(path, "\n".join(submit) + "\n")
+    os.chmod(path, 0o755)
+    return written + [path]
+
+
+# --------------------------------------------------------------------------- Cloud TPU VMs
+
+def run_tpu(plan, root: str, tpus: list[str], *, zone: str = "", project: str = "", dry_run: bool = False,
+            echo=print) -> dict:
+    """Level by level through launch/sweep.sh: each level's runs are dealt out over the given TPU
+    VMs, each TPU runs its share one after another (attached), and the level ends when all have;
+    then the runs' results on gs:// say which are done. Children of a failed run are blocked."""
+    if not root.startswith("gs://"):
+        raise ValueError("the tpu executor needs --workdir=gs://bucket/path: every TPU host reads the runs there")
+    if not tpus:
+        raise ValueError("the tpu executor needs --tpu=NAME[,NAME...] (existing TPU VMs set up with launch/setup.sh)")
+    write_points(plan, root)
+    nodes = plan.graph.nodes
+    state = {h: node_state(root, n)[0] for h, n in nodes.items()}
+    for k, hs in enumerate(levels(plan, root)):
+        runnable = []
+        for h in hs:
+            parent = nodes[h].parent
+            if parent and state.get(parent) in ("failed", "blocked"):
+                state[h] = "blocked"
+                if not dry_run:
+                    mark(node_dir(root, h), "blocked", error=f"parent run {parent} {state[parent]}")
+            else:
+                runnable.append(h)
+        procs = []
+        for t, tpu in enumerate(tpus):
+            mine = runnable[t::len(tpus)]
+            if not mine:
+                continue
+            specs = "".join(f"@{h} {REPO}/configs/point.py:{node_dir(root, h)}/point.json\n" for h in mine)
+            spec_file = os.path.join(_local_tmp(root), f"level{k}-{tpu}.txt")
+            with open(spec_file, "w") as f:
+                f.write(specs)
+            cmd = ["bash", os.path.join(REPO, "launch", "sweep.sh"), "--name", tpu, "--workdir-base",
+                   f"{root.rstrip('/')}/runs", "--configs", spec_file]
+            cmd += ["--zone", zone] if zone else []
+            cmd += ["--project", project] if project else []
+            cmd += ["--dry-run"] if dry_run else []
+            echo(f"level {k}, {tpu}: {len(mine)} run(s): {shlex.join(cmd)}")
+            procs.append(subprocess.Popen(cmd, stdout=subprocess.PIPE if dry_run else None, text=True))
+        for p in procs:
+            out, _ = p.communicate()
+            if dry_run and out:
+                echo(out.rstrip())
+        if dry_run:
+            continue
+        for h in runnable:
+            done = all(phase_done(node_dir(root, h), p) for p in nodes[h].phases)
+            state[h] = "done" if done else "failed"
+            mark(node_dir(root, h), state[h], executor="tpu", ended=_now(),
+                 error="" if done else "no results after its run: see launch/logs.sh --run " + h)
+    return state
+
+
+def _local_tmp(root: str) -> str:
+    d = os.path.join(os.path.expanduser("~"), ".cache", "xtreme_jax", "study_tpu",
+                     root.replace("://", "_").replace("/", "_"))
+    os.makedirs(d, exist_ok=True)
+    return d

@@ -1,0 +1,113 @@
+"""A plan: the study's points, validated, as a run graph with a cost estimate; the point table."""
+from __future__ import annotations
+
+import dataclasses
+import json
+
+from xtreme_jax.files import write_atomic
+from xtreme_jax.study import cost as cost_lib
+from xtreme_jax.study import graph as graph_lib
+from xtreme_jax.study.expand import expand, trained_languages
+from xtreme_jax.study.spec import StudyError
+from xtreme_jax.study.validate import DataCheck, validate_points
+
+
+@dataclasses.dataclass
+class Plan:
+    study: object               # the study ConfigDict
+    points: list                # expand.Point, unique
+    collapsed: list             # (Point, Point it is identical to)
+    graph: graph_lib.Graph
+    data: DataCheck
+    cost: dict
+
+    def point_cost(self, i: int) -> dict:
+        """Steps and accelerator-hours of everything point i needs (shared nodes counted in full)."""
+        nodes = self.graph.chain(i)
+        return {"steps": sum(self.cost["nodes"][n.hash]["steps"] for n in nodes),
+                "accelerator_hours": sum(self.cost["nodes"][n.hash]["accelerator_hours"] for n in nodes)}
+
+
+def make_plan(study, num_devices: int | None = None) -> Plan:
+    points, collapsed = expand(study)
+    data, problems = validate_points(points, study, num_devices or int(study.cost.chips))
+    if problems:
+        more = f" (and {len(problems) - 1} more problem(s); fix this one and plan again)" if len(problems) > 1 else ""
+        raise StudyError(problems[0] + more)
+    graph = graph_lib.build(points, int(study.encoder_seed))
+    for i, j in graph.collapsed:  # identical only once split into runs (e.g. unused phase settings)
+        points[j].aliases.append(points[i].labels)
+        collapsed.append((points[i], points[j]))
+    keep = [i for i in range(len(points)) if i not in {i for i, _ in graph.collapsed}]
+    if len(keep) != len(points):
+        points = [points[i] for i in keep]
+        graph = graph_lib.build(points, int(study.encoder_seed))
+    try:
+        cost = cost_lib.plan_cost(graph, data, study.cost.accelerator, int(study.cost.chips))
+    except ValueError as e:
+        raise StudyError(f"config.cost: {e}") from None
+    return Plan(study, points, collapsed, graph, data, cost)
+
+
+def check_budget(plan: Plan, budget_hours: float | None):
+    if budget_hours is not None and plan.cost["accelerator_hours"] > budget_hours:
+        raise StudyError(f"the plan needs {plan.cost['accelerator_hours']:.2f} {plan.cost['accelerator']} "
+                         f"accelerator-hours, over --budget_hours={budget_hours:g}; drop factor levels or seeds "
+                         "(--config.seeds=..., --config.factors.NAME=...) or raise the budget")
+
+
+def table(plan: Plan) -> str:
+    """The point table: one row per point, then the shared runs and the cost."""
+    factors = list(plan.points[0].labels) if plan.points else []
+    head = ["#", *factors, "seed", "run", "from", "langs seen", "steps", "acc-h"]
+    rows = []
+    for i, p in enumerate(plan.points):
+        chain = plan.graph.chain(i)
+        pc = plan.point_cost(i)
+        rows.append([str(i), *(p.labels[f] for f in factors), str(p.seed), chain[-1].hash,
+                     " <- ".join(n.hash[:6] + f"({n.stage})" for n in chain[:-1][::-1]) or "-",
+                     "+".join(sorted(trained_languages(p.config))), str(pc["steps"]),
+                     f"{pc['accelerator_hours']:.3g}"])
+    widths = [max(len(r[k]) for r in [head] + rows) for k in range(len(head))]
+    fmt = lambda r: "  ".join(c.ljust(w) for c, w in zip(r, widths)).rstrip()  # noqa: E731
+    lines = [fmt(head)] + [fmt(r) for r in rows]
+    g, c = plan.graph, plan.cost
+    stages = {}
+    for n in g.nodes.values():
+        stages.setdefault(n.stage, []).append(n)
+    lines.append("")
+    lines.append(f"{len(plan.points)} points x their stages = {len(g.nodes)} runs: " + ", ".join(
+        f"{len(v)} {k}" + (f" (shared by {sum(len(n.points) for n in v) / len(v):.1f} points each)"
+                          if k in ("mlm", "intermediate") else "") for k, v in stages.items()))
+    if not g.sharing:
+        lines.append("no sharing: this config schema has no init_from, so each point runs all its phases")
+    for p, q in plan.collapsed:
+        lines.append(f"collapsed: ({p.describe()}) is identical to ({q.describe()}): one run, reported under both")
+    lines.append(f"cost: {c['accelerator_hours']:.3g} {c['accelerator']} accelerator-hours with shared runs "
+                 f"({c['unshared_accelerator_hours']:.3g} if every point ran alone), {c['chips_per_run']} chip(s) per run")
+    lines += [f"  step time: {s}" for s in c["sources"]]
+    checked = len(plan.data.counts)
+    lines.append(f"data: {checked} (task, split, language) sets found and read"
+                 + (f"; {len(plan.data.hub)} to download from the hub (not checked offline):" if plan.data.hub else ""))
+    lines += [f"  {line}" for line in plan.data.needed()]
+    return "\n".join(lines)
+
+
+def to_json(plan: Plan) -> dict:
+    return {
+        "study": json.loads(plan.study.to_json_best_effort()),
+        "points": [{"index": i, "factors": p.labels, "seed": p.seed, "run": plan.graph.chain(i)[-1].hash,
+                    "chain": [n.hash for n in plan.graph.chain(i)], "aliases": p.aliases,
+                    "trained_languages": sorted(trained_languages(p.config)), **plan.point_cost(i)}
+                   for i, p in enumerate(plan.points)],
+        "runs": {h: {"stage": n.stage, "parent": n.parent, "phases": n.phases, "points": n.points,
+                     **{k: plan.cost["nodes"][h][k] for k in ("steps", "accelerator_hours")}}
+                 for h, n in plan.graph.nodes.items()},
+        "collapsed": [[p.describe(), q.describe()] for p, q in plan.collapsed],
+        "cost": {k: v for k, v in plan.cost.items() if k != "nodes"},
+        "data_needed": plan.data.needed(),
+    }
+
+
+def write(plan: Plan, root: str) -> str:
+    return write_atomic(f"{root.rstrip('/')}/plan.json", json.dumps(to_json(plan), indent=1) + "\n")
