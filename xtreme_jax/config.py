@@ -71,6 +71,9 @@ def base_config() -> mlc.ConfigDict:
     # this run starts from its weights instead of the pretrained checkpoint (e.g. many target runs
     # branching off one shared intermediate model). Empty: start from model.pretrained / size.
     c.init_from = ""
+    # A phase to ablate (e.g. "intermediate"): run the phases before it once, then the rest with
+    # and without it from that same start, and print the per-language gain (xtreme_jax.ablation).
+    c.ablate = ""
     return c
 
 

@@ -66,9 +66,11 @@ def main(argv):
                           os.path.join(os.path.expanduser("~"), ".cache", "xtreme_jax", "jit"))
         jax.config.update("jax_persistent_cache_min_compile_time_secs", 1.0)
     init_distributed(_DISTRIBUTED.value)
+    from xtreme_jax.ablation import run_ablation
     from xtreme_jax.phases import run_pipeline
     try:
-        run_pipeline(_CONFIG.value, _WORKDIR.value)
+        # config.ablate: the run with and without one phase, from one shared start (X-STILTs's comparison).
+        (run_ablation if _CONFIG.value.ablate else run_pipeline)(_CONFIG.value, _WORKDIR.value)
     except (ConfigError, DataError) as e:  # bad input, found before compute
         _fail(2, f"error: {e}")
     except (FloatingPointError, CheckpointError) as e:  # numerical fault, failed checkpoint save

@@ -1,0 +1,66 @@
+"""config.ablate: the shared phases run once, then the rest with and without the ablated phase from
+that same start, and the per-language gain is printed and written."""
+import pytest
+
+from xtreme_jax import config as C
+from xtreme_jax.ablation import arm_configs, gain_table, run_ablation
+from xtreme_jax.config import ConfigError
+
+
+def test_arms_share_the_phases_before_the_ablated_one():
+    c = C.base_config()
+    c.phases, c.ablate = "mlm,intermediate,target,evaluate", "intermediate"
+    arms = arm_configs(c)
+    assert {k: v.phases for k, v in arms.items()} == {
+        "shared": "mlm", "with": "intermediate,target,evaluate", "without": "target,evaluate"}
+    assert arms["with"].init_from == arms["without"].init_from == "{workdir}/shared/mlm"
+    assert all(a.ablate == "" for a in arms.values())
+    c.phases = "intermediate,target,evaluate"  # nothing before it: both arms start from the pretrained model
+    assert sorted(arm_configs(c)) == ["with", "without"]
+    assert arm_configs(c)["without"].init_from == ""
+    c.ablate = "evaluate"
+    with pytest.raises(ConfigError, match=r"^config.ablate='evaluate' is not a training phase of "
+                                          r"config.phases='intermediate,target,evaluate'; name one of "
+                                          r"\['intermediate', 'target'\]"):
+        arm_configs(c)
+
+
+def test_gain_table_is_with_minus_without_and_averages_the_non_english_languages():
+    without = {"xnli": {"en": {"accuracy": 70.0}, "de": {"accuracy": 50.0}, "fr": {"accuracy": 60.0}}}
+    with_ = {"xnli": {"en": {"accuracy": 72.0}, "de": {"accuracy": 56.0}, "fr": {"accuracy": 61.0}}}
+    lines = gain_table(without, with_, "intermediate").splitlines()
+    assert "  de             50.0     56.0    +6.0" in lines
+    assert "  en             70.0     72.0    +2.0" in lines
+    assert any(l.startswith("  zero-shot      55.0     58.5    +3.5") for l in lines)
+
+
+@pytest.mark.slow
+def test_ablation_run_trains_shared_phases_once_and_compares(smoke, tmp_path, capsys):
+    c = C.base_config()
+    c.model.tokenizer = str(smoke / "tok")
+    c.data.buckets = (32,)
+    c.data.cache_dir = str(smoke / "cache")
+    c.phases, c.ablate = "intermediate,target,evaluate", "target"
+    src = C.source("official", str(smoke / "xnli"))
+    c.intermediate = C.train_phase([C.task_entry("xnli", src=src)], num_steps=4, batch_size=8, lr=1e-3,
+                                   eval_every=0, save_every=4, log_every=2, keep_heads=True)
+    c.target = C.train_phase([C.task_entry("xnli", src=src)], num_steps=4, batch_size=8, lr=1e-3,
+                             eval_every=0, save_every=4, log_every=2)
+    c.evaluate.tasks = [C.eval_task("xnli", src, languages="en,de")]
+    c.evaluate.batch_size = 8
+    c.evaluate.write_submission = False
+    c.lock()
+    run_ablation(c, str(tmp_path))
+    out = capsys.readouterr().out
+    assert (tmp_path / "shared" / "intermediate" / "final").is_dir()
+    assert not (tmp_path / "with" / "intermediate").exists()  # trained once, in shared/
+    assert not (tmp_path / "without" / "intermediate").exists()
+    assert (tmp_path / "with" / "target" / "final").is_dir() and not (tmp_path / "without" / "target").exists()
+    for f in ("comparison.md", "comparison.csv", "comparison_xnli.png"):
+        assert (tmp_path / "comparison" / f).is_file()
+    assert "xnli (accuracy, %): without vs with target training" in out
+    assert f"comparison: {tmp_path}/comparison/comparison.md" in out
+    from xtreme_jax.report import read_results
+    w = read_results(tmp_path / "with" / "evaluate" / "results" / "results.json")[0]["xnli"]["de"]["accuracy"]
+    wo = read_results(tmp_path / "without" / "evaluate" / "results" / "results.json")[0]["xnli"]["de"]["accuracy"]
+    assert f"  de         {wo:8.1f} {w:8.1f} {w - wo:+7.1f}" in out
