@@ -82,6 +82,7 @@ def run_command(cmd: str, study, root: str) -> int:
     plan_lib.check_budget(plan, _BUDGET.value)
     plan_lib.write(plan, root)
     if cmd == "run":
+        plan_lib.check_runnable(plan)
         return _run(plan, root)
     if cmd == "status":
         print(status_table(plan, root))

@@ -90,7 +90,18 @@ def table(plan: Plan) -> str:
     lines.append(f"data: {checked} (task, split, language) sets found and read"
                  + (f"; {len(plan.data.hub)} to download from the hub (not checked offline):" if plan.data.hub else ""))
     lines += [f"  {line}" for line in plan.data.needed()]
+    if plan.data.files:
+        lines.append(f"data not on the hub, needed as local files before `run`: {len(plan.data.files)} sets")
+        lines += [f"  {line}" for line in plan.data.needed_files()]
     return "\n".join(lines)
+
+
+def check_runnable(plan: Plan):
+    """`run` needs every data set at hand (or on the hub)."""
+    if plan.data.files:
+        first = plan.data.needed_files()[0]
+        raise StudyError(f"{len(plan.data.files)} data set(s) are not on the hub and no local files were given, "
+                         f"e.g. {first}; pass the study's data=DIR arg (official layout)")
 
 
 def to_json(plan: Plan) -> dict:
@@ -105,7 +116,7 @@ def to_json(plan: Plan) -> dict:
                  for h, n in plan.graph.nodes.items()},
         "collapsed": [[p.describe(), q.describe()] for p, q in plan.collapsed],
         "cost": {k: v for k, v in plan.cost.items() if k != "nodes"},
-        "data_needed": plan.data.needed(),
+        "data_needed": plan.data.needed(), "data_needed_as_files": plan.data.needed_files(),
     }
 
 

@@ -12,7 +12,9 @@ A study config is an ml_collections ConfigDict:
                                  strings (recipe args; keys with a dot are run-config overrides,
                                  e.g. model.pretrained=FacebookAI/roberta-large)
     prefix.{arg,order,count}     optional: recipe arg `arg` = the first `count` items of the
-                                 `+`-list given by factor `order` (languages added in order)
+                                 `+`-list given by factor `order` (languages added in order);
+                                 `order` levels are label -> "a+b+c", `count` levels are counts
+                                 (or count -> bundle of run-config overrides for that count)
     seeds                        training seeds, crossed with every factor combination
     encoder_seed                 seed of shared pretraining (MLM) phases: fixed like a released
                                  checkpoint; -1 = each seed pretrains its own encoder
@@ -123,7 +125,10 @@ def combinations(config) -> list[tuple[dict, dict, dict]]:
         labels, args, over = {}, dict(fixed), dict(fixed_over)
         for name, (label, a, o) in zip(levels, combo):
             labels[name] = label
-            if p.arg and name in (p.order, p.count):
+            if p.arg and name == p.order:
+                continue
+            if p.arg and name == p.count:  # its label is the count; its bundle may carry overrides
+                over.update(o)
                 continue
             args.update(a)
             over.update(o)

@@ -72,14 +72,14 @@ class DataCheck:
     for files missing or unreadable, hub data listed (not checked offline)."""
 
     def __init__(self):
-        self.counts, self.errors, self.hub = {}, {}, {}
+        self.counts, self.errors, self.hub, self.files = {}, {}, {}, {}
 
     def require(self, task_name: str, split: str, lang: str, source: dict) -> int | None:
         from xtreme_jax.data.errors import DataError
         from xtreme_jax.data.sources import Source
         from xtreme_jax.tasks import get_task
         key = (task_name, split, lang, source.get("type"), source.get("path"), source.get("config"))
-        if key in self.counts or key in self.errors or key in self.hub:
+        if key in self.counts or key in self.errors or key in self.hub or key in self.files:
             return self.counts.get(key)
         try:
             task = get_task(task_name)
@@ -87,6 +87,11 @@ class DataCheck:
             if src.type in ("hub", "tfds"):
                 task.check_split(split)
                 task.check_language(lang, None, split)
+                if src.type == "hub" and not src.path and (task.hub is None or split in task.translate_splits):
+                    # CCGbank (LDC), XTREME's translations (gs://xtreme_translations): files only
+                    why = "translate-train data" if split in task.translate_splits else "no hub dataset"
+                    self.files[key] = f"{why}: give the files in the official layout (data=DIR)"
+                    return None
                 specs = task.hub(split, lang) if (src.type == "hub" and task.hub and not src.path) else []
                 self.hub[key] = [f"{h.repo}[{h.config}]/{h.split}" for h in specs] or [src.describe()]
                 return None
@@ -98,6 +103,10 @@ class DataCheck:
     def needed(self) -> list[str]:
         """Hub data the plan needs (one line per task/split/language)."""
         return sorted(f"{k[0]} {k[1]} {k[2]}: {', '.join(v)}" for k, v in self.hub.items())
+
+    def needed_files(self) -> list[str]:
+        """Data that only local files can provide (one line per task/split/language)."""
+        return sorted(f"{k[0]} {k[1]} {k[2]}: {v}" for k, v in self.files.items())
 
 
 def eval_languages(config: dict, entry: dict) -> list[str]:
@@ -150,7 +159,8 @@ def check_point(point: Point, study, data: DataCheck, num_devices: int = 1) -> l
 
     # Intermediate data that contains the target's training data.
     if "intermediate" in phases and "target" in phases:
-        target_data = set().union(*(datasets(t["name"]) for t in cfg["target"]["tasks"]))
+        target_data = set().union(*(datasets(t["name"]) for ph in ("pretarget", "target") if ph in phases
+                                    for t in cfg[ph]["tasks"]))
         for i, t in enumerate(cfg["intermediate"]["tasks"]):
             shared = datasets(t["name"]) & target_data
             if shared:
@@ -176,6 +186,6 @@ def validate_points(points, study, num_devices: int = 1) -> tuple[DataCheck, lis
         before = set(data.errors)
         for msg in check_point(p, study, data, num_devices):
             problems.append(f"point ({p.describe()}): {msg}")
-        for key in set(data.errors) - before:
+        for key in sorted(set(data.errors) - before):
             problems.append(f"point ({p.describe()}): data {key[0]} {key[1]} {key[2]}: {data.errors[key]}")
     return data, problems

@@ -1,0 +1,53 @@
+"""Study 2, difficulty: How does the choice of intermediate-task difficulty (easy vs. hard) affect
+zero-shot cross-lingual transfer performance on XTREME when using English-only pretrained models?
+
+    python -m xtreme_jax.study plan|run|report --config=configs/studies/difficulty.py:scale=tiny --workdir=DIR
+    python -m xtreme_jax.study plan --config=configs/studies/difficulty.py:scale=full --workdir=DIR
+
+Design: encoder (English-only pretrained; XLM-R for contrast) x intermediate task (each alone, and
+none) x seeds, on the target task(s). Difficulty is operational: for each (encoder, task, seed),
+the mean over the intermediate phase's dev evaluations of the error normalized by chance's error
+(1 = chance throughout, 0 = perfect from the first evaluation; an area above the learning curve at
+a fixed step budget). Analysis: zero-shot gain (vs no intermediate task, same encoder and seed)
+against difficulty, Spearman correlation across tasks with a bootstrap CI over seeds, stability of
+the tasks' gain ranking across seeds, and the difference between the encoders' correlations.
+
+Encoders: tiny scale: MLM on English text only (the stand-in for RoBERTa/BERT) vs MLM on every demo
+language (the stand-in for XLM-R), same tokenizer and size. Full scale: RoBERTa-large and
+BERT-large-cased (English-only) and XLM-R large, all through `model.pretrained=` hub ids.
+Targets at full scale: PAWS-X, UD-POS, PAN-X, TyDiQA-GoldP (none of them is the training data of
+any of the nine intermediate tasks; XNLI/XQuAD/MLQA would be, with MNLI/ANLI+/SQuAD), scores
+averaged over the targets.
+
+args: scale=tiny|full; data= (full: local data root, default the hub; CCG needs local files)
+"""
+from xtreme_jax.study import spec
+
+QUESTION = ("How does the choice of intermediate-task difficulty (easy vs. hard) affect zero-shot cross-lingual "
+            "transfer performance on XTREME when using English-only pretrained models?")
+FULL_TASKS = ("anli+", "mnli", "qqp", "squad", "sst2", "hellaswag", "cosmosqa", "commonsenseqa")
+
+
+def get_config(arg=None):
+    a = spec.parse_args(arg, scale="tiny", data="")
+    c = spec.study("difficulty", QUESTION, a["scale"])
+    if c.scale == "tiny":
+        c.recipe = "configs/demo.py"
+        c.fixed = "size=tiny"
+        c.set = ("mlm.num_steps=600", "intermediate.num_steps=150", "intermediate.eval_every=25",
+                 "target.num_steps=200", "target.eval_every=50", "target.save_every=100")
+        c.factors.encoder = {"english-only": "mlm=en", "multilingual": "mlm=all"}
+        c.factors.intermediate = ("entail", "para", "sst", "pos", "none")
+    else:
+        c.recipe = "configs/stilts.py"
+        c.fixed = f"model=large,data={a['data']}"
+        c.factors.encoder = {"roberta-large": "model.pretrained=FacebookAI/roberta-large",
+                             "bert-large": "model.pretrained=google-bert/bert-large-cased",
+                             "xlm-r-large": "model.pretrained=FacebookAI/xlm-roberta-large"}
+        c.factors.intermediate = FULL_TASKS + ("ccg", "none")
+        c.factors.target = ("pawsx", "udpos", "panx", "tydiqa")
+        c.analysis.average_over = ("target",)
+    c.analysis.encoder = "encoder"
+    c.analysis.task = "intermediate"
+    c.analysis.baseline = "none"
+    return c

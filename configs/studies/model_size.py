@@ -1,0 +1,53 @@
+"""Study 4, model_size: Does scaling the size of the pretrained model amplify or diminish the
+relative performance difference between syntactic and semantic intermediate-task training for
+zero-shot cross-lingual transfer on the PAWS-X dataset?
+
+    python -m xtreme_jax.study plan|run|report --config=configs/studies/model_size.py:scale=tiny --workdir=DIR
+    python -m xtreme_jax.study plan --config=configs/studies/model_size.py:scale=full --workdir=DIR
+
+Design: model size (3) x intermediate task (syntactic, semantic, none) x seeds. Gain = zero-shot
+score with the task minus without it (same size and seed); each group averages its tasks.
+Analysis: per size the syntactic and semantic gains and their difference (semantic - syntactic),
+the difference in differences (that difference at the largest size minus at the smallest) with a
+bootstrap CI over seeds, and its slope per decade of non-embedding parameters.
+
+Tiny scale: encoders tiny / mini / midi (xtreme_jax.models.encoder presets: 0.1M / 0.8M / 3.2M
+non-embedding parameters), each pretrained by MLM on the demo languages; syntactic = demo_pos (UPOS
+tagging), semantic = demo_entail (NLI) and demo_para (paraphrase, the PAWS-like task); the target
+is the demo world's only target, demo_nli (the tiny world has no PAWS-X stand-in).
+Full scale: Multilingual-MiniLM-L12-H384 (21M non-embedding parameters), XLM-R base (85M) and
+large (302M); syntactic = UD-POS English and CCG supertagging (CCGbank is LDC-licensed: local files),
+semantic = MNLI, ANLI+, QQP; target PAWS-X.
+
+args: scale=tiny|full; data= (full: local data root, default the hub; CCG needs local files)
+"""
+from xtreme_jax.study import spec
+
+QUESTION = ("Does scaling the size of the pretrained model amplify or diminish the relative performance "
+            "difference between syntactic and semantic intermediate-task training for zero-shot "
+            "cross-lingual transfer on the PAWS-X dataset?")
+
+
+def get_config(arg=None):
+    a = spec.parse_args(arg, scale="tiny", data="")
+    c = spec.study("model_size", QUESTION, a["scale"])
+    if c.scale == "tiny":
+        c.recipe = "configs/demo.py"
+        c.fixed = "mlm=all"
+        c.set = ("mlm.num_steps=600", "intermediate.num_steps=150", "target.num_steps=200",
+                 "target.eval_every=50", "target.save_every=100")
+        c.factors.size = ("tiny", "mini", "midi")
+        syntactic, semantic = ("pos",), ("entail", "para")
+    else:
+        c.recipe = "configs/stilts.py"
+        c.fixed = f"target=pawsx,data={a['data']}"
+        c.factors.size = {"minilm": "model=base,model.pretrained=microsoft/Multilingual-MiniLM-L12-H384",
+                          "base": "model=base", "large": "model=large"}
+        syntactic, semantic = ("udpos", "ccg"), ("mnli", "anli+", "qqp")
+    c.factors.intermediate = syntactic + semantic + ("none",)
+    c.analysis.size = "size"
+    c.analysis.task = "intermediate"
+    c.analysis.baseline = "none"
+    c.analysis.syntactic = syntactic
+    c.analysis.semantic = semantic
+    return c
