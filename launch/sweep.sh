@@ -7,7 +7,9 @@
 # A SPEC is a config (what follows --config=) plus optional overrides, whitespace-separated:
 #   configs/stilts.py:intermediate=qqp,target=xnli,model=large --config.seed=1
 # given one per line in FILE (blank lines and # comments skipped) or one per argument after --.
-# Each run's workdir is WORKDIR_BASE/<slug of the spec>, e.g. .../stilts-intermediate-qqp-...
+# Each run's workdir is WORKDIR_BASE/<slug of the spec>, e.g. .../stilts-intermediate-qqp-...,
+# or WORKDIR_BASE/NAME for a spec that starts with @NAME (python -m xtreme_jax.study names its
+# runs by config hash this way: @3f2a9c01d4e5 configs/point.py:gs://b/study/runs/3f2a9c01d4e5/point.json).
 #
 # Default: the runs go one after another on the existing TPU NAME, each attached until it
 # ends; a failed run is reported and the sweep goes on.
@@ -52,14 +54,15 @@ slug() {  # configs/stilts.py:target=xnli --config.seed=1 -> stilts-target-xnli-
 declare -A seen=()
 slugs=()
 for spec in "${specs[@]}"; do
-  s=$(slug "$spec")
+  if [[ $spec =~ ^[[:space:]]*@([A-Za-z0-9_.-]+)[[:space:]] ]]; then s=${BASH_REMATCH[1]}; else s=$(slug "$spec"); fi
   [[ -n $s ]] || die "cannot name a run after spec '$spec'"
   [[ -z ${seen[$s]:-} ]] || die "two specs map to the same workdir $WORKDIR_BASE/$s"
   seen[$s]=1; slugs+=("$s")
 done
 
-words_of() {  # WORDS: the program arguments of one spec
+words_of() {  # WORDS: the program arguments of one spec (an @NAME first word is the run's name)
   read -ra WORDS <<< "$1"
+  if [[ ${WORDS[0]} == @* ]]; then WORDS=("${WORDS[@]:1}"); fi
   [[ ${WORDS[0]} == --config=* ]] || WORDS[0]=--config=${WORDS[0]}
 }
 

@@ -1,8 +1,7 @@
-"""configs/stilts.py (one config per paper setting) and configs/studies.py (the follow-up studies)."""
+"""configs/stilts.py (one config per paper setting). The studies (configs/studies/) are tested in
+tests/test_study_*.py."""
 import importlib.util
 import os
-import subprocess
-import sys
 
 import pytest
 
@@ -19,7 +18,7 @@ def load(name):
     return mod
 
 
-stilts, studies = load("stilts"), load("studies")
+stilts = load("stilts")
 TARGETS = ("xnli", "pawsx", "udpos", "panx", "xquad", "mlqa", "tydiqa", "xcopa", "bucc2018", "tatoeba")
 
 
@@ -55,41 +54,6 @@ def test_bad_stilts_args_are_named():
     c = stilts.get_config("intermediate=none,target=xnli,target_langs=en+xx")
     with pytest.raises(ConfigError, match=r"config.target.tasks\[1\].lang='xx'"):
         C.validate(c, num_devices=8)
-
-
-@pytest.mark.parametrize("study", studies.STUDIES)
-def test_every_study_point_is_a_valid_config(study):
-    points = studies.point_args(study, {"target": "xnli", "model": "base"})
-    configs = [studies.get_config(f"study={study},point={i},target=xnli,model=base") for i in range(len(points))]
-    for c in configs:
-        C.validate(c, num_devices=8)
-    assert len({c.to_json() for c in configs}) == len(configs)   # every point differs
-    if study == "languages":
-        translated = [sum(t.split == "translate_train" for t in c.intermediate.tasks) for c in configs]
-        assert translated == [0, 1, 2, 4, 8, 14]
-    if study == "target_size":
-        assert [c.target.tasks[0].max_examples for c in configs[::2]] == [1000, 2000, 5000, 10000, 20000, 0]
-        assert [C.phases(c)[0] for c in configs[:2]] == ["intermediate", "target"]
-    if study == "model_size":
-        assert [c.model.pretrained for c in configs] == ["FacebookAI/xlm-roberta-base"] * 2 + [
-            "FacebookAI/xlm-roberta-large"] * 2
-    if study == "difficulty":
-        assert [c.intermediate.tasks[0].name for c in configs[:-1]] == list(stilts.INTERMEDIATE)
-
-
-def test_study_cli_prints_sweep_specs_and_errors_name_the_fix():
-    out = subprocess.run([sys.executable, "configs/studies.py", "model_size", "target=panx"], cwd=REPO,
-                         capture_output=True, text=True, check=True).stdout.splitlines()
-    assert out == ["configs/stilts.py:target=panx,intermediate=mnli,model=base",
-                   "configs/stilts.py:target=panx,intermediate=none,model=base",
-                   "configs/stilts.py:target=panx,intermediate=mnli,model=large",
-                   "configs/stilts.py:target=panx,intermediate=none,model=large"]
-    with pytest.raises(ValueError, match=r"has points 0..3, not 4"):
-        studies.get_config("study=model_size,point=4")
-    with pytest.raises(ValueError, match="needs study=NAME,point=N"):
-        studies.get_config("study=model_size")
-    with pytest.raises(ValueError, match="unknown study 'sizes'"):
-        studies.get_config("study=sizes,point=0")
 
 
 def test_intermediate_list_is_plus_separated_and_keeps_anli_plus():

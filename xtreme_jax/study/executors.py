@@ -303,10 +303,13 @@ def run_tpu(plan, root: str, tpus: list[str], *, zone: str = "", project: str = 
         raise ValueError("the tpu executor needs --workdir=gs://bucket/path: every TPU host reads the runs there")
     if not tpus:
         raise ValueError("the tpu executor needs --tpu=NAME[,NAME...] (existing TPU VMs set up with launch/setup.sh)")
-    write_points(plan, root)
     nodes = plan.graph.nodes
-    state = {h: node_state(root, n)[0] for h, n in nodes.items()}
-    for k, hs in enumerate(levels(plan, root)):
+    if dry_run:  # prints what would run; reads and writes nothing on gs://
+        state = {h: "pending" for h in nodes}
+    else:
+        write_points(plan, root)
+        state = {h: node_state(root, n)[0] for h, n in nodes.items()}
+    for k, hs in enumerate(levels(plan, root, skip_done=not dry_run)):
         runnable = []
         for h in hs:
             parent = nodes[h].parent
@@ -321,7 +324,8 @@ def run_tpu(plan, root: str, tpus: list[str], *, zone: str = "", project: str = 
             mine = runnable[t::len(tpus)]
             if not mine:
                 continue
-            specs = "".join(f"@{h} {REPO}/configs/point.py:{node_dir(root, h)}/point.json\n" for h in mine)
+            # the TPU VMs run the checkout launch/setup.sh copied: a path relative to its root
+            specs = "".join(f"@{h} configs/point.py:{node_dir(root, h)}/point.json\n" for h in mine)
             spec_file = os.path.join(_local_tmp(root), f"level{k}-{tpu}.txt")
             with open(spec_file, "w") as f:
                 f.write(specs)

@@ -1,0 +1,217 @@
+"""Study plans: grid expansion, every validation (data, lengths, confounds, unseen languages,
+collapses), the run graph's sharing, the cost model, and the five study configs at both scales.
+No training here (tests/test_study_run.py runs a tiny study)."""
+import importlib.util
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+
+from xtreme_jax.study import cost, expand, graph, plan as plan_lib, spec
+from xtreme_jax.study.spec import StudyError
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+STUDIES = ("target_size", "direct", "difficulty", "model_size", "languages")
+
+
+def study_config(name, arg=""):
+    s = importlib.util.spec_from_file_location(f"study_{name}", os.path.join(REPO, "configs", "studies", f"{name}.py"))
+    m = importlib.util.module_from_spec(s)
+    s.loader.exec_module(m)
+    return m.get_config(arg)
+
+
+def tiny(**factors):
+    c = spec.study("target_size", "q", "tiny")
+    c.recipe = "configs/demo.py"
+    c.fixed = "mlm=all,size=tiny"
+    c.seeds = (0, 1)
+    for k, v in factors.items():
+        c.factors[k] = v
+    return c
+
+
+def full(**kw):
+    c = spec.study("target_size", "q", "full")
+    c.recipe = "configs/stilts.py"
+    c.fixed = kw.pop("fixed", "target=xnli,model=large")
+    c.seeds = (0,)
+    for k, v in kw.items():
+        c.factors[k] = v
+    return c
+
+
+def test_factors_times_seeds_and_bundles():
+    c = tiny(intermediate=("entail", "none"), target_examples=(100, 400, 0))
+    points, collapsed = expand.expand(c)
+    assert len(points) == 2 * 3 * 2 and not collapsed
+    assert points[0].labels == {"intermediate": "entail", "target_examples": "100"} and points[0].seed == 0
+    p = points[0].config
+    assert p["seed"] == 0 and p["phases"] == "mlm,intermediate,target,evaluate"
+    assert p["target"]["tasks"][0]["max_examples"] == 100
+    none = next(q for q in points if q.labels["intermediate"] == "none")
+    assert none.config["phases"] == "mlm,target,evaluate"
+    # bundles: recipe args and dotted run-config overrides; set= applies to every point
+    c = tiny(encoder={"en": "mlm=en,model.dropout=0.1", "all": "mlm=all"})
+    c.set = ("target.num_steps=7",)
+    points, _ = expand.expand(c)
+    en = next(q for q in points if q.labels["encoder"] == "en").config
+    assert [t["lang"] for t in en["mlm"]["tasks"]] == ["en"] and en["model"]["dropout"] == 0.1
+    assert all(q.config["target"]["num_steps"] == 7 for q in points)
+
+
+def test_bad_factors_and_overrides_are_named():
+    with pytest.raises(StudyError, match="unknown arg 'intermediat'"):
+        expand.expand(tiny(intermediat=("entail",)))
+    c = tiny()
+    c.set = ("target.num_stepz=7",)
+    with pytest.raises(StudyError, match="no field 'num_stepz'"):
+        expand.expand(c)
+    c = tiny()
+    c.seeds = (0, 0)
+    with pytest.raises(StudyError, match="distinct seeds"):
+        expand.expand(c)
+
+
+def test_prefix_orders_and_the_collapse_of_identical_points():
+    c = tiny(order={"o0": "xa+xb+xc", "o1": "xc+xb+xa"}, k=(0, 1, 2))
+    c.fixed = "mlm=all,size=tiny,intermediate=entail"
+    c.prefix.arg, c.prefix.order, c.prefix.count = "translated", "order", "k"
+    points, collapsed = expand.expand(c)
+    trans = {(p.labels["order"], p.labels["k"], p.seed): [t["lang"] for t in p.config["intermediate"]["tasks"]]
+             for p in points}
+    assert trans[("o0", "2", 0)] == ["en", "xa", "xb"] and trans[("o1", "1", 1)] == ["en", "xc"]
+    # k=0 is the same run in every order: collapsed (per seed) and kept as an alias
+    assert [(p.labels, q.labels) for p, q in collapsed] == [({"k": "0", "order": "o1"}, {"k": "0", "order": "o0"})] * 2
+    assert len(points) == 2 * 3 * 2 - 2
+    assert {"k": "0", "order": "o1"} in next(p for p in points if p.labels == {"k": "0", "order": "o0"}).aliases
+    c.factors.k = (0, 4)
+    with pytest.raises(StudyError, match="exceeds the 3 items"):
+        expand.expand(c)
+
+
+def problems(c):
+    points, _ = expand.expand(c)
+    from xtreme_jax.study.validate import validate_points
+    return validate_points(points, c)[1]
+
+
+def test_validation_catches_each_confound():
+    # intermediate data containing the target's training data: MNLI is XNLI's, ANLI+ contains MNLI
+    msgs = problems(full(intermediate=("mnli", "anli+", "qqp")))
+    assert len(msgs) == 2
+    assert "intermediate.tasks[0] (mnli) contains mnli, the training data of the target xnli" in msgs[0]
+    assert "(anli+) contains mnli" in msgs[1]
+    assert problems(full(intermediate=("anli+",), fixed="target=pawsx,model=large")) == []
+    # a subsample as large as the data: the point would silently equal `all`
+    (msg,) = problems(tiny(target_examples=(6400,)))[:1]
+    assert "max_examples=6400 but the data has only 6400 examples" in msg
+    # a max length past the model's positions (tiny: 128 usable)
+    c = tiny()
+    c.set = ("target.tasks[0].max_length=200",)
+    assert "exceeds the model's 128 usable positions" in problems(c)[0]
+    # missing data: a directory without the files, translate-train in a language the data lacks
+    c = tiny()
+    c.set = ("target.tasks[0].source.path=/nonexistent/demo_nli",)
+    assert any("/nonexistent/demo_nli" in m for m in problems(c))
+    # a language the study reserves as unseen
+    c = full(intermediate=("qqp",), fixed="target=xnli,model=large,target_langs=en+de")
+    c.unseen = "de,fr"
+    assert "trains on 'de', which the study reserves as an unseen evaluation language" in problems(c)[0]
+
+
+def test_plan_errors_are_one_line_and_exit_2(tmp_path):
+    p = subprocess.run([sys.executable, "-m", "xtreme_jax.study", "plan",
+                        "--config=configs/studies/target_size.py:scale=full",
+                        "--config.factors.intermediate=('mnli','none')", f"--workdir={tmp_path}"],
+                       cwd=REPO, capture_output=True, text=True, timeout=120)
+    assert p.returncode == 2, p.stderr
+    err = [l for l in p.stderr.splitlines() if l.strip()]
+    assert len(err) == 1 and err[0].startswith("error: point (intermediate=mnli, target_examples=1000, seed=0): "
+                                               "intermediate.tasks[0] (mnli) contains mnli"), p.stderr
+
+
+def test_run_graph_shares_mlm_and_intermediate_runs():
+    c = tiny(intermediate=("entail", "none"), target_examples=(100, 400))
+    pl = plan_lib.make_plan(c)
+    g = pl.graph
+    by_stage = {}
+    for n in g.nodes.values():
+        by_stage.setdefault(n.stage, []).append(n)
+    assert {k: len(v) for k, v in by_stage.items()} == {"mlm": 1, "intermediate": 2, "target": 8}
+    # one pretrained encoder for every point (encoder_seed), one intermediate run per seed shared by both sizes
+    assert by_stage["mlm"][0].config["seed"] == 0 and len(by_stage["mlm"][0].points) == 8
+    assert sorted(len(n.points) for n in by_stage["intermediate"]) == [2, 2]
+    for i, p in enumerate(pl.points):
+        chain = g.chain(i)
+        assert [n.stage for n in chain] == (["mlm", "intermediate", "target"] if p.labels["intermediate"] == "entail"
+                                            else ["mlm", "target"])
+        leaf = chain[-1]
+        assert leaf.config["phases"] == "target,evaluate" and leaf.config["seed"] == p.seed
+        assert leaf.config["init_from"] == f"@{chain[-2].hash}/{chain[-2].phases[-1]}"
+        # the leaf holds only its own stage: the intermediate settings are the schema defaults
+        assert leaf.config["intermediate"]["tasks"] == []
+    inter = by_stage["intermediate"][0]
+    assert inter.config["target"]["tasks"] == [] and inter.config["phases"] == "intermediate"
+    # hashes do not depend on where the study lives; materialize turns references into paths
+    cfg = graph.materialize(g.nodes[g.leaf[0]], "/data/st")
+    assert cfg["init_from"] == f"/data/st/runs/{inter.hash}/intermediate" or cfg["init_from"].startswith("/data/st/runs/")
+    assert pl.cost["accelerator_hours"] < pl.cost["unshared_accelerator_hours"]
+    # every pretraining per seed when asked: one mlm run per seed
+    c.encoder_seed = -1
+    assert sum(n.stage == "mlm" for n in plan_lib.make_plan(c).graph.nodes.values()) == 2
+
+
+def test_point_json_round_trips_through_configs_point(tmp_path):
+    c = tiny(intermediate=("entail",))
+    p = expand.expand(c)[0][0]
+    path = tmp_path / "point.json"
+    path.write_text(json.dumps(p.config))
+    s = importlib.util.spec_from_file_location("point_cfg", os.path.join(REPO, "configs", "point.py"))
+    m = importlib.util.module_from_spec(s)
+    s.loader.exec_module(m)
+    assert expand.to_plain(m.get_config(str(path))) == p.config
+    bad = dict(p.config, modle={})
+    path.write_text(json.dumps(bad))
+    with pytest.raises(StudyError, match="modle: no such config field"):
+        m.get_config(str(path))
+
+
+def test_cost_sources_and_budget():
+    large = {"layers": 24, "hidden": 1024, "ffn": 4096, "positions": 514, "style": "roberta",
+             "name": "FacebookAI/xlm-roberta-large"}
+    t, src = cost.step_time(large, "h100", 32, 128)
+    assert t == 0.0348 and src.startswith("measured")
+    t, src = cost.step_time(large, "h100", 64, 128)
+    assert t == pytest.approx(2 * 0.0348) and src.startswith("scaled by tokens/step")
+    base = dict(large, layers=12, hidden=768, ffn=3072, name="FacebookAI/xlm-roberta-base")
+    t, src = cost.step_time(base, "h100", 32, 128)
+    ratio = cost.flops_per_token(base, 128) / cost.flops_per_token(large, 128)
+    assert t == pytest.approx(0.0348 * ratio) and src.startswith("FLOP-scaled")
+    t, src = cost.step_time(large, "v5e", 32, 128)
+    assert t == pytest.approx(0.0348 * 989 / 197) and "h100 -> v5e by bf16 peak" in src
+    pl = plan_lib.make_plan(full(intermediate=("qqp", "none")))
+    assert pl.cost["accelerator"] == "h100" and pl.cost["accelerator_hours"] > 0.1
+    plan_lib.check_budget(pl, 1000)
+    with pytest.raises(StudyError, match="over --budget_hours=0.1"):
+        plan_lib.check_budget(pl, 0.1)
+
+
+@pytest.mark.parametrize("name", STUDIES)
+def test_every_study_plans_at_full_scale_offline(name):
+    c = study_config(name, "scale=full")
+    pl = plan_lib.make_plan(c)
+    table = plan_lib.table(pl)
+    assert len(pl.points) >= 20 and "h100 accelerator-hours" in table
+    assert pl.data.hub or pl.data.files            # what must be downloaded is listed
+    if name in ("direct", "languages"):           # translate-train data: files, not on the hub
+        assert any("translate_train" in line for line in pl.data.needed_files())
+        with pytest.raises(StudyError, match="not on the hub"):
+            plan_lib.check_runnable(pl)
+    if name == "languages":
+        assert len(pl.collapsed) == 2 * 2        # k=0: orders o1, o2 are o0's run, for 2 seeds
+    if name == "target_size":
+        assert sorted({p.labels["target_examples"] for p in pl.points}, key=int) == [
+            "0", "1000", "3000", "10000", "30000", "100000"]
