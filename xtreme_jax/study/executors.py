@@ -94,7 +94,8 @@ def command(root: str, h: str, python: str = sys.executable) -> list[str]:
 def error_line(log_path: str) -> str:
     """The program's `error:` line (or its last line) from a run's log."""
     try:
-        lines = [l.strip() for l in epath.Path(log_path).read_text(errors="replace").splitlines() if l.strip()]
+        text = epath.Path(log_path).read_bytes().decode("utf-8", errors="replace")
+        lines = [l.strip() for l in text.replace("\r", "\n").splitlines() if l.strip()]
     except FileNotFoundError:
         return ""
     errors = [l for l in lines if l.startswith("error:")]
@@ -211,16 +212,16 @@ SBATCH = """#!/usr/bin/env bash
 {extra}
 set -uo pipefail
 cd {repo}
-PY=${{PYTHON:-{python}}}
+STUDY_PY=${{STUDY_PYTHON:-{python}}}
 run=$(sed -n "$((SLURM_ARRAY_TASK_ID + 1))p" {root}/slurm/level{level}.txt)
 parent=$(sed -n "$((SLURM_ARRAY_TASK_ID + 1))p" {root}/slurm/level{level}.parents)
-mark() {{ "$PY" -c 'import sys; from xtreme_jax.study.executors import mark_from_slurm as m; m(*sys.argv[1:])' "$run" "$@"; }}
+mark() {{ "$STUDY_PY" -c 'import sys; from xtreme_jax.study.executors import mark_from_slurm as m; m(*sys.argv[1:])' "$run" "$@"; }}
 if [[ $parent != - && ! -f $parent/results/summary.json ]]; then
   mark blocked "parent run $parent did not finish"; exit 0
 fi
 mark running ""
 start=$SECONDS
-PYTHON="$PY" bash {repo}/launch/gpu_slurm.sbatch --config={repo}/configs/point.py:$run/point.json --workdir=$run \\
+PYTHON="${{PYTHON:-$STUDY_PY}}" bash {repo}/launch/gpu_slurm.sbatch --config={repo}/configs/point.py:$run/point.json --workdir=$run \\
   >> "$run/log.txt" 2>&1
 rc=$?
 mark end "$rc" "$((SECONDS - start))"
@@ -260,7 +261,7 @@ def levels(plan, root: str, skip_done: bool = True) -> list[list[str]]:
 
 
 def write_slurm(plan, root: str, *, nodes: int = 1, gpus: int = 8, cpus: int = 16, time_limit: str = "24:00:00",
-                max_parallel: int = 64, extra: str = "", python: str = "python3") -> list[str]:
+                max_parallel: int = 64, extra: str = "", python: str = sys.executable) -> list[str]:
     """Writes ROOT/slurm/level<k>.{txt,parents,sbatch} and submit.sh; returns the paths written."""
     if "://" in root:
         raise ValueError("the SLURM executor needs the study directory on a filesystem every node sees "

@@ -29,14 +29,16 @@ def _num(x):
     return x if math.isfinite(x) else None
 
 
-def bootstrap(samples, statistic, *, n_boot: int = N_BOOT, seed: int = SEED, paired: bool = True):
+def bootstrap(samples, statistic, *, n_boot: int = N_BOOT, seed: int = SEED, paired: bool = True,
+              vectorized: bool = False):
     """(value, (lo, hi), distribution) of statistic(*samples) under resampling along axis 0.
 
     samples: arrays whose first axis is the resampling unit. paired=True draws one index set for
     all of them (units shared across samples: the same seeds, the same test examples); False
     resamples each on its own (independent groups). The statistic may return a scalar or a
     vector (then lo, hi and each row of the distribution are vectors). Fewer than 2 units: no
-    interval (NaN).
+    interval (NaN). vectorized=True (paired only): statistic takes samples with a leading
+    resample axis (B, units, ...) and returns B values; resamples go through it in chunks.
     """
     samples = [np.asarray(s, float) for s in samples]
     value = np.asarray(statistic(*samples), float)
@@ -48,6 +50,14 @@ def bootstrap(samples, statistic, *, n_boot: int = N_BOOT, seed: int = SEED, pai
         raise ValueError(f"paired bootstrap needs equal unit counts, got {sizes}")
     rng = np.random.Generator(np.random.PCG64(seed))
     dist = np.empty((n_boot,) + value.shape)
+    if vectorized and paired:
+        n = sizes[0]
+        chunk = max(1, min(n_boot, 2 ** 22 // max(1, samples[0].size)))  # bounded memory per chunk
+        for b in range(0, n_boot, chunk):
+            idx = rng.integers(0, n, (min(chunk, n_boot - b), n))
+            dist[b:b + len(idx)] = statistic(*(s[idx] for s in samples))
+        lo, hi = percentile_ci(dist)
+        return _scalar(value), (_scalar(lo), _scalar(hi)), dist
     for b in range(n_boot):
         if paired:
             idx = rng.integers(0, sizes[0], sizes[0])
@@ -90,7 +100,7 @@ def mean_estimate(values, unit: str = "seed", **kw) -> dict:
     v = v[np.isfinite(v)]
     if not len(v):
         return estimate(math.nan, (math.nan, math.nan), 0, unit, std=None)
-    value, ci, _ = bootstrap([v], np.mean, **kw)
+    value, ci, _ = bootstrap([v], lambda x: x.mean(axis=-1), vectorized=True, **kw)
     return estimate(value, ci, len(v), unit, std=_num(np.std(v, ddof=1)) if len(v) > 1 else None)
 
 
@@ -109,7 +119,8 @@ def paired_examples(correct_a, correct_b, **kw) -> dict:
     b = np.atleast_2d(np.asarray(correct_b, float)).T
     if a.shape != b.shape:
         raise ValueError(f"paired examples need the same examples and seeds, got {a.shape} vs {b.shape}")
-    value, ci, _ = bootstrap([a, b], lambda x, y: 100 * (x.mean() - y.mean()), **kw)
+    value, ci, _ = bootstrap([a, b], lambda x, y: 100 * (x.mean(axis=(-2, -1)) - y.mean(axis=(-2, -1))),
+                             vectorized=True, **kw)
     return estimate(value, ci, a.shape[0], "test example", seeds=a.shape[1])
 
 

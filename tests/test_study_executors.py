@@ -1,0 +1,198 @@
+"""Study executors and the report, on a fake pipeline: a stand-in `python` that writes each phase's
+results the way `python -m xtreme_jax.main` does (summary.json, results.json, train.jsonl), with
+scores from a known formula. Local scheduling, failures, blocked children and resume; the SLURM
+array scripts (run with a fake srun); the TPU commands (dry run); the report's files and its
+target-size analysis against the formula. No JAX training here."""
+import json
+import math
+import os
+import stat
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from xtreme_jax.study import executors, plan as plan_lib, report, spec
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+# Zero-shot score of a fake run: 40 + 5 ln(n/100) (+ a gain of 8 - 1.5 ln(n/100) with the
+# intermediate task: it crosses 0 at n = 100 e^(16/3) ~ 20,700), + seed noise.
+FAKE = r'''#!{python}
+import json, math, os, sys
+args = dict(a.split("=", 1) for a in sys.argv[1:] if a.startswith("--"))
+run = args["--workdir"]
+cfg = json.load(open(args["--config"].split(":", 1)[1]))
+with open(os.environ["FAKE_LOG"], "a") as f:
+    f.write(os.path.basename(run) + "\n")
+if os.path.basename(run) in os.environ.get("FAKE_FAIL", "").split(","):
+    print("error: boom (fake failure)", file=sys.stderr)
+    sys.exit(3)
+if cfg["init_from"] and not os.path.exists(os.path.join(cfg["init_from"], "results", "summary.json")):
+    print("error: init_from is not a finished phase", file=sys.stderr)
+    sys.exit(2)
+phases = cfg["phases"].split(",")
+for p in phases:
+    d = os.path.join(run, p)
+    if p == "evaluate":
+        target = cfg["target"]["tasks"][0]
+        n = target["max_examples"] or 6400
+        inter = "@" in json.dumps(cfg["init_from"]) or "intermediate/" in cfg["init_from"] or cfg["init_from"].endswith("intermediate")
+        base = 40 + 5 * math.log(n / 100) + 0.3 * ((cfg["seed"] * 7919) % 5 - 2)
+        gain = (8 - 1.5 * math.log(n / 100)) if inter else 0.0
+        res = {{"demo_nli": {{l: {{"accuracy": base + gain + (10 if l == "en" else 0)}} for l in ("en", "xa", "xb")}}}}
+        os.makedirs(os.path.join(d, "results"), exist_ok=True)
+        json.dump({{"results": res}}, open(os.path.join(d, "results", "results.json"), "w"))
+    else:
+        os.makedirs(os.path.join(d, "results"), exist_ok=True)
+        os.makedirs(os.path.join(d, "metrics"), exist_ok=True)
+        with open(os.path.join(d, "metrics", "train.jsonl"), "w") as f:
+            for step, s in ((10, 0.5), (20, 0.7)):
+                f.write(json.dumps({{"step": step, "dev/score": s}}) + "\n")
+        json.dump({{"phase": p, "steps": cfg[p]["num_steps"], "heads": {{}}}},
+                  open(os.path.join(d, "results", "summary.json"), "w"))
+print("fake run done")
+'''
+
+
+def fake_python(tmp_path):
+    path = tmp_path / "fake_python"
+    path.write_text(FAKE.format(python=sys.executable))
+    path.chmod(path.stat().st_mode | stat.S_IEXEC)
+    return str(path)
+
+
+def study(sizes=(100, 400), seeds=(0, 1)):
+    c = spec.study("target_size", "q", "tiny")
+    c.recipe = "configs/demo.py"
+    c.fixed = "mlm=all,size=tiny"
+    c.factors.intermediate = ("entail", "none")
+    c.factors.target_examples = sizes
+    c.seeds = seeds
+    c.analysis.size, c.analysis.arm, c.analysis.baseline, c.analysis.full_size = "target_examples", "intermediate", "none", 6400
+    return c
+
+
+@pytest.fixture(scope="module")
+def small_plan():
+    return plan_lib.make_plan(study())
+
+
+def invocations(log):
+    return open(log).read().split() if os.path.exists(log) else []
+
+
+def test_local_runs_parents_first_records_failures_and_resumes(tmp_path, small_plan, monkeypatch):
+    pl, root = small_plan, str(tmp_path / "st")
+    py, log = fake_python(tmp_path), str(tmp_path / "calls.log")
+    monkeypatch.setenv("FAKE_LOG", log)
+    inter = [h for h, n in pl.graph.nodes.items() if n.stage == "intermediate"]
+    monkeypatch.setenv("FAKE_FAIL", inter[0])
+    lines = []
+    state = executors.run_local(pl, root, parallel=2, python=py, echo=lines.append, poll_s=0.05)
+    blocked = pl.graph.children(inter[0])
+    assert state[inter[0]] == "failed" and all(state[h] == "blocked" for h in blocked) and len(blocked) == 2
+    assert sum(s == "done" for s in state.values()) == len(state) - 3          # every other branch went on
+    st = executors.read_status(f"{root}/runs/{inter[0]}")
+    assert st["state"] == "failed" and st["rc"] == 3 and st["error"] == "error: boom (fake failure)"
+    assert any(l.startswith("FAILED   " + inter[0]) for l in lines)
+    first = invocations(log)
+    assert first[0] == next(h for h, n in pl.graph.nodes.items() if n.stage == "mlm")  # parents first
+    # re-run: finished runs are skipped, the failed one and its blocked children run
+    monkeypatch.setenv("FAKE_FAIL", "")
+    open(log, "w").close()
+    state = executors.run_local(pl, root, parallel=1, python=py, echo=lines.append, poll_s=0.05)
+    assert all(s == "done" for s in state.values())
+    assert invocations(log) == [inter[0]] + blocked
+    from xtreme_jax.study.cli import status_table
+    assert status_table(pl, root).splitlines()[-1] == f"points: {len(pl.points)} done; runs: {len(state)} done"
+
+
+def test_report_files_and_target_size_analysis(tmp_path, monkeypatch):
+    pl = plan_lib.make_plan(study(sizes=(100, 200, 400, 800, 1600, 3200), seeds=(0, 1, 2)))
+    root = str(tmp_path / "st")
+    monkeypatch.setenv("FAKE_LOG", str(tmp_path / "calls.log"))
+    executors.run_local(pl, root, parallel=4, python=fake_python(tmp_path), echo=lambda s: None, poll_s=0.05)
+    out = report.build(pl, root)
+    files = sorted(os.listdir(out["dir"]))
+    assert files == ["analysis.json", "gain_vs_size_entail.png", "report.md", "results_long.csv"]
+    doc = json.load(open(os.path.join(out["dir"], "analysis.json")))
+    head = open(os.path.join(out["dir"], "results_long.csv")).readline().strip().split(",")
+    assert head == ["intermediate", "target_examples", "point", "run", "seed", "task", "language", "seen", "split",
+                    "metric", "value", "steps", "accelerator_hours", "cost_source"]
+    e = doc["analysis"]["entail"]
+    g100 = e["per_size"]["100"]["gain"]
+    assert g100["value"] == pytest.approx(8.0) and g100["n"] == 3 and g100["ci95"] == pytest.approx([8.0, 8.0])
+    assert e["fit"]["b"]["value"] == pytest.approx(-1.5) and e["fit"]["a"]["value"] == pytest.approx(8 + 1.5 * math.log(100))
+    assert e["fit"]["zero_gain_size"]["value"] == pytest.approx(100 * math.exp(16 / 3), rel=1e-6)
+    # every estimate carries a CI and its n
+    def walk(x):
+        if isinstance(x, dict):
+            if "value" in x and "ci95" in x:
+                yield x
+            for v in x.values():
+                yield from walk(v)
+        elif isinstance(x, list):
+            for v in x:
+                yield from walk(v)
+    ests = list(walk(doc["analysis"])) + list(walk(doc["cells"])) + list(walk(doc["paired_deltas"]))
+    assert len(ests) > 50 and all(len(x["ci95"]) == 2 and x["n"] >= 1 for x in ests)
+    prov = doc["provenance"]
+    assert set(prov["runs"]) == set(pl.graph.nodes) and prov["statistics"]["bootstrap_seed"] == 0
+    assert any(v.get("sha256") for v in prov["data"].values())
+    md = open(os.path.join(out["dir"], "report.md")).read()
+    assert "not answers about XLM-R" in md and "| 100 |" in md and "gain_vs_size_entail.png" in md
+
+
+def test_slurm_scripts_chain_levels_and_mark_states(tmp_path, small_plan):
+    pl, root = small_plan, str(tmp_path / "st")
+    paths = executors.write_slurm(pl, root, nodes=2, gpus=4, extra="--partition=gpu --account=lab")
+    names = [os.path.basename(p) for p in paths]
+    assert names == ["level0.txt", "level0.parents", "level0.sbatch", "level1.txt", "level1.parents", "level1.sbatch",
+                     "level2.txt", "level2.parents", "level2.sbatch", "submit.sh"]
+    sb = open(os.path.join(root, "slurm", "level2.sbatch")).read()
+    assert "#SBATCH --array=0-3%64" in sb and "#SBATCH --nodes=2" in sb and "#SBATCH --gpus-per-node=4" in sb
+    assert "#SBATCH --partition=gpu" in sb and "launch/gpu_slurm.sbatch" in sb
+    submit = open(paths[-1]).read()
+    assert "level0.sbatch" in submit and "--dependency=afterany:$j" in submit
+    for p in paths:
+        if p.endswith((".sbatch", ".sh")):
+            assert subprocess.run(["bash", "-n", p]).returncode == 0
+    # one array task, run here with a fake srun: done / failed / blocked, written to status.json
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    (bin_dir / "srun").write_text("#!/usr/bin/env bash\nshift\nexec \"$@\"\n")  # drop --kill-on-bad-exit
+    (bin_dir / "srun").chmod(0o755)
+    env = {**os.environ, "PATH": f"{bin_dir}:{os.environ['PATH']}", "SLURM_ARRAY_JOB_ID": "77", "PYTHON": fake_python(tmp_path),
+           "FAKE_LOG": str(tmp_path / "calls.log")}
+    level1 = open(os.path.join(root, "slurm", "level1.txt")).read().split()
+    r = subprocess.run(["bash", os.path.join(root, "slurm", "level1.sbatch")], env={**env, "SLURM_ARRAY_TASK_ID": "0"},
+                       capture_output=True, text=True, timeout=60)
+    assert executors.read_status(level1[0])["state"] == "blocked"     # its mlm parent has not run
+    for k in (0,):
+        r = subprocess.run(["bash", os.path.join(root, "slurm", "level0.sbatch")],
+                           env={**env, "SLURM_ARRAY_TASK_ID": str(k)}, capture_output=True, text=True, timeout=60)
+        assert r.returncode == 0, r.stderr
+    level0 = open(os.path.join(root, "slurm", "level0.txt")).read().split()
+    st = executors.read_status(level0[0])
+    assert st["state"] == "done" and st["job"] == "77_0" and st["executor"] == "slurm"
+    r = subprocess.run(["bash", os.path.join(root, "slurm", "level1.sbatch")],
+                       env={**env, "SLURM_ARRAY_TASK_ID": "1", "FAKE_FAIL": os.path.basename(level1[1])},
+                       capture_output=True, text=True, timeout=60)
+    st = executors.read_status(level1[1])
+    assert r.returncode == 3 and st["state"] == "failed" and st["error"] == "error: boom (fake failure)"
+
+
+def test_tpu_dry_run_prints_the_sweeps_level_by_level(small_plan):
+    lines = []
+    executors.run_tpu(small_plan, "gs://b/st", ["tpu-a", "tpu-b"], dry_run=True, echo=lines.append)
+    text = "\n".join(lines)
+    levels = [l for l in lines if l.startswith("level ")]
+    assert [l.split(":")[0] for l in levels] == ["level 0, tpu-a", "level 1, tpu-a", "level 1, tpu-b",
+                                                 "level 2, tpu-a", "level 2, tpu-b"]
+    h = next(h for h, n in small_plan.graph.nodes.items() if n.stage == "mlm")
+    assert (f"--config=configs/point.py:gs://b/st/runs/{h}/point.json --workdir=gs://b/st/runs/{h}" in text)
+    assert text.count("gcloud compute tpus tpu-vm ssh") == len(small_plan.graph.nodes)
+    with pytest.raises(ValueError, match="gs://"):
+        executors.run_tpu(small_plan, "/local/dir", ["t"], dry_run=True)
