@@ -91,6 +91,16 @@ def command(root: str, h: str, python: str = sys.executable) -> list[str]:
     return [python, "-m", "xtreme_jax.main", f"--config={REPO}/configs/point.py:{d}/point.json", f"--workdir={d}"]
 
 
+def child_env() -> dict:
+    """The runs' environment: every compiled program goes to the persistent compilation cache
+    (xtreme_jax.main keeps only compiles over 1 s; a study repeats the same small programs in
+    dozens of processes), unless the caller set the cache up already."""
+    env = dict(os.environ)
+    env.setdefault("JAX_COMPILATION_CACHE_DIR", os.path.join(os.path.expanduser("~"), ".cache", "xtreme_jax", "jit"))
+    env.setdefault("JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS", "0")
+    return env
+
+
 def error_line(log_path: str) -> str:
     """The program's `error:` line (or its last line) from a run's log."""
     try:
@@ -146,7 +156,7 @@ def run_local(plan, root: str, parallel: int = 1, python: str = sys.executable, 
                 log.write(f"\n===== {_now()} {shlex.join(command(root, h, python))}\n")
                 log.flush()
                 proc = subprocess.Popen(command(root, h, python), cwd=REPO, stdout=log, stderr=subprocess.STDOUT,
-                                        start_new_session=True)
+                                        start_new_session=True, env=child_env())
                 running[h] = (proc, log, time.time())
                 state[h] = "running"
                 mark(d, "running", pid=proc.pid, host=socket.gethostname(), executor="local", started=_now(),
