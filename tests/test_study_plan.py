@@ -162,6 +162,14 @@ def test_run_graph_shares_mlm_and_intermediate_runs():
     # every pretraining per seed when asked: one mlm run per seed
     c.encoder_seed = -1
     assert sum(n.stage == "mlm" for n in plan_lib.make_plan(c).graph.nodes.values()) == 2
+    # an intermediate run only one point starts from runs in that point's process (fused)
+    c = tiny(intermediate=("entail", "none"), target_examples=(100,))
+    g = plan_lib.make_plan(c).graph
+    stages = sorted(n.stage for n in g.nodes.values())
+    assert stages == ["intermediate+target"] * 2 + ["mlm"] + ["target"] * 2
+    fused = next(n for n in g.nodes.values() if n.stage == "intermediate+target")
+    assert fused.config["phases"] == "intermediate,target,evaluate" and fused.config["init_from"].endswith("/mlm")
+    assert fused.config["intermediate"]["tasks"][0]["name"] == "mnli"
 
 
 def test_point_json_round_trips_through_configs_point(tmp_path):

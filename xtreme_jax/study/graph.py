@@ -87,12 +87,21 @@ def split(config: dict, encoder_seed: int, defaults: dict | None = None) -> list
     return nodes
 
 
-def build(points: list[Point], encoder_seed: int = -1) -> Graph:
+def build(points: list[Point], encoder_seed: int = -1, fuse: bool = True) -> Graph:
+    """The graph of every point's stages, identical stages shared. fuse: a stage that only one
+    other stage starts from (and that runs with the same seed) runs in that stage's process, as
+    one run of both phases: nothing to share, one process start less."""
     defaults = _defaults()
     sharing = "init_from" in defaults
+    chains = [split(p.config, encoder_seed, defaults) if sharing else [("point", p.config)] for p in points]
+    if sharing and fuse:
+        children = {}
+        for parts in chains:
+            for (_, a), (_, b) in zip(parts, parts[1:]):
+                children.setdefault(config_hash(a), set()).add(config_hash(b))
+        chains = [_fuse(parts, children) for parts in chains]
     nodes, leaf, collapsed, first = {}, [], [], {}
-    for i, p in enumerate(points):
-        parts = split(p.config, encoder_seed, defaults) if sharing else [("point", p.config)]
+    for i, parts in enumerate(chains):
         parent = None
         for stage, cfg in parts:
             h = config_hash(cfg)
@@ -105,6 +114,27 @@ def build(points: list[Point], encoder_seed: int = -1) -> Graph:
         first.setdefault(parent, i)
         leaf.append(parent)
     return Graph(nodes, leaf, collapsed, sharing)
+
+
+def _fuse(parts, children) -> list[tuple[str, dict]]:
+    out, held = [], None
+    for k, (stage, cfg) in enumerate(parts):
+        cfg = dict(cfg)
+        if held is not None:       # the held stage's phases run first, in this run
+            for name in phase_names(held[1]):
+                cfg[name] = held[1][name]
+            cfg["phases"] = ",".join(phase_names(held[1]) + phase_names(cfg))
+            cfg["init_from"] = held[1]["init_from"]
+            stage, held = f"{held[0]}+{stage}", None
+        if out:                    # start from the (possibly fused) stage emitted before
+            prev = out[-1][1]
+            cfg["init_from"] = f"@{config_hash(prev)}/{phase_names(prev)[-1]}"
+        only = children.get(config_hash(parts[k][1]), set())
+        if k + 1 < len(parts) and len(only) == 1 and parts[k + 1][1]["seed"] == cfg["seed"]:
+            held = (stage, cfg)
+        else:
+            out.append((stage, cfg))
+    return out
 
 
 def materialize(node: Node, root: str) -> dict:
