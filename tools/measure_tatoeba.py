@@ -150,12 +150,15 @@ def main(argv=None) -> int:
     if a.out:
         with open(a.out, "w") as f:
             f.write(text)
-    best = int(np.argmax(res["mean_top1_by_layer"]))
-    print(f"mean top-1 over {len(langs)} languages: last layer "
-          f"{res['mean_top1_by_layer'][-1]:.4f}, best layer {best} {res['mean_top1_by_layer'][best]:.4f}")
-    print("| lang | pairs | top-1 (last layer) | top-1 (layer %d) |\n|---|---|---|---|" % best)
+    means = res["mean_top1_by_layer"]
+    last, best = len(means) - 1, int(np.argmax(means))
+    print(f"mean top-1 over {len(langs)} languages by layer (0 = embeddings): "
+          + " ".join(f"{i}:{m:.4f}" for i, m in enumerate(means)))
+    cols = [last] if best == last else [last, best]
+    print("| lang | pairs | " + " | ".join(f"top-1, layer {c}" for c in cols) + " |")
+    print("|---|---|" + "---|" * len(cols))
     for lang, r in res["per_language"].items():
-        print(f"| {lang} | {r['pairs']} | {r['top1_by_layer'][-1]:.3f} | {r['top1_by_layer'][best]:.3f} |")
+        print(f"| {lang} | {r['pairs']} | " + " | ".join(f"{r['top1_by_layer'][c]:.3f}" for c in cols) + " |")
     return 0
 
 
