@@ -61,7 +61,7 @@ def _microbatches(batch, n):
 
 
 def make_train_step(graphdef, shardings, task: str, schedule=None, accum_steps: int = 1,
-                    grad_dtype=None, rules=DEFAULT_RULES):
+                    grad_dtype=None, rules=DEFAULT_RULES, mlm_probability: float | None = None):
     """Returns step(state, batch, rng) -> (state, metrics); state buffers are donated.
 
     Traced under the state's mesh and `rules`, so the encoder's activation constraints
@@ -69,20 +69,32 @@ def make_train_step(graphdef, shardings, task: str, schedule=None, accum_steps: 
 
     Gradients are of the summed loss, divided by the global item count, so accumulation and
     multi-host batches give the exact mean. Non-finite gradients skip the update (the host
-    decides whether that stops the run, see `metrics['finite']`).
+    decides whether that stops the run, see `metrics['finite']`). `mlm_probability` (an MLM
+    task): the masking rate of its batches, which sizes the MLM head's gathered positions
+    (`heads.max_masked`); None = the default 0.15.
     """
+    options = {} if mlm_probability is None else {"mlm_probability": float(mlm_probability)}
+
     def step_fn(state, batch, rng):
         ts = nnx.merge(graphdef, state)
         model_def, params, rest = nnx.split(ts.model, nnx.Param, ...)
 
         def summed_loss(p, mb, r):
-            _, (total, count) = nnx.merge(model_def, p, rest).loss(task, mb, r)
+            _, (total, count) = nnx.merge(model_def, p, rest).loss(task, mb, r, **options)
             return total, count
 
-        grad_fn = jax.value_and_grad(summed_loss, has_aux=True)
         if accum_steps == 1:
-            (total, count), grads = grad_fn(params, batch, rng)
+            # The divide by the item count is folded into the loss (the count carries no
+            # gradient): the backward pass yields the mean's gradients, no extra pass over them.
+            def mean_loss(p, mb, r):
+                total, count = summed_loss(p, mb, r)
+                return total / jnp.maximum(count, 1).astype(jnp.float32), (total, count)
+            (loss, (total, count)), grads = jax.value_and_grad(mean_loss, has_aux=True)(params, batch, rng)
+            if grad_dtype is not None:  # same rounding as the accumulated path
+                grads = jax.tree.map(lambda g: g.astype(grad_dtype).astype(jnp.float32), grads)
         else:
+            grad_fn = jax.value_and_grad(summed_loss, has_aux=True)
+
             def body(carry, i_mb):
                 i, mb = i_mb
                 (t, c), g = grad_fn(params, mb, jax.random.fold_in(rng, i))
@@ -92,21 +104,23 @@ def make_train_step(graphdef, shardings, task: str, schedule=None, accum_steps: 
             mbs = _microbatches(batch, accum_steps)
             (total, count, grads), _ = jax.lax.scan(
                 body, (0.0, 0, zeros), (jnp.arange(accum_steps), mbs))
-        denom = jnp.maximum(count, 1).astype(jnp.float32)
-        if grad_dtype is not None:  # e.g. bf16 gradient reduction on accelerators
-            grads = jax.tree.map(lambda g: g.astype(grad_dtype), grads)
-        grads = jax.tree.map(lambda g: (g / denom).astype(jnp.float32), grads)
-        loss = total / denom
+            denom = jnp.maximum(count, 1).astype(jnp.float32)
+            if grad_dtype is not None:  # e.g. bf16 gradient reduction on accelerators
+                grads = jax.tree.map(lambda g: g.astype(grad_dtype), grads)
+            grads = jax.tree.map(lambda g: (g / denom).astype(jnp.float32), grads)
+            loss = total / denom
         grad_norm = optax.tree.norm(grads)
         finite = jnp.isfinite(loss) & jnp.isfinite(grad_norm)
         step_no = ts.opt.step[...]
 
-        def apply(s):
-            t = nnx.merge(graphdef, s)
-            t.opt.update(t.model, grads)
-            return nnx.state(t)
-        # cond, not a select over the whole state: only one branch runs (no extra state traffic).
-        new = jax.lax.cond(finite, apply, lambda s: s, state)
+        old_leaves = jax.tree.leaves(state)
+        ts.opt.update(ts.model, grads)
+        # A select, not lax.cond: it fuses into the update's element-wise passes (same traffic),
+        # lets XLA share the global norm with the clipping, and on GPUs a cond copies its
+        # predicate to the host every step.
+        updated = nnx.state(ts)
+        new = jax.tree.unflatten(jax.tree.structure(updated), [
+            jnp.where(finite, n, o) for n, o in zip(jax.tree.leaves(updated), old_leaves)])
         new = jax.lax.with_sharding_constraint(new, shardings)
         metrics = dict(loss=loss, grad_norm=grad_norm, count=count, finite=finite, step=step_no,
                        tokens=jnp.sum(batch["attention_mask"]).astype(jnp.int32))

@@ -1,0 +1,140 @@
+"""Issue 16's waste removal, checked for exactness: the MLM loss computed at the masked positions
+only equals the dense one (loss and gradients), its static count is never exceeded silently, the
+select-based non-finite guard refuses an update like the cond did, and the divide folded into
+the loss gives the accumulated path's gradients."""
+import re
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+import pytest
+from flax import nnx
+
+from xtreme_jax import metrics, optim, sharding, train_step as T
+from xtreme_jax.data.batching import apply_mlm_mask
+from xtreme_jax.models.encoder import preset
+from xtreme_jax.models.heads import TaskModel, max_masked
+
+
+def _mlm_batch(b, s, vocab, seed=0, prob=0.15):
+    rng = np.random.default_rng(seed)
+    lengths = rng.integers(s // 2, s + 1, b)
+    mask = (np.arange(s)[None] < lengths[:, None]).astype(np.int32)
+    ids = np.where(mask, rng.integers(5, vocab, (b, s)), 1).astype(np.int32)
+    ids[:, 0] = 0
+    meta = {"vocab_size": vocab, "special_ids": [0, 1, 2, 3, 4], "mask_id": 4}
+    return apply_mlm_mask(dict(input_ids=ids, attention_mask=mask), meta, rng, prob)
+
+
+def _model(cfg):
+    return T.create_model(cfg, {"mlm": ("mlm", 2)}, sharding.make_mesh((1, 1, 1), jax.devices()[:1]))
+
+
+def test_mlm_loss_at_masked_positions_equals_the_dense_loss_and_gradients():
+    cfg = preset("tiny", num_layers=1)  # dropout 0.1: both paths draw the same masks
+    model = _model(cfg)
+    batch = {k: jnp.asarray(v) for k, v in _mlm_batch(6, 32, cfg.vocab_size).items()}
+    assert 0 < int((batch["labels"] >= 0).sum()) <= max_masked(6 * 32)
+    rng = jax.random.key(3)
+
+    def gathered(m):
+        return m.loss("mlm", batch, rng)[0]
+
+    def dense(m):
+        total, count = m.heads["mlm"].loss(m.heads["mlm"].logits(m.encoder, batch, rng), batch)
+        return total / count
+
+    lg, gg = nnx.jit(nnx.value_and_grad(gathered))(model)
+    ld, gd = nnx.jit(nnx.value_and_grad(dense))(model)
+    np.testing.assert_allclose(lg, ld, rtol=1e-6)
+    for a, b in zip(jax.tree.leaves(gg), jax.tree.leaves(gd)):
+        np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-7)
+
+
+def test_static_masked_count_holds_the_masks_the_pipeline_draws_and_overflow_is_loud():
+    # the bound against the real masking: 1,000 batches of 8 x 64 fully real tokens
+    k = max_masked(8 * 64)
+    worst = max(int((_mlm_batch(8, 64, 1000, seed=i)["labels"] >= 0).sum()) for i in range(1000))
+    assert worst < k < 8 * 64 and k % 64 == 0
+    assert max_masked(256 * 128) < 0.17 * 256 * 128 and max_masked(64) == 64
+    assert max_masked(4096, 0.4) > 0.4 * 4096
+    # more masked tokens than the static count: NaN (the step's guard refuses it), never a cut
+    model = _model(preset("tiny", num_layers=1))
+    b = _mlm_batch(2, 64, 1024)
+    b["labels"] = np.where(b["attention_mask"] > 0, b["input_ids"], -100)
+    assert int((b["labels"] >= 0).sum()) > max_masked(128)
+    loss = nnx.jit(lambda m, b, p: m.loss("mlm", b, mlm_probability=p)[0], static_argnums=2)
+    assert np.isnan(float(loss(model, b, 0.15)))
+    assert np.isfinite(float(loss(model, b, 1.0)))
+
+
+def _state(heads, tx=None):
+    cfg = preset("tiny", num_layers=1, hidden_dropout=0.0, attention_dropout=0.0)
+    mesh = sharding.make_mesh((1, 1, 1), jax.devices()[:1])
+    tx, sched = (tx, None) if tx else optim.make_optimizer(lr=1e-2, total_steps=100, warmup=0)
+    return cfg, sched, T.create_state(cfg, heads, tx, mesh)
+
+
+def _cls_batch(vocab, b=8, s=16, seed=0):
+    rng = np.random.default_rng(seed)
+    ids = rng.integers(5, vocab, (b, s)).astype(np.int32)
+    return dict(input_ids=ids, attention_mask=np.ones_like(ids), labels=rng.integers(0, 3, b).astype(np.int32))
+
+
+def test_nonfinite_step_is_not_applied_by_the_select_guard(monkeypatch):
+    orig = TaskModel.loss
+
+    def poisoned(self, task, batch, rng=None, **kw):
+        _, (total, count) = orig(self, task, batch, rng, **kw)
+        total = total * jnp.where(batch["poison"][0] > 0, jnp.nan, 1.0)
+        return total / jnp.maximum(count, 1), (total, count)
+    monkeypatch.setattr(TaskModel, "loss", poisoned)
+    cfg, sched, (g, state, sh) = _state({"cls": ("classification", 3)})
+    step = T.make_train_step(g, sh, "cls", sched)
+    batch = _cls_batch(cfg.vocab_size)
+    poison = dict(batch, poison=np.ones(8, np.int32))
+    hlo = step.lower(state, poison, jax.random.key(0)).compile().as_text()
+    # no conditional (a GPU copies its predicate to the host), and one global norm, shared by
+    # the metrics and the clipping (the cond's branch recomputed it: two scalar sqrts)
+    assert "conditional(" not in hlo and len(re.findall(r"= f32\[\] sqrt\(", hlo)) == 1
+    before = [np.asarray(x) for x in jax.tree.leaves(state)]
+    state, m = step(state, poison, jax.random.key(0))
+    assert not bool(m["finite"])
+    after = [np.asarray(x) for x in jax.tree.leaves(state)]
+    assert all(np.array_equal(a, b, equal_nan=False) for a, b in zip(before, after))  # params, moments, count
+    state, m = step(state, dict(batch, poison=np.zeros(8, np.int32)), jax.random.key(0))
+    assert bool(m["finite"]) and int(nnx.merge(g, state).opt.step[...]) == 1
+    changed = [not np.array_equal(a, np.asarray(b)) for a, b in zip(before, jax.tree.leaves(state))]
+    assert sum(changed) > len(changed) // 2
+
+
+def test_divide_folded_into_the_loss_gives_the_accumulated_gradients():
+    # plain SGD with lr 1: the parameter change is the gradient itself
+    cfg, sched, (g, s1, sh) = _state({"cls": ("classification", 3)}, optax.sgd(1.0))
+    _, _, (_, s2, _) = _state({"cls": ("classification", 3)}, optax.sgd(1.0))
+    batch = _cls_batch(cfg.vocab_size)
+    one = T.make_train_step(g, sh, "cls", sched, accum_steps=1)
+    two = T.make_train_step(g, sh, "cls", sched, accum_steps=2)
+    s1, m1 = one(s1, batch, jax.random.key(0))
+    s2, m2 = two(s2, batch, jax.random.key(0))
+    np.testing.assert_allclose(m1["loss"], m2["loss"], rtol=1e-6)
+    np.testing.assert_allclose(m1["grad_norm"], m2["grad_norm"], rtol=1e-5)
+    for a, b in zip(jax.tree.leaves(s1), jax.tree.leaves(s2)):
+        np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-7)
+
+
+def test_flops_per_token_counts_the_heads_as_computed():
+    cfg = preset("base")
+    enc = metrics.flops_per_token(cfg, 128)
+    assert enc == metrics.flops_per_token(cfg, 128, kind=None)
+    # MLM: dense d x d + tied decoder d x V at the computed fraction of the positions
+    d, v = cfg.hidden_size, cfg.vocab_size
+    frac = max_masked(32 * 128) / (32 * 128)
+    mlm = metrics.flops_per_token(cfg, 128, kind="mlm", predicted_fraction=frac)
+    assert mlm - enc == pytest.approx(6 * frac * (d * d + d * v))
+    dense = metrics.flops_per_token(cfg, 128, kind="mlm", predicted_fraction=1.0)
+    assert dense / mlm > 2   # the dense head cost twice the whole base encoder
+    cls = metrics.flops_per_token(cfg, 128, kind="classification", num_labels=3)
+    assert cls - enc == pytest.approx(6 * (d * d + 3 * d) / 128)
+    assert metrics.flops_per_token(cfg, 128, kind="tagging", num_labels=7) - enc == pytest.approx(6 * 7 * d)
