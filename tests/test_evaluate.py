@@ -589,3 +589,63 @@ def test_submission_round_trips_through_scoring(env, tmp_path):
     agg = results.aggregate("xtreme")
     accs = [v["accuracy"] for v in results.scores["xnli"].values()]
     assert agg["xnli"]["avg_accuracy"] == pytest.approx(np.mean(accs))
+
+
+# ============================================================================ no labels, notes
+
+def test_sets_without_labels_are_predicted_not_scored(env, tmp_path):
+    """Test labels the official download strips: predictions, no score, the reason in info."""
+    root, ev, tok = env["root"], env["ev"], env["tok"]
+    src = lambda name: Source("official", str(tmp_path / name))  # noqa: E731
+    (tmp_path / "xnli").mkdir()
+    for lang in ("en", "de"):  # de as XTREME's download writes test files: no label column
+        rows = (root / "xnli" / f"test-{lang}.tsv").read_text().splitlines()
+        (tmp_path / "xnli" / f"test-{lang}.tsv").write_text(
+            "".join(("\t".join(r.split("\t")[:2]) if lang == "de" else r) + "\n" for r in rows))
+    res = ev.evaluate_task("xnli", E.load_eval_sets("xnli", tok, src("xnli"), languages=["en", "de"], max_length=48))
+    assert sorted(res.scores) == ["en"] and sorted(res.predictions) == ["de", "en"]
+    assert res.predictions["de"] == env["results"]["xnli"].predictions["de"]
+    assert res.unscored == {"de": "xnli/de: the test data has no gold labels (the official XTREME download "
+                                  "strips test labels, e.g. PAWS-X test and the BUCC test gold, for the leaderboard)"}
+    # BUCC without its test gold file: test pairs are mined (threshold from dev) but not scored,
+    # where a dev F1 used to stand in for the test score.
+    (tmp_path / "bucc").mkdir()
+    for f in (root / "bucc").iterdir():
+        if not f.name.endswith(".test.gold"):
+            (tmp_path / "bucc" / f.name).write_bytes(f.read_bytes())
+    sets = E.load_eval_sets("bucc2018", tok, src("bucc"), languages=["de", "fr"], max_length=48)
+    res = ev.evaluate_task("bucc2018", sets)
+    full = env["results"]["bucc2018"]
+    assert res.scores == {} and sorted(res.unscored) == ["de", "fr"] and res.info["scored_split"] == {}
+    assert res.predictions == full.predictions and res.info["thresholds"] == full.info["thresholds"]
+    # Asked for dev (labelled): dev only, scored on dev.
+    dev = E.load_eval_sets("bucc2018", tok, src("bucc"), split="dev", languages=["de"], max_length=48)
+    assert [s.split for s in dev] == ["dev"]
+    res = ev.evaluate_task("bucc2018", dev)
+    assert res.info["scored_split"] == {"de": "dev"} and res.info["split"] == "dev" and res.scores["de"]["f1"] > 0
+    # Tatoeba in XTREME's copy (English side sorted) without its test-xx.tsv gold: not a 0 score.
+    (tmp_path / "tatoeba").mkdir()
+    src_lines = (root / "tatoeba" / "tatoeba.deu-eng.deu").read_text()
+    (tmp_path / "tatoeba" / "de-en.de").write_text(src_lines)
+    (tmp_path / "tatoeba" / "de-en.en").write_text((root / "tatoeba" / "tatoeba.deu-eng.eng").read_text())
+    res = ev.evaluate_task("tatoeba", E.load_eval_sets("tatoeba", tok, src("tatoeba"), languages=["de"],
+                                                       max_length=48))
+    assert res.scores == {} and list(res.unscored) == ["de"] and len(res.predictions["de"]) == 12
+
+
+def test_frozen_encoder_retrieval_scores_say_they_are_not_comparable(env, tmp_path, capsys):
+    from xtreme_jax.evaluation import output
+    done = {t: env["results"][t] for t in ("xnli", "mewslix", "lareqa")}
+    out = output.write_results(str(tmp_path / "r"), output.record("ckpt"), done, {}, benchmark="xtreme-r",
+                               write_submission=False)
+    doc = json.loads((tmp_path / "r" / "results.json").read_text())
+    assert sorted(doc["notes"]) == ["lareqa", "mewslix"] and "note" not in doc["summary"]["xnli"]
+    for task, script in (("mewslix", "scripts/train_mewslix.sh"), ("lareqa", "scripts/train_lareqa.sh")):
+        note = doc["notes"][task]
+        assert note.startswith("zero-shot score of the frozen encoder (no retrieval fine-tuning): NOT "
+                               "comparable to the XTREME-R baselines") and script in note
+        assert doc["summary"][task]["note"] == note
+        assert f"- **{task}** *: {note}" in (tmp_path / "r" / "results.md").read_text()
+    output.say(out, "test")
+    said = capsys.readouterr().out.splitlines()
+    assert said == [f"note: mewslix: {doc['notes']['mewslix']}", f"note: lareqa: {doc['notes']['lareqa']}"]

@@ -133,7 +133,9 @@ def test_results_json(tmp_path):
     assert meta["config"] == {"model": {"name": "xlm-roberta-large"}, "lr": 1e-5, "mesh": [-1, 1, 1]}
     assert meta["checkpoint_step"] == 1200 and meta["seeds"] == [0, 1]
     assert meta["git_commit"] == report.git_commit() and "written_at" in meta
-    assert doc["summary"]["xquad"] == {"metric": "(exact_match+f1)/2", "average": 71.25, "languages": 2}
+    assert doc["summary"]["xquad"] == {"metric": "(exact_match+f1)/2", "average": 71.25, "languages": 2,
+                                       "scored": True}
+    assert doc["unscored"] == {} and doc["notes"] == {}
     # Read back: null becomes NaN again; a caller's git_commit wins.
     results, _ = report.read_results(path)
     assert results["xnli"] == RESULTS["xnli"] and math.isnan(results["tydiqa"]["sw"]["exact_match"])
@@ -313,3 +315,26 @@ def test_write_report(tmp_path):
     assert sorted(os.listdir(tmp_path)) == ["heatmap.png", "results.csv", "results.json", "results.md",
                                             "results_long.csv"]
     assert set(paths) == {"json", "markdown", "csv", "csv_long", "heatmap"}
+
+
+def test_unscored_languages_and_notes(tmp_path):
+    """Languages predicted without gold labels are recorded as such, also when no task has a score."""
+    unscored = {"pawsx": {"de": "pawsx/de: no labels", "en": "pawsx/en: no labels"}, "xnli": {"sw": "no labels"}}
+    notes = {"xnli": "read with care"}
+    paths = report.write_report(tmp_path, {"xnli": RESULTS["xnli"]}, {"git_commit": "x"}, unscored=unscored, notes=notes)
+    doc = json.load(open(paths["json"]))
+    assert doc["summary"]["pawsx"] == {"scored": False, "languages": 0, "unscored_languages": ["de", "en"]}
+    assert doc["summary"]["xnli"]["unscored_languages"] == ["sw"] and doc["summary"]["xnli"]["note"] == "read with care"
+    assert doc["unscored"]["pawsx"]["de"] == {"scored": False, "reason": "pawsx/de: no labels"}
+    md = open(paths["markdown"]).read()
+    assert "| xnli * | accuracy |" in md and "- **xnli** *: read with care" in md
+    assert "| pawsx | en | pawsx/en: no labels |" in md
+    # Nothing scored at all: the report is still written (no heatmap), and says so.
+    only = tmp_path / "only"
+    paths = report.write_report(only, {}, {"git_commit": "x"}, unscored={"pawsx": unscored["pawsx"]})
+    assert sorted(os.listdir(only)) == ["results.csv", "results.json", "results.md", "results_long.csv"]
+    assert "No scores." in open(paths["markdown"]).read()
+    with pytest.raises(ValueError, match="no scores: every language was evaluated without gold labels"):
+        report.read_results(paths["json"])
+    with pytest.raises(ValueError, match="non-empty dict"):  # no results and nothing unscored: a bug
+        report.write_report(tmp_path / "none", {}, {})

@@ -1,28 +1,36 @@
 """python -m xtreme_jax.evaluate --config=configs/X.py[:args] --checkpoint=DIR --workdir=OUT
 
 Zero-shot scoring of a checkpoint on every language of the tasks in the config's evaluate
-section. DIR: a finished phase of a run (RUN/target, or its final/), or an HF checkpoint
-directory / hub id. The library is xtreme_jax.evaluation (Evaluator, load_eval_sets, ...);
-the phase glue is xtreme_jax.phases.evaluate_checkpoint.
+section (default languages: those of config.evaluate.benchmark). DIR: a finished phase of a run
+(RUN/target, or its final/), whose model and tokenizer settings are taken from RUN/config.json;
+or an HF checkpoint directory / hub id. Results go to OUT/evaluate/results, as in a run: one
+folder per checkpoint (another checkpoint's results there are refused; the same checkpoint's are
+replaced whole). The library is xtreme_jax.evaluation; the phase glue is
+xtreme_jax.phases.evaluate_checkpoint.
 """
+import logging
 import sys
 
 from absl import app, flags
 from ml_collections import config_flags
 
-from xtreme_jax.config import ConfigError
-from xtreme_jax.data.errors import DataError
-from xtreme_jax.phases import evaluate_checkpoint
-
 _CONFIG = config_flags.DEFINE_config_file("config", None, "configs/X.py[:args]; its evaluate section "
                                           "lists the tasks")
 _CHECKPOINT = flags.DEFINE_string("checkpoint", None, "a finished phase of a run (RUN/target) or an "
                                   "HF checkpoint directory / hub id")
-_WORKDIR = flags.DEFINE_string("workdir", None, "where results.json, tables and predictions go")
+_WORKDIR = flags.DEFINE_string("workdir", None, "results go to WORKDIR/evaluate/results (tokenized "
+                               "features to WORKDIR/cache unless config.data.cache_dir is set)")
 flags.mark_flags_as_required(["config", "checkpoint", "workdir"])
 
 
 def main(argv):
+    # The library is imported after the flags are parsed: --help and a bad flag answer at once.
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    for noisy in ("absl", "orbax", "jax._src", "grain"):  # checkpoint-restore INFO lines, not ours
+        logging.getLogger(noisy).setLevel(logging.WARNING)
+    from xtreme_jax.config import ConfigError
+    from xtreme_jax.data.errors import DataError
+    from xtreme_jax.phases import evaluate_checkpoint
     try:
         evaluate_checkpoint(_CONFIG.value, _CHECKPOINT.value, _WORKDIR.value)
     except (ConfigError, DataError, FileNotFoundError, OSError) as e:

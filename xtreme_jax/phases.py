@@ -24,13 +24,13 @@ from etils import epath
 from flax import nnx
 
 from xtreme_jax import config as config_lib
-from xtreme_jax import report, scoring
+from xtreme_jax import report
 from xtreme_jax.context import RunContext, build_context, source
-from xtreme_jax.evaluation import EvalResults, Evaluator, load_eval_sets
-from xtreme_jax.evaluation.scores import OFFICIAL_TASKS
+from xtreme_jax.evaluation import Evaluator, checkpoints, load_eval_sets, output
 from xtreme_jax.files import write_json
 from xtreme_jax.handoff import Handoff, init_weights, read_summary
 from xtreme_jax.tasks import get_task
+from xtreme_jax.tasks.languages import BENCHMARKS, benchmark_languages
 from xtreme_jax.train_loop import train_phase
 from xtreme_jax.train_step import create_model
 
@@ -94,9 +94,20 @@ def print_summary(summaries: dict):
 
 
 def evaluate_phase(context: RunContext, handoff: Handoff | None, out_dir: str | None = None) -> dict:
-    """Zero-shot: every language of every configured task through the vectorized evaluator."""
+    """Zero-shot: every language of every configured task through the vectorized evaluator.
+
+    The results folder (default RUN/evaluate/results) belongs to one checkpoint: one holding another
+    checkpoint's results is refused before compute, and the new files replace the old ones whole
+    (evaluation/output.py). Default languages: the benchmark's (config.evaluate.benchmark).
+    """
     ecfg = context.config.evaluate
     out_dir = out_dir or os.path.join(context.workdir, "evaluate", "results")
+    if ecfg.benchmark not in BENCHMARKS:
+        raise config_lib.ConfigError(f"config.evaluate.benchmark={ecfg.benchmark!r}; choose from "
+                                     f"{', '.join(BENCHMARKS)} (it sets the languages and the averages)")
+    rec = output.record(checkpoints.checkpoint_of(context, handoff),
+                        phase=handoff.phase if handoff else None, benchmark=ecfg.benchmark, split=ecfg.split)
+    output.check_folder(out_dir, rec)
     tasks = [get_task(t.name) for t in ecfg.tasks]
     heads = {t.name: (t.kind, t.num_labels(source(e.source))) for t, e in zip(tasks, ecfg.tasks) if t.has_head}
     model = create_model(context.model_cfg, heads, context.mesh, seed=context.config.seed)
@@ -106,26 +117,24 @@ def evaluate_phase(context: RunContext, handoff: Handoff | None, out_dir: str | 
     layer = None if ecfg.retrieval_layer < 0 else ecfg.retrieval_layer
     evaluator = Evaluator(model, context.mesh, batch_size=ecfg.batch_size, buckets=context.config.data.buckets,
                           retrieval_layer=layer)
-    results, info = {}, {}
+    done = {}
     for task, entry in zip(tasks, ecfg.tasks):
-        langs = [l for l in (entry.languages or ecfg.languages).split(",") if l] or None
+        langs = [l for l in (entry.languages or ecfg.languages).split(",") if l]
         sets = load_eval_sets(task, context.tokenizer, source(entry.source), split=ecfg.split,
-                              languages=langs, cache_dir=context.cache_dir,
-                              max_length=entry.get("max_length", 0) or None)
-        res = evaluator.evaluate_task(task, sets)
-        results[task.name] = res.scores
-        info[task.name] = {k: v for k, v in res.info.items() if isinstance(v, (int, float, str, list))}
-        if ecfg.write_submission and jax.process_index() == 0 and res.info.get("split") == "test":
-            EvalResults({task.name: res}).write_submission(os.path.join(out_dir, "predictions"))
+                              languages=langs or benchmark_languages(task.name, ecfg.benchmark),
+                              cache_dir=context.cache_dir, max_length=entry.get("max_length", 0) or None)
+        done[task.name] = evaluator.evaluate_task(task, sets)
+    info = {t: {k: v for k, v in r.info.items() if isinstance(v, (int, float, str, list))} for t, r in done.items()}
     meta = {"config": json.loads(context.config.to_json_best_effort()), "git_commit": report.git_commit(),
-            "handoff_phase": handoff.phase if handoff else None, "seed": context.config.seed,
-            "evaluator": info}
+            "checkpoint": rec["checkpoint"], "handoff_phase": handoff.phase if handoff else None,
+            "seed": context.config.seed, "benchmark": ecfg.benchmark, "evaluator": info}
+    results = {t: r.scores for t, r in done.items() if r.scores}
     if jax.process_index() == 0:
-        report.write_report(out_dir, results, meta)
-        official = {t: r for t, r in results.items() if t in OFFICIAL_TASKS and r}
-        if official:  # the benchmark's way of averaging: per task, per group, overall
-            write_json(os.path.join(out_dir, "aggregate.json"), scoring.aggregate(official, ecfg.benchmark))
+        out = output.write_results(out_dir, rec, done, meta, benchmark=ecfg.benchmark,
+                                   write_submission=ecfg.write_submission)
         print_results(results)
+        output.say(out, ecfg.split)
+        print(f"\nevaluate: results of {rec['checkpoint']} in {out_dir}")
     return {"results": results, "out_dir": out_dir}
 
 
@@ -138,22 +147,16 @@ def print_results(results: dict):
 
 
 def evaluate_checkpoint(config, checkpoint: str, workdir: str) -> dict:
-    """Scores any checkpoint on every configured task and language.
+    """Scores any checkpoint on every task and language of the config's evaluate section, into
+    WORKDIR/evaluate/results (a run's layout); a folder holding another checkpoint's results is
+    refused before anything is loaded.
 
-    `checkpoint`: an HF directory / hub id (config.json + weights, heads loaded where present), or
-    a phase directory of one of our runs (`RUN/target`, or its `final/` subdirectory).
+    `checkpoint`: a phase directory of one of our runs (`RUN/target`, or its `final/`: the model and
+    tokenizer settings then come from RUN/config.json), or an HF directory / hub id (config.json +
+    weights, heads loaded where present). A run directory is refused, naming its phases.
     """
-    phase_dir = checkpoint[:-len("/final")] if checkpoint.rstrip("/").endswith("/final") else checkpoint
-    summary_file = os.path.join(phase_dir, "results", "summary.json")
-    ours = epath.Path(summary_file).exists() and epath.Path(phase_dir, "final").is_dir()
-    if not ours:
-        if epath.Path(checkpoint).exists() and not epath.Path(checkpoint, "config.json").exists():
-            raise config_lib.ConfigError(
-                f"--checkpoint={checkpoint}: neither a finished phase of a run (expected "
-                f"{summary_file} and final/) nor an HF checkpoint directory (config.json)")
-        config.unlock()
-        config.model.pretrained = checkpoint
-        config.lock()
+    config, phase_dir, name = checkpoints.for_evaluation(config, checkpoint)
+    output.check_folder(os.path.join(workdir, "evaluate", "results"), output.record(name))
     context = build_context(config, workdir)
-    handoff = Handoff.load(phase_dir, context.model_cfg, context.mesh, keep_heads=True) if ours else None
-    return evaluate_phase(context, handoff, out_dir=workdir)
+    handoff = Handoff.load(phase_dir, context.model_cfg, context.mesh, keep_heads=True) if phase_dir else None
+    return evaluate_phase(context, handoff)

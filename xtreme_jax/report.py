@@ -87,9 +87,10 @@ def _lang_order(langs) -> list[str]:
     return (["en"] if "en" in langs else []) + sorted(langs - {"en"})
 
 
-def check_results(results) -> None:
-    """Raises ValueError naming the offending entry unless results is task -> lang -> metric -> number."""
-    if not isinstance(results, Mapping) or not results:
+def check_results(results, *, allow_empty: bool = False) -> None:
+    """Raises ValueError naming the offending entry unless results is task -> lang -> metric -> number.
+    `allow_empty`: no task at all is fine (an evaluation whose every language had no gold labels)."""
+    if not isinstance(results, Mapping) or not (results or allow_empty):
         raise ValueError("results must be a non-empty dict {task: {language: {metric: value}}}")
     for task, by_lang in results.items():
         if not isinstance(by_lang, Mapping) or not by_lang:
@@ -122,18 +123,12 @@ def task_table(results, metric: MetricArg = None) -> dict:
     return out
 
 
-# --------------------------------------------------------------------------- files (local or gs://)
-# The one place that writes files atomically, for the whole package (run metadata, summaries,
-# reports, submissions): a local path or a remote URL such as gs://bucket/run/x.json.
+# --------------------------------------------------------------------------- file helpers
 
 def _csv_text(rows) -> str:
     buf = io.StringIO()
     csv.writer(buf, lineterminator="\n").writerows(rows)
     return buf.getvalue()
-
-
-def _safe_name(name: str) -> str:
-    return re.sub(r"[^A-Za-z0-9_.-]+", "_", name)
 
 
 # --------------------------------------------------------------------------- results.json
@@ -169,19 +164,29 @@ def _jsonable(x):
     raise TypeError(f"cannot write {type(x).__name__} value {x!r} to JSON")
 
 
-def write_results_json(path, results, metadata: Mapping | None = None, *, metric: MetricArg = None) -> str:
-    """Writes {"results", "summary", "metadata"} to `path`.
+def write_results_json(path, results, metadata: Mapping | None = None, *, metric: MetricArg = None,
+                       unscored: Mapping | None = None, notes: Mapping | None = None) -> str:
+    """Writes {"results", "summary", "metadata"} (+ "unscored", "notes" when given) to `path`.
 
     metadata: run facts such as config (dict or ConfigDict), checkpoint_step, seeds. git_commit
-    and written_at are filled in when absent.
+    and written_at are filled in when absent. unscored: {task: {lang: reason}} of languages that
+    got predictions but no score (no gold labels): "unscored" holds {"scored": false, "reason"} per
+    language, the task's summary their list. notes: {task: how to read its scores}.
     """
-    check_results(results)
+    unscored, notes = dict(unscored or {}), dict(notes or {})
+    check_results(results, allow_empty=bool(unscored))
     meta = dict(metadata or {})
     meta.setdefault("git_commit", git_commit())
     meta.setdefault("written_at", datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"))
-    summary = {t: {"metric": metric_label(r["metric"]), "average": r["average"],
-                   "languages": len(r["langs"])} for t, r in task_table(results, metric).items()}
-    doc = {"results": _jsonable(results), "summary": _jsonable(summary), "metadata": _jsonable(meta)}
+    summary = {t: {"metric": metric_label(r["metric"]), "average": r["average"], "languages": len(r["langs"]),
+                   "scored": True} for t, r in (task_table(results, metric) if results else {}).items()}
+    for task, langs in unscored.items():
+        summary.setdefault(task, {"scored": False, "languages": 0})["unscored_languages"] = sorted(langs)
+    for task in set(notes) & set(summary):
+        summary[task]["note"] = notes[task]
+    doc = {"results": _jsonable(results), "summary": _jsonable(summary), "notes": dict(notes),
+           "unscored": {t: {lg: {"scored": False, "reason": r} for lg, r in langs.items()}
+                        for t, langs in unscored.items()}, "metadata": _jsonable(meta)}
     return write_atomic(path, json.dumps(doc, indent=2, ensure_ascii=False) + "\n")
 
 
@@ -191,6 +196,9 @@ def read_results(path) -> tuple[dict, dict]:
     doc = json.loads(epath.Path(path).read_bytes())  # bytes: UTF-8 whatever the locale
     if isinstance(doc, dict) and "results" in doc:
         results, meta = doc["results"], doc.get("metadata", {})
+        if not results and doc.get("unscored"):
+            raise ValueError(f"{path}: no scores: every language was evaluated without gold labels "
+                             f"({', '.join(sorted(doc['unscored']))}); see its \"unscored\" entries")
     else:
         results, meta = doc, {}
     # null (a NaN when written) reads back as NaN so that tables show it as missing.
@@ -217,14 +225,21 @@ def _md_table(header, rows) -> list[str]:
     return lines + ["| " + " | ".join(r) + " |" for r in rows]
 
 
-def markdown_tables(results, metric: MetricArg = None, digits: int = 1) -> str:
-    """Task x language table of primary metrics (with averages), then all metrics per task."""
-    table = task_table(results, metric)
+def markdown_tables(results, metric: MetricArg = None, digits: int = 1, *, unscored: Mapping | None = None,
+                    notes: Mapping | None = None) -> str:
+    """Task x language table of primary metrics (with averages), then all metrics per task.
+    Notes (how to read a task's scores) and the languages without a score come right below."""
+    check_results(results, allow_empty=bool(unscored))
+    table = task_table(results, metric) if results else {}
     langs = _lang_order({lg for r in table.values() for lg in r["langs"]})
-    rows = [[t, metric_label(r["metric"]), _fmt(r["average"], digits)]
+    rows = [[t + (" *" if t in (notes or {}) else ""), metric_label(r["metric"]), _fmt(r["average"], digits)]
             + [_fmt(r["langs"].get(lg), digits) for lg in langs] for t, r in table.items()]
     lines = ["# Results", "", "Primary metric per task; avg is over the languages present.", ""]
-    lines += _md_table(["task", "metric", "avg", *langs], rows)
+    lines += _md_table(["task", "metric", "avg", *langs], rows) if rows else ["No scores."]
+    lines += ["", "## Notes", ""] + [f"- **{t}** *: {n}" for t, n in notes.items()] if notes else []
+    lines += ["", "## Not scored (predictions only)", ""] + _md_table(
+        ["task", "language", "reason"], [[t, lg, r] for t, by in unscored.items() for lg, r in by.items()]
+    ) if unscored else []
     for task, by_lang in results.items():
         names = list(dict.fromkeys(m for ms in by_lang.values() for m in ms))
         lines += ["", f"## {task}", ""]
@@ -234,14 +249,16 @@ def markdown_tables(results, metric: MetricArg = None, digits: int = 1) -> str:
     return "\n".join(lines) + "\n"
 
 
-def write_tables(out_dir, results, metric: MetricArg = None, digits: int = 1) -> dict[str, str]:
+def write_tables(out_dir, results, metric: MetricArg = None, digits: int = 1, *,
+                 unscored: Mapping | None = None, notes: Mapping | None = None) -> dict[str, str]:
     """Writes results.md, results.csv (wide, primary metric) and results_long.csv (every value).
 
     results_long.csv rows are task,language,metric,value with repr() floats, so reading it back
     gives the input exactly.
     """
     out_dir = os.fspath(out_dir)
-    table = task_table(results, metric)
+    markdown = markdown_tables(results, metric, digits, unscored=unscored, notes=notes)
+    table = task_table(results, metric) if results else {}
     langs = _lang_order({lg for r in table.values() for lg in r["langs"]})
     wide = [["task", "metric", "average", *langs]]
     for t, r in table.items():
@@ -254,7 +271,7 @@ def write_tables(out_dir, results, metric: MetricArg = None, digits: int = 1) ->
     paths = {"markdown": os.path.join(out_dir, "results.md"),
              "csv": os.path.join(out_dir, "results.csv"),
              "csv_long": os.path.join(out_dir, "results_long.csv")}
-    write_atomic(paths["markdown"], markdown_tables(results, metric, digits))
+    write_atomic(paths["markdown"], markdown)
     write_atomic(paths["csv"], _csv_text(wide))
     write_atomic(paths["csv_long"], _csv_text(long))
     return paths
@@ -436,16 +453,20 @@ def write_comparison(out_dir, results_a, results_b, names: Sequence[str] = ("X-S
     write_atomic(paths["csv"], _csv_text(rows))
     for task in comp:
         paths[f"plot_{task}"] = plot_comparison(
-            os.path.join(out_dir, f"comparison_{_safe_name(task)}.png"), task, comp, names)
+            os.path.join(out_dir, f"comparison_{re.sub(r'[^A-Za-z0-9_.-]+', '_', task)}.png"), task, comp, names)
     return paths
 
 
-def write_report(out_dir, results, metadata: Mapping | None = None, metric: MetricArg = None) -> dict[str, str]:
-    """results.json + tables + heatmap in one call (what a run's evaluate phase writes)."""
+def write_report(out_dir, results, metadata: Mapping | None = None, metric: MetricArg = None, *,
+                 unscored: Mapping | None = None, notes: Mapping | None = None) -> dict[str, str]:
+    """Tables + heatmap (none without any score) + results.json, written last: a reader that
+    finds results.json finds the rest (what a run's evaluate phase writes)."""
     out_dir = os.fspath(out_dir)
-    paths = {"json": write_results_json(os.path.join(out_dir, "results.json"), results, metadata, metric=metric)}
-    paths.update(write_tables(out_dir, results, metric))
-    paths["heatmap"] = plot_heatmap(os.path.join(out_dir, "heatmap.png"), results, metric)
+    paths = write_tables(out_dir, results, metric, unscored=unscored, notes=notes)
+    if results:
+        paths["heatmap"] = plot_heatmap(os.path.join(out_dir, "heatmap.png"), results, metric)
+    paths["json"] = write_results_json(os.path.join(out_dir, "results.json"), results, metadata, metric=metric,
+                                       unscored=unscored, notes=notes)
     return paths
 
 

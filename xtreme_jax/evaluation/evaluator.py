@@ -34,7 +34,7 @@ from jax.sharding import NamedSharding, PartitionSpec as P
 from xtreme_jax.data.batching import DEFAULT_BUCKETS
 from xtreme_jax.data.input_pipeline import make_eval_batches
 from xtreme_jax.evaluation.decoding import DECODERS
-from xtreme_jax.evaluation.results import TaskResult
+from xtreme_jax.evaluation.results import TaskResult, no_gold
 from xtreme_jax.evaluation.retrieval import score_retrieval
 from xtreme_jax.evaluation.scores import score
 from xtreme_jax.evaluation.sets import check_sets, main_split
@@ -241,6 +241,8 @@ class Evaluator:
                 preds[s.lang] = p
                 if gold is not None:
                     scores[s.lang] = score(task, p, gold, s.lang)
+                else:
+                    info.setdefault("unscored", {})[s.lang] = no_gold(task.name, s.split, s.lang)
         else:  # no head: the encoder's embeddings are scored directly
             scores, preds, info = score_retrieval(task, sets, outputs, self.knn_chunk)
         t2 = time.perf_counter()

@@ -21,6 +21,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from xtreme_jax.evaluation.results import no_gold
 from xtreme_jax.evaluation.scores import score
 
 BUCC_K = 4
@@ -200,6 +201,9 @@ def score_tatoeba(task, sets, emb, knn_chunk: int = 4096):
         pred = [int(i) for i in fwd[:, 0]]
         preds[s.lang] = pred
         gold = tatoeba_gold([s.examples[i] for i in src], [s.examples[i] for i in trg])
+        if all(g < 0 for g in gold):  # XTREME's copy without its test-xx.tsv gold: no score, not 0
+            info.setdefault("unscored", {})[s.lang] = no_gold(task.name, s.split, s.lang)
+            continue
         result = score(task, pred, gold, s.lang)
         # The direction XTREME's evaluate_retrieval.py and jiant compute: English queries.
         back = tatoeba_gold([s.examples[i] for i in trg], [s.examples[i] for i in src])
@@ -235,10 +239,11 @@ def score_bucc(task, sets, emb, knn_chunk: int = 4096):
         final = "test" if "test" in parts else tune
         pairs = [p for p, sc in mined[final].items() if sc >= th]
         preds[lang] = pairs
-        scored = final if gold.get(final) else tune
-        chosen = pairs if scored == final else [p for p, sc in mined[tune].items() if sc >= th]
-        scores[lang] = score(task, chosen, sorted(gold[scored]), lang)
-        info["scored_split"][lang] = scored
+        if not gold.get(final):  # no test gold: predictions, no score (a dev F1 would pass as test)
+            info.setdefault("unscored", {})[lang] = no_gold(task.name, final, lang)
+            continue
+        scores[lang] = score(task, pairs, sorted(gold[final]), lang)
+        info["scored_split"][lang] = final
     return scores, preds, info
 
 
@@ -283,13 +288,13 @@ def score_map20(task, sets, emb, knn_chunk: int = 4096):
 @dataclasses.dataclass(frozen=True)
 class Scorer:
     score: Callable                  # (task, sets, embeddings, knn_chunk) -> (scores, predictions, info)
-    splits: tuple = ()               # splits always loaded (default: the requested one)
+    splits: tuple = ()               # splits loaded besides the requested one
     shared_split: str | None = None  # one more set shared by all languages (the candidates)
 
 
 SCORERS = {
     "tatoeba": Scorer(score_tatoeba),
-    "bucc2018": Scorer(score_bucc, splits=("dev", "test")),  # dev gold pairs tune the threshold
+    "bucc2018": Scorer(score_bucc, splits=("dev",)),  # dev gold pairs tune the threshold
     "lareqa": Scorer(score_map20),
     "mewslix": Scorer(score_map20, shared_split="candidates"),
 }

@@ -33,7 +33,7 @@ def load_eval_sets(task, tokenizer, source, *, split: str = "test", languages=No
     task = get_task(task)
     langs = list(languages or task.language_list(source))
     scorer = retrieval.SCORERS.get(task.name)
-    splits = scorer.splits if scorer and scorer.splits else (split,)
+    splits = tuple(dict.fromkeys((*(scorer.splits if scorer else ()), split)))
 
     def one(sp, lang):
         examples = task.load_examples(sp, lang, source)

@@ -53,3 +53,13 @@ def languages(task: str, benchmark: str = "xtreme-r") -> list[str]:
         if task in other:
             return list(other[task])
     raise KeyError(f"unknown target task {task!r}; known: {sorted(set(XTREME) | set(XTREME_R))}")
+
+
+def benchmark_languages(task: str, benchmark: str) -> list[str] | None:
+    """The default evaluation languages of `task`: its list in `benchmark` (XTREME and XTREME-R
+    differ for udpos, panx, tatoeba and xquad), the other benchmark's for a task only there, None
+    (the task's own list) for a task of neither."""
+    try:
+        return languages(task, benchmark)
+    except KeyError:
+        return None
