@@ -38,6 +38,11 @@ TARGET_TRAIN_TASK = {"xnli": "mnli", "xquad": "squad", "mlqa": "squad", "xcopa":
 # Two-stage target recipes: XTREME-R trains XCOPA on English SIQA, then continues on English COPA
 # (scripts/train_xcopa.sh: 5 epochs each, max length 128, effective batch 32).
 PRETARGET_TASK = {"xcopa": "siqa"}
+# Scored on dev: the official download strips the PAWS-X test labels and has no BUCC test gold, so a
+# test evaluation writes leaderboard predictions but no score. A run or study that needs scores uses
+# dev (BUCC: threshold tuned and scored on the dev gold pairs, optimistic next to a test F1);
+# --config.evaluate.split=test writes the leaderboard files.
+SCORED_ON_DEV = ("pawsx", "bucc2018")
 # Per-target fine-tuning defaults (XTREME baselines for XLM-R; jiant: lr 1e-5, 10% warmup).
 TARGET = {"xnli": dict(lr=1e-5, epochs=2, batch=32), "pawsx": dict(lr=1e-5, epochs=5, batch=32),
           "udpos": dict(lr=2e-5, epochs=10, batch=32), "panx": dict(lr=2e-5, epochs=10, batch=32),
@@ -121,4 +126,6 @@ def get_config(arg=None):
     c.phases = ",".join(phases + ["evaluate"])
     c.evaluate.tasks = [C.eval_task(target, src(a["data"], target))]
     c.evaluate.benchmark = "xtreme-r" if target in ("xcopa", "mewslix", "lareqa") else "xtreme"
+    if target in SCORED_ON_DEV:
+        c.evaluate.split = "dev"
     return c

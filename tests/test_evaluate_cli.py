@@ -2,6 +2,7 @@
 folder per checkpoint, replaced whole; a run directory names its phases; the model and tokenizer
 come from the run; default languages follow the benchmark; splits without labels are predicted,
 not scored; scores that are not comparable to the benchmark's say so."""
+import importlib.util
 import json
 import os
 import subprocess
@@ -219,6 +220,18 @@ def test_unknown_benchmark_is_a_config_error(smoke, run, tmp_path):
 
 
 # ------------------------------------------------------------ 5. a split without labels
+
+def test_stilts_scores_pawsx_and_bucc_on_dev():
+    spec = importlib.util.spec_from_file_location("stilts", os.path.join(REPO, "configs", "stilts.py"))
+    stilts = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(stilts)
+    for target in ("pawsx", "bucc2018"):
+        assert stilts.get_config(f"target={target},model=tiny").evaluate.split == "dev"
+    assert stilts.get_config("target=xnli,model=tiny").evaluate.split == "test"
+    from xtreme_jax.evaluation.sets import eval_splits
+    assert eval_splits("bucc2018", "test") == ("dev", "test") and eval_splits("bucc2018", "dev") == ("dev",)
+    assert eval_splits("pawsx", "dev") == ("dev",)
+
 
 def test_a_split_without_labels_is_predicted_and_said_not_scored(smoke, run, tmp_path, capsys):
     """The official download strips test labels (PAWS-X, XNLI, ...): predictions, no failure."""

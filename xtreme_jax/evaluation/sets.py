@@ -33,7 +33,7 @@ def load_eval_sets(task, tokenizer, source, *, split: str = "test", languages=No
     task = get_task(task)
     langs = list(languages or task.language_list(source))
     scorer = retrieval.SCORERS.get(task.name)
-    splits = tuple(dict.fromkeys((*(scorer.splits if scorer else ()), split)))
+    splits = eval_splits(task.name, split)
 
     def one(sp, lang):
         examples = task.load_examples(sp, lang, source)
@@ -49,6 +49,13 @@ def load_eval_sets(task, tokenizer, source, *, split: str = "test", languages=No
     if scorer and scorer.shared_split:  # one set for all languages
         sets.append(one(scorer.shared_split, langs[0]))
     return sets
+
+
+def eval_splits(task: str, split: str) -> tuple:
+    """The splits an evaluation of `task` on `split` reads: a retrieval scorer may need more
+    (bucc2018 tunes its threshold on dev, so a test evaluation reads dev and test)."""
+    scorer = retrieval.SCORERS.get(task)
+    return tuple(dict.fromkeys((*(scorer.splits if scorer else ()), split)))
 
 
 def check_sets(task, sets):
