@@ -67,7 +67,7 @@ def files(folder):
 
 # ------------------------------------------------------------ 1. one results folder per checkpoint
 
-def test_another_checkpoints_results_are_refused_the_same_ones_replaced_whole(smoke, run, tmp_path, monkeypatch):
+def test_another_checkpoints_results_are_refused_the_same_ones_replaced_whole(smoke, run, tmp_path):
     out = tmp_path / "out"
     results = out / "evaluate" / "results"
     evaluate_checkpoint(make_config(smoke), str(run / "target"), str(out))
@@ -81,12 +81,6 @@ def test_another_checkpoints_results_are_refused_the_same_ones_replaced_whole(sm
         f"{json.loads(before['provenance.json'])['written_at']}); this evaluation is of {run / 'intermediate'}. "
         f"Use another --workdir for this checkpoint, or remove {results} to replace them")
     assert files(results) == before
-    # A kill while the new set is written (here: in the heatmap) leaves the old set whole.
-    monkeypatch.setattr(report, "plot_heatmap", lambda *a, **k: (_ for _ in ()).throw(KeyboardInterrupt))
-    with pytest.raises(KeyboardInterrupt):
-        evaluate_checkpoint(make_config(smoke), str(run / "target" / "final"), str(out))
-    monkeypatch.undo()
-    assert files(results) == before and sorted(os.listdir(results.parent)) == ["results"]
     # The same checkpoint (however spelled) is evaluated again in place: a new set, nothing left over.
     (results / "stale.txt").write_text("from an older evaluation")
     evaluate_checkpoint(make_config(smoke), str(run / "target" / "final") + "/", str(out))
@@ -99,6 +93,21 @@ def test_another_checkpoints_results_are_refused_the_same_ones_replaced_whole(sm
     (other / "results.json").write_text("{}")
     with pytest.raises(ConfigError, match=r"holds files that no checkpoint evaluation wrote \(no provenance.json\)"):
         evaluate_checkpoint(make_config(smoke), str(run / "target"), str(tmp_path / "other"))
+
+
+def test_a_kill_while_writing_leaves_the_old_set_whole(tmp_path, monkeypatch):
+    """Killed in the heatmap (after results.json, tables and aggregate.json used to be replaced)."""
+    out, rec = str(tmp_path / "evaluate" / "results"), output.record("/runs/a/target")
+    scores = {"en": {"accuracy": 50.0}, "de": {"accuracy": 40.0}}
+    output.write_results(out, rec, {"xnli": fake_result("xnli", scores)}, {}, benchmark="xtreme", write_submission=True)
+    before = files(out)
+    assert set(before) == {"aggregate.json", "heatmap.png", "provenance.json", "results.csv", "results.json",
+                           "results.md", "results_long.csv"}
+    monkeypatch.setattr(report, "plot_heatmap", lambda *a, **k: (_ for _ in ()).throw(KeyboardInterrupt))
+    with pytest.raises(KeyboardInterrupt):
+        output.write_results(out, rec, {"xnli": fake_result("xnli", {"en": {"accuracy": 90.0}})}, {},
+                             benchmark="xtreme", write_submission=True)
+    assert files(out) == before and sorted(os.listdir(tmp_path / "evaluate")) == ["results"]
 
 
 def test_an_interrupted_swap_is_undone(tmp_path):
