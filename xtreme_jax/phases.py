@@ -107,7 +107,7 @@ def evaluate_phase(context: RunContext, handoff: Handoff | None, out_dir: str | 
                                      f"{', '.join(BENCHMARKS)} (it sets the languages and the averages)")
     rec = output.record(checkpoints.checkpoint_of(context, handoff),
                         phase=handoff.phase if handoff else None, benchmark=ecfg.benchmark, split=ecfg.split)
-    output.check_folder(out_dir, rec)
+    output.check_folder(out_dir, rec, repair=jax.process_index() == 0)
     tasks = [get_task(t.name) for t in ecfg.tasks]
     heads = {t.name: (t.kind, t.num_labels(source(e.source))) for t, e in zip(tasks, ecfg.tasks) if t.has_head}
     model = create_model(context.model_cfg, heads, context.mesh, seed=context.config.seed)
@@ -156,7 +156,8 @@ def evaluate_checkpoint(config, checkpoint: str, workdir: str) -> dict:
     weights, heads loaded where present). A run directory is refused, naming its phases.
     """
     config, phase_dir, name = checkpoints.for_evaluation(config, checkpoint)
-    output.check_folder(os.path.join(workdir, "evaluate", "results"), output.record(name))
+    output.check_folder(os.path.join(workdir, "evaluate", "results"), output.record(name),
+                        repair=jax.process_index() == 0)
     context = build_context(config, workdir)
     handoff = Handoff.load(phase_dir, context.model_cfg, context.mesh, keep_heads=True) if phase_dir else None
     return evaluate_phase(context, handoff)

@@ -79,13 +79,15 @@ def recover(out_dir: str) -> None:
         shutil.rmtree(path, ignore_errors=True)
 
 
-def check_folder(out_dir: str, rec: dict) -> dict | None:
+def check_folder(out_dir: str, rec: dict, *, repair: bool = True) -> dict | None:
     """Before compute: the folder must be absent, empty, or hold results of the same checkpoint.
 
     Returns the previous provenance (None if there were no results); raises ConfigError naming
-    both checkpoints otherwise.
+    both checkpoints otherwise. `repair`: undo an interrupted swap first (the writing process
+    only: process 0 of a multi-host run).
     """
-    recover(out_dir)
+    if repair:
+        recover(out_dir)
     path = epath.Path(out_dir)
     if not path.exists():
         return None
