@@ -61,7 +61,8 @@ def _microbatches(batch, n):
 
 
 def make_train_step(graphdef, shardings, task: str, schedule=None, accum_steps: int = 1,
-                    grad_dtype=None, rules=DEFAULT_RULES, mlm_probability: float | None = None):
+                    grad_dtype=None, rules=DEFAULT_RULES, mlm_probability: float | None = None,
+                    head_options: dict | None = None):
     """Returns step(state, batch, rng) -> (state, metrics); state buffers are donated.
 
     Traced under the state's mesh and `rules`, so the encoder's activation constraints
@@ -71,9 +72,12 @@ def make_train_step(graphdef, shardings, task: str, schedule=None, accum_steps: 
     multi-host batches give the exact mean. Non-finite gradients skip the update (the host
     decides whether that stops the run, see `metrics['finite']`). `mlm_probability` (an MLM
     task): the masking rate of its batches, which sizes the MLM head's gathered positions
-    (`heads.max_masked`); None = the default 0.15.
+    (`heads.max_masked`); None = the default 0.15. `head_options`: more keyword arguments of
+    the head's train_loss (e.g. MLM dense=True, the benchmarks' all-positions reference).
     """
-    options = {} if mlm_probability is None else {"mlm_probability": float(mlm_probability)}
+    options = dict(head_options or {})
+    if mlm_probability is not None:
+        options["mlm_probability"] = float(mlm_probability)
 
     def step_fn(state, batch, rng):
         ts = nnx.merge(graphdef, state)

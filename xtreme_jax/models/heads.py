@@ -143,12 +143,15 @@ class MLMHead(nnx.Module):
     def loss(self, logits, batch):
         return _masked_xent(logits, batch["labels"])
 
-    def train_loss(self, encoder, batch, rng, mlm_probability: float = 0.15):
+    def train_loss(self, encoder, batch, rng, mlm_probability: float = 0.15, dense: bool = False):
         """The loss of `logits` + `loss`, with the head (d x d dense and the d x V decoder) run
         only at the masked positions: a static `max_masked` of them, gathered in order, the
         unused ones padded and ignored. A batch with more masked tokens than that (probability
         < MLM_OVERFLOW_TAIL when `mlm_probability` is the masking rate) is never cut short: its
-        loss is NaN, so the step's non-finite guard refuses the update and the host reports it."""
+        loss is NaN, so the step's non-finite guard refuses the update and the host reports it.
+        `dense`: logits at every position instead (the benchmark's reference)."""
+        if dense:
+            return self.loss(self.logits(encoder, batch, rng), batch)
         h = encode(encoder, batch, rng).last_hidden_state
         labels = batch["labels"].reshape(-1)
         n = labels.shape[0]
