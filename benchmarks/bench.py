@@ -52,6 +52,7 @@ import time
 import numpy as np
 
 from benchmarks.eval_bench import benchmark_vs_naive
+from benchmarks.machine import uptime
 from xtreme_jax import metrics
 from xtreme_jax.metrics import flops_per_token
 
@@ -145,10 +146,9 @@ def backend():
 
 
 def device_info() -> dict:
-    import jax
-    d = jax.devices()[0]
-    return {"backend": jax.default_backend(), "device_kind": d.device_kind, "num_devices": jax.device_count(),
-            "cpu_count": os.cpu_count(), "jax": jax.__version__, "load_average": load_average()}
+    """The machine (benchmarks.machine: CPU model and flags, XLA_FLAGS, versions, `uptime`)."""
+    from benchmarks.machine import machine_info
+    return {**machine_info(), "load_average": load_average()}
 
 
 def table_peak() -> float | None:
@@ -286,7 +286,7 @@ class TorchTrainer:
     the jiant / XTREME-scripts path."""
 
     def __init__(self, cfg, num_labels: int, batch: dict | None, threads: int, attn: str = "sdpa",
-                 lr=1e-5, kind: str = "classification"):
+                 lr=1e-5, kind: str = "classification", fused: bool = True):
         import torch
         import transformers
         torch.manual_seed(0)
@@ -304,8 +304,15 @@ class TorchTrainer:
         self.model = model_cls(hf).train()
         decay = [p for n, p in self.model.named_parameters() if not (n.endswith("bias") or "LayerNorm" in n)]
         no_decay = [p for n, p in self.model.named_parameters() if n.endswith("bias") or "LayerNorm" in n]
-        self.opt = torch.optim.AdamW([{"params": decay, "weight_decay": 0.01},
-                                      {"params": no_decay, "weight_decay": 0.0}], lr=lr, eps=1e-8)
+        groups = [{"params": decay, "weight_decay": 0.01}, {"params": no_decay, "weight_decay": 0.0}]
+        # PyTorch at its best: the fused AdamW kernel (CPU support since torch 2.4), else foreach.
+        self.adamw = "default (foreach)"
+        try:
+            self.opt = torch.optim.AdamW(groups, lr=lr, eps=1e-8, fused=fused or None)
+            self.adamw = "fused" if fused else self.adamw
+        except (RuntimeError, TypeError, ValueError) as e:
+            self.opt = torch.optim.AdamW(groups, lr=lr, eps=1e-8)
+            self.adamw = f"default (fused unavailable: {e})"
         total, warm = 10 ** 6, 10 ** 5
         self.sched = torch.optim.lr_scheduler.LambdaLR(
             self.opt, lambda s: min((s + 1) / warm, max(0.0, (total - s) / (total - warm))))
@@ -363,12 +370,12 @@ def bench_step(args) -> dict:
     if not args.no_torch:
         try:
             threads = args.threads or os.cpu_count()
-            tt = TorchTrainer(cfg, 3, host, threads, attn=args.torch_attn)
+            tt = TorchTrainer(cfg, 3, host, threads, attn=args.torch_attn, fused=not args.torch_unfused)
             tt.timed(1)
             contenders["torch"] = lambda: tt.timed(k)
             contenders["torch_peak"] = make_torch_matmul(peak_n, threads)
             torch_info = {"attn_implementation": args.torch_attn, "threads": threads,
-                          "torch": tt.torch.__version__}
+                          "torch": tt.torch.__version__, "adamw": tt.adamw}
         except ImportError as e:
             torch_info = {"skipped": f"PyTorch / transformers not importable: {e}"}
     cpu = {}
@@ -488,7 +495,9 @@ def bench_padding(args, trainer=None) -> dict:
         torch_plans = {}
         if with_torch:   # the same examples batched the PyTorch way, through HF's model of the same config
             try:
-                tt = TorchTrainer(cfg, nl, None, args.threads or os.cpu_count(), attn=args.torch_attn, kind=kind)
+                tt = TorchTrainer(cfg, nl, None, args.threads or os.cpu_count(), attn=args.torch_attn, kind=kind,
+                                  fused=not args.torch_unfused)
+                out.setdefault("torch_adamw", tt.adamw)
             except ImportError as e:
                 out["torch"], with_torch = {"skipped": f"PyTorch / transformers not importable: {e}"}, False
         if with_torch:
@@ -628,7 +637,7 @@ class CompileCounter:
 
 def compile_counts(cfg=None, *, batch_size: int = 16, examples: int = 600, epochs: int = 2,
                    max_length: int = 128, languages: int = 15, mesh=None, phases=None,
-                   evaluate: bool = True) -> dict:
+                   evaluate: bool = True, mixed: bool = True) -> dict:
     """Compiled shapes per phase over realistic bucketed streams; recompiles after warm-up.
 
     Phases: intermediate/target training (XNLI-like classification and PAN-X-like tagging over
@@ -654,6 +663,9 @@ def compile_counts(cfg=None, *, batch_size: int = 16, examples: int = 600, epoch
     heads = {h: v for h, v in heads.items() if any(p[2] == h for p in phases.values())}
     if evaluate:
         heads.setdefault("xnli", ("classification", 3))
+    if mixed:
+        heads.setdefault("xnli", ("classification", 3))
+        heads.setdefault("mlm", ("mlm", 0))
     trainer = JaxTrainer(cfg, heads, mesh=mesh, lr=1e-4)
     out = {"buckets": list(DEFAULT_BUCKETS), "max_length": max_length, "batch_size": batch_size,
            "epochs": epochs, "model": {"hidden_size": cfg.hidden_size, "num_layers": cfg.num_layers}}
@@ -683,6 +695,10 @@ def compile_counts(cfg=None, *, batch_size: int = 16, examples: int = 600, epoch
                      "compiled_shapes": int(trainer.steps[head]._cache_size()),
                      "compilations_in_warmup_epoch": warm, "compilations_after_warmup": after,
                      "recompiles_of_seen_shapes": recompiles}
+    if mixed:
+        out["mixed_mlm_classification"] = mixed_compile_counts(trainer, cfg, batch_size=batch_size,
+                                                               examples=examples, epochs=epochs,
+                                                               max_length=max_length)
     if evaluate:
         out["evaluate_vectorized"] = _eval_compiles(trainer, cfg, batch_size, examples, max_length, languages)
     worst = max(v["compiled_shapes"] for k, v in out.items() if isinstance(v, dict) and "compiled_shapes" in v)
@@ -691,6 +707,45 @@ def compile_counts(cfg=None, *, batch_size: int = 16, examples: int = 600, epoch
         v["compilations_after_warmup"] + v["recompiles_of_seen_shapes"]
         for v in out.values() if isinstance(v, dict) and "compilations_after_warmup" in v)
     return out
+
+
+def mixed_compile_counts(trainer, cfg, *, batch_size: int, examples: int, epochs: int, max_length: int,
+                         heads=(("xnli", "xnli", "classification", 3), ("mlm", "panx", "mlm", 0))) -> dict:
+    """A phase with several heads (multi-task, or MLM beside a task as continued pretraining):
+    train_loop compiles one step per head, each for the shapes of its own stream, so the
+    phase's compiled programs = the sum over heads of their stream's shapes <= buckets x heads.
+    Streams alternate step by step; warm-up = the first epoch of the longest stream."""
+    import grain
+    import jax
+    from xtreme_jax.data.batching import DEFAULT_BUCKETS
+    from xtreme_jax.data.input_pipeline import make_train_dataset
+
+    its, n_epoch = {}, 0
+    for i, (head, dist, kind, nl) in enumerate(heads):
+        trainer.steps[head] = trainer.new_step(head)
+        f = synthetic_features(kind, sample_lengths(dist, examples, max_length, seed=30 + i), cfg.vocab_size,
+                               max_length, num_labels=max(nl, 1), seed=40 + i)
+        ds = make_train_dataset(f, global_batch_size=batch_size, seed=i, num_threads=1,
+                                shard_options=grain.sharding.ShardOptions(0, 1))
+        its[head] = iter(ds)
+        n_epoch = max(n_epoch, ds.plan.batches_per_epoch)
+    seen, warm, after, recompiles = set(), 0, 0, 0
+    for i in range(epochs * n_epoch):
+        for head in its:
+            b = next(its[head])
+            with CompileCounter() as cc:
+                jax.block_until_ready(trainer.step(head, trainer.put(b)))
+            warm, after = (warm + cc.count, after) if i < n_epoch else (warm, after + cc.count)
+            key = (head, b["input_ids"].shape)
+            recompiles += cc.count if key in seen else 0
+            seen.add(key)
+    compiled = {head: int(trainer.steps[head]._cache_size()) for head in its}
+    buckets = [b for b in DEFAULT_BUCKETS if b < max_length] + [max_length]
+    return {"heads": [h[0] for h in heads], "steps": epochs * n_epoch * len(heads),
+            "distinct_input_shapes": len(seen), "compiled_shapes": sum(compiled.values()),
+            "compiled_shapes_per_head": compiled, "bound_buckets_x_heads": len(buckets) * len(heads),
+            "compilations_in_warmup_epoch": warm, "compilations_after_warmup": after,
+            "recompiles_of_seen_shapes": recompiles}
 
 
 def _eval_compiles(trainer, cfg, batch_size, examples, max_length, languages) -> dict:
@@ -968,6 +1023,8 @@ def parse_args(argv=None):
     ap.add_argument("--no-torch", action="store_true", help="skip the PyTorch comparison")
     ap.add_argument("--profile", default="", help="step: write a jax.profiler trace of K more steps to this dir")
     ap.add_argument("--torch-attn", default="sdpa", choices=["sdpa", "eager"])
+    ap.add_argument("--torch-unfused", action="store_true",
+                    help="PyTorch's default AdamW instead of the fused kernel (the default: PyTorch at its best)")
     ap.add_argument("--threads", type=int, default=0, help="PyTorch threads (default: all cores, as XLA uses)")
     ap.add_argument("--rounds", type=int, default=5, help="interleaved rounds (medians are reported)")
     ap.add_argument("--steps-per-round", type=int, default=0, help="steps per contender per round (default 1 on CPU, 10 elsewhere)")
@@ -1042,6 +1099,7 @@ def main(argv=None) -> dict:
         result[p] = PARTS[p](args)
         result[p]["part_wall_s"] = time.perf_counter() - t
         result["device"]["load_average_end"] = load_average()
+        result["device"]["uptime_end"] = uptime()
         if args.out:   # partial results survive an interrupted run
             _write(args.out, result)
     result["summary"] = summarize(result)

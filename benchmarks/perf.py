@@ -20,49 +20,13 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
-import subprocess
 import sys
 import time
 
 import numpy as np
 
 from benchmarks.bench import interleave, make_matmul, make_torch_matmul, med
-
-CPU_FLAGS = ("avx2", "avx512f", "avx512_bf16", "avx512_vnni", "amx_bf16", "amx_tile", "fma")
-
-
-def uptime() -> str:
-    try:
-        return subprocess.run(["uptime"], capture_output=True, text=True, timeout=5).stdout.strip()
-    except (OSError, subprocess.SubprocessError):
-        return " ".join(f"{x:.2f}" for x in os.getloadavg())
-
-
-def machine_info() -> dict:
-    """CPU model and the SIMD flags that matter here, core count, XLA_FLAGS, versions, load."""
-    import jax
-    model, flags = platform.processor(), set()
-    try:
-        with open("/proc/cpuinfo") as f:
-            for line in f:
-                if line.startswith("model name") and model in ("", "x86_64"):
-                    model = line.split(":", 1)[1].strip()
-                elif line.startswith("flags"):
-                    flags = set(line.split(":", 1)[1].split())
-    except OSError:
-        pass
-    out = {"cpu_model": model, "cpu_flags": [f for f in CPU_FLAGS if f in flags], "cpu_count": os.cpu_count(),
-           "xla_flags": os.environ.get("XLA_FLAGS", ""), "backend": jax.default_backend(),
-           "device_kind": jax.devices()[0].device_kind, "jax": jax.__version__, "python": platform.python_version(),
-           "uptime_start": uptime(), "started": time.strftime("%Y-%m-%d %H:%M:%S")}
-    try:
-        import torch
-        out["torch"] = torch.__version__
-    except ImportError:
-        pass
-    return out
-
+from benchmarks.machine import machine_info, uptime, write_json
 
 def _gemms(rounds_contenders: dict, n: int = 2048):
     """Adds XLA's and PyTorch's fp32 n^3 GEMM (FLOP/s) to the contenders of a CPU run."""
@@ -293,13 +257,6 @@ def main(argv=None) -> dict:
             write_json(args.out, result)
     print(json.dumps(result, indent=1, default=str))
     return result
-
-
-def write_json(path: str, result: dict):
-    tmp = f"{path}.tmp"
-    with open(tmp, "w") as f:
-        json.dump(result, f, indent=1, default=str)
-    os.replace(tmp, path)
 
 
 if __name__ == "__main__":

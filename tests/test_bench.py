@@ -25,12 +25,18 @@ def test_bucketed_stream_compiles_few_shapes_and_never_recompiles():
     # max_length 48: buckets (32, 48), two compiled shapes keep the test fast
     out = bench.compile_counts(preset("tiny", num_layers=1), batch_size=8, examples=120, epochs=2,
                                max_length=48, mesh=mesh, phases=("target_classification_buckets",),
-                               evaluate=False)
+                               evaluate=False, mixed=True)
     ph = out["target_classification_buckets"]
     assert ph["steps"] > 2 * len(DEFAULT_BUCKETS)
     assert ph["distinct_input_shapes"] == ph["compiled_shapes"] == 2 <= 6
     assert ph["compilations_after_warmup"] == 0
     assert ph["recompiles_of_seen_shapes"] == 0
+    # a phase with two heads (classification + MLM): one program per head and shape, bounded by
+    # buckets x heads, none after the warm-up epoch
+    mix = out["mixed_mlm_classification"]
+    assert mix["compiled_shapes_per_head"] == {"xnli": 2, "mlm": 2}
+    assert mix["compiled_shapes"] == mix["distinct_input_shapes"] <= mix["bound_buckets_x_heads"] == 4
+    assert mix["compilations_after_warmup"] == mix["recompiles_of_seen_shapes"] == 0
     assert out["total_recompiles_after_warmup"] == 0
 
 
