@@ -1,5 +1,7 @@
 """Benchmark helpers: length models, and the compile budget of a real bucketed training stream
 (few compiled shapes, no recompilation after warm-up) -- issue 6's enforced target."""
+import json
+
 import jax
 import numpy as np
 
@@ -62,3 +64,19 @@ def test_torch_batches_follow_each_pytorch_batching_and_quantiles_span_the_lengt
     picks = [p for p, _ in bench.quantile_batches(plans["group_by_length"], 8)]
     ranked = sorted(p for p, _ in plans["group_by_length"])
     assert picks == [ranked[int((i + 0.5) * 63 / 8)] for i in range(8)] and picks == sorted(picks)
+
+
+def test_gpu_script_smoke_on_cpu(tmp_path):
+    """benchmarks/gpu.py at toy size: the variants (the cuDNN ones fall back to XLA off a GPU),
+    PyTorch on the same batch, the profile summary and the JSON a GPU session reads."""
+    from benchmarks import gpu
+    out = tmp_path / "gpu.json"
+    r = gpu.main(["--smoke", "--stages", "large_big,torch,profile", "--out", str(out)])
+    saved = json.loads(out.read_text())
+    assert saved["summary"] == r["summary"] and saved["machine"]["cpu_model"]
+    g = saved["tiny_b4"]
+    for name in ("baseline", "cudnn_dropout"):
+        assert g[name]["step_s"] > 0 and 0 < g[name]["mfu"] < 1 and np.isfinite(g[name]["loss"])
+    assert saved["torch"]["tiny_b4"]["step_s"] > 0 and saved["torch"]["tiny_b4"]["adamw"] == "fused"
+    assert saved["profile"]["kernels"] > 0 and saved["profile"]["top"]
+    assert not saved["skipped"]

@@ -138,3 +138,43 @@ def test_flops_per_token_counts_the_heads_as_computed():
     cls = metrics.flops_per_token(cfg, 128, kind="classification", num_labels=3)
     assert cls - enc == pytest.approx(6 * (d * d + 3 * d) / 128)
     assert metrics.flops_per_token(cfg, 128, kind="tagging", num_labels=7) - enc == pytest.approx(6 * 7 * d)
+
+
+def test_attention_masks_lengths_and_cudnn_fallback():
+    from xtreme_jax.models import encoder as E
+    rng = np.random.default_rng(0)
+    q, k, v = (jnp.asarray(rng.normal(size=(3, 16, 2, 8)), jnp.float32) for _ in range(3))
+    am = np.ones((3, 16), np.int32)
+    am[1, 9:], am[2, 3:] = 0, 0
+    mask = E.attention_mask_4d(jnp.asarray(am))
+    cfg = preset("tiny", num_heads=2, hidden_size=16)
+    ref = E.attention(q, k, v, mask, cfg, None)
+    # the lengths path (what cuDNN gets instead of a [B,1,S,S] mask), run through XLA here:
+    # equal at real positions, zero at padding
+    lens = np.asarray(E._cudnn_attention(q, k, v, mask, cfg, 0.0, implementation="xla"))
+    real = am[:, :, None, None] > 0
+    np.testing.assert_allclose(np.where(real, lens, 0), np.where(real, ref, 0), rtol=1e-5, atol=1e-6)
+    assert not np.any(np.where(real, 0, lens))
+    # off a GPU the cuDNN settings are the XLA path, with and without dropout
+    for impl in ("cudnn", "cudnn_dropout"):
+        c = cfg.replace(attention_impl=impl)
+        np.testing.assert_array_equal(E.attention(q, k, v, mask, c, None), ref)
+        key = jax.random.key(0)
+        np.testing.assert_array_equal(E.attention(q, k, v, mask, c, key), E.attention(q, k, v, mask, cfg, key))
+    # packed rows: per-segment lengths and offsets in cuDNN's layout (-1 past the last segment)
+    seg = jnp.asarray([[1, 1, 1, 2, 2, 0], [1, 1, 1, 1, 1, 1]], jnp.int32)
+    lengths, offsets = E.attention_mask_4d(seg > 0, seg).segments()
+    np.testing.assert_array_equal(lengths, [[3, 2, -1, -1, -1, -1], [6, -1, -1, -1, -1, -1]])
+    np.testing.assert_array_equal(offsets, [[0, 3, -1, -1, -1, -1, -1], [0, -1, -1, -1, -1, -1, -1]])
+
+
+@pytest.mark.parametrize("bits", [8, 16])
+def test_dropout_bits_keep_the_expectation_exact(bits, monkeypatch):
+    from xtreme_jax.models import encoder as E
+    monkeypatch.setattr(E, "DROPOUT_BITS", bits)
+    x = jnp.ones((64, 1024))
+    mask, p = E._keep_mask(jax.random.key(1), 0.9, x.shape)
+    assert p == round(0.9 * 2 ** bits) / 2 ** bits and abs(float(mask.mean()) - p) < 0.005
+    y = E.dropout(x, 0.1, jax.random.key(1))
+    np.testing.assert_allclose(float(y.mean()), float(mask.mean()) / p, rtol=1e-6)  # kept / p
+    assert abs(float(y.mean()) - 1.0) < 0.01

@@ -77,33 +77,45 @@ def param(rngs: nnx.Rngs, init, shape, axes) -> nnx.Param:
     return nnx.Param(nnx.with_partitioning(init, axes)(rngs.params(), shape))
 
 
+# Random bits per dropout-mask element drawn from a threefry key: 16 (four uniforms per threefry
+# block) or 8 (eight per block: half the hashing; the keep probability is then rounded to 1/256,
+# e.g. rate 0.1 -> 0.1016, and the kept values are scaled by the rounded probability so the
+# expectation stays exact). A process-wide lever for the accelerator benchmarks.
+DROPOUT_BITS = 16
+
+
 def dropout(x, rate: float, rng):
     if rng is None or rate == 0.0:
         return x
-    keep = _keep_mask(rng, 1.0 - rate, x.shape)
-    return jnp.where(keep, x / (1.0 - rate), 0).astype(x.dtype)
+    keep, p = _keep_mask(rng, 1.0 - rate, x.shape)
+    return jnp.where(keep, x / p, 0).astype(x.dtype)
 
 
-def _keep_mask(rng, keep: float, shape):
-    """Bernoulli(keep) mask. With a threefry key and a last dim divisible by 4, each threefry
-    block (64 bits) gives four 16-bit uniforms instead of one 32-bit draw per element, so the
-    mask costs a quarter of the hashing (measured: ~20% of a CPU train step with
-    jax.random.bernoulli, ~5% this way). The keep probability is rounded to 1/65536. Counters
-    are element indices, so the mask does not depend on how the array is sharded."""
+def _keep_mask(rng, keep: float, shape, bits: int | None = None):
+    """(Bernoulli mask, its keep probability). With a threefry key and a last dim divisible by
+    64 / bits, each threefry block (64 bits) gives 64 / bits uniforms of `bits` bits instead of
+    one 32-bit draw per element, so the mask costs 1/4 (16 bits) or 1/8 (8 bits) of the hashing
+    (measured: ~20% of a CPU train step with jax.random.bernoulli, ~5% with 16 bits). The keep
+    probability is rounded to 1/2**bits. Counters are element indices, so the mask does not
+    depend on how the array is sharded."""
+    bits = bits or DROPOUT_BITS
+    per = 64 // bits
     typed = jnp.issubdtype(rng.dtype, jax.dtypes.prng_key)
     data = jax.random.key_data(rng) if typed else rng
-    if (data.shape != (2,) or not shape or shape[-1] % 4 or math.prod(shape) >= 2 ** 34
+    if (data.shape != (2,) or not shape or shape[-1] % per or math.prod(shape) >= 2 ** 34
             or (typed and str(jax.random.key_impl(rng)) != "threefry2x32")):
-        return jax.random.bernoulli(rng, keep, shape)
-    quarter = shape[:-1] + (shape[-1] // 4,)
-    index, stride = jnp.zeros(quarter, jnp.uint32), 1
-    for axis in range(len(quarter) - 1, -1, -1):
-        index = index + jax.lax.broadcasted_iota(jnp.uint32, quarter, axis) * jnp.uint32(stride)
-        stride *= quarter[axis]
+        return jax.random.bernoulli(rng, keep, shape), keep
+    short = shape[:-1] + (shape[-1] // per,)
+    index, stride = jnp.zeros(short, jnp.uint32), 1
+    for axis in range(len(short) - 1, -1, -1):
+        index = index + jax.lax.broadcasted_iota(jnp.uint32, short, axis) * jnp.uint32(stride)
+        stride *= short[axis]
     from jax.extend.random import threefry2x32_p
-    hi, lo = threefry2x32_p.bind(data[0], data[1], jnp.zeros(quarter, jnp.uint32), index)
-    u16 = jnp.concatenate([hi & 0xFFFF, hi >> 16, lo & 0xFFFF, lo >> 16], axis=-1)
-    return u16 < jnp.uint32(round(keep * 65536))
+    hi, lo = threefry2x32_p.bind(data[0], data[1], jnp.zeros(short, jnp.uint32), index)
+    low = (1 << bits) - 1
+    parts = [(w >> (bits * i)) & low for w in (hi, lo) for i in range(32 // bits)]
+    threshold = round(keep * (1 << bits))
+    return jnp.concatenate(parts, axis=-1) < jnp.uint32(threshold), threshold / (1 << bits)
 
 
 def hidden(x):
@@ -178,16 +190,7 @@ class Layer(nnx.Module):
         qkv = jnp.einsum("bsd,dkh->bskh", x, self.qkv_kernel[...].astype(cfg.dtype))
         qkv = (qkv + self.qkv_bias[...].astype(cfg.dtype)).reshape(b, s, 3, cfg.num_heads, cfg.head_dim)
         q, k, v = qkv[:, :, 0], qkv[:, :, 1], qkv[:, :, 2]
-        if rng is None or cfg.attention_dropout == 0.0:
-            if cfg.attention_impl == "cudnn":  # cuDNN wants the mask at full [B, 1, S, S]
-                mask = jnp.broadcast_to(mask, (b, 1, s, s))
-            ctx = jax.nn.dot_product_attention(q, k, v, mask=mask, implementation=cfg.attention_impl)
-        else:  # dot_product_attention has no dropout: spell attention out.
-            logits = jnp.einsum("bqnh,bknh->bnqk", q, k) / jnp.sqrt(cfg.head_dim).astype(cfg.dtype)
-            logits = jnp.where(mask, logits.astype(jnp.float32), jnp.finfo(jnp.float32).min)
-            probs = dropout(jax.nn.softmax(logits, axis=-1).astype(cfg.dtype), cfg.attention_dropout,
-                            _fold(rng, 0))
-            ctx = jnp.einsum("bnqk,bknh->bqnh", probs, v)
+        ctx = attention(q, k, v, mask, cfg, _fold(rng, 0))
         attn = dropout(self.attn_out(ctx.reshape(b, s, d)), cfg.hidden_dropout, _fold(rng, 1))
         x = self.attn_norm(x + attn)
         h = jax.nn.gelu(self.ffn_in(x), approximate=False)
@@ -208,13 +211,90 @@ def default_position_ids(cfg: EncoderConfig, attention_mask):
     return jnp.cumsum(mask, axis=-1) * mask + cfg.pad_token_id
 
 
-def attention_mask_4d(attention_mask, segment_ids=None):
-    """Boolean [B, 1, Sq, Sk] mask: keys must be real tokens (and in the query's segment)."""
-    keys = attention_mask.astype(bool)[:, None, None, :]
-    if segment_ids is None:
-        return keys
-    same = segment_ids[:, None, :, None] == segment_ids[:, None, None, :]
-    return same & keys
+@struct.dataclass
+class AttentionMask:
+    """What attention needs to know about padding and packing. `keys` [B, 1, 1, S]: real tokens;
+    `segment_ids` [B, S] (packed rows: segments 1..K from offset 0, 0 on padding) or None.
+    The XLA path uses the boolean `dense()` mask; cuDNN takes lengths instead (right-padded rows,
+    as the batcher makes them), so no [B, 1, S, S] mask is built."""
+    keys: jax.Array
+    segment_ids: Optional[jax.Array] = None
+
+    def dense(self):
+        """Boolean [B, 1, Sq, Sk] (broadcastable): keys real and in the query's segment."""
+        if self.segment_ids is None:
+            return self.keys
+        seg = self.segment_ids
+        return (seg[:, None, :, None] == seg[:, None, None, :]) & self.keys
+
+    @property
+    def lengths(self):
+        return jnp.sum(self.keys[:, 0, 0], axis=-1, dtype=jnp.int32)
+
+    def segments(self):
+        """cuDNN's packed layout: per segment k = 1..S, its length and start offset ([B, S] and
+        [B, S + 1]), -1 where a row has fewer segments."""
+        seg = self.segment_ids
+        s = seg.shape[-1]
+        lengths = jnp.sum(seg[..., None] == jnp.arange(1, s + 1, dtype=seg.dtype), axis=1, dtype=jnp.int32)
+        starts = jnp.cumsum(lengths, axis=-1) - lengths
+        present = lengths > 0
+        pad = jnp.full(seg.shape[:1] + (1,), -1, jnp.int32)
+        return (jnp.where(present, lengths, -1),
+                jnp.concatenate([jnp.where(present, starts, -1), pad], axis=-1))
+
+
+def attention_mask_4d(attention_mask, segment_ids=None) -> AttentionMask:
+    """The attention mask of a batch: keys must be real tokens (and in the query's segment)."""
+    return AttentionMask(attention_mask.astype(bool)[:, None, None, :], segment_ids)
+
+
+def _on_gpu() -> bool:
+    return jax.default_backend() == "gpu"
+
+
+def attention(q, k, v, mask: AttentionMask, cfg: EncoderConfig, rng):
+    """Multi-head attention of q, k, v [B, S, N, H] under `mask`, by `cfg.attention_impl`:
+
+    None             XLA: jax.nn.dot_product_attention with the boolean mask; spelled out
+                     (softmax, then dropout of the probabilities) when attention dropout applies.
+    "cudnn"          cuDNN flash attention (GPU, bf16/fp16) wherever it computes the same thing:
+                     padding from the rows' lengths (jax.nn.dot_product_attention with
+                     key_value_seq_lengths), packed rows from segment lengths and offsets (the
+                     cuDNN fused-attention API); with attention dropout, the XLA path above.
+    "cudnn_dropout"  also with attention dropout, inside the cuDNN kernel (dropout_rate). JAX's
+                     cuDNN API takes a static seed, so the kernel's dropout pattern is not drawn
+                     from `rng`: a speed lever to measure, not a default.
+    Off a GPU both cuDNN settings fall back to XLA. The cuDNN paths zero the outputs at padding
+    positions (never attended to; this keeps them finite for the layers above)."""
+    rate = 0.0 if rng is None else cfg.attention_dropout
+    impl = cfg.attention_impl
+    if impl in ("cudnn", "cudnn_dropout") and _on_gpu() and (rate == 0.0 or impl == "cudnn_dropout"):
+        return _cudnn_attention(q, k, v, mask, cfg, rate)
+    if rate == 0.0:
+        return jax.nn.dot_product_attention(q, k, v, mask=mask.dense())
+    logits = jnp.einsum("bqnh,bknh->bnqk", q, k) / jnp.sqrt(cfg.head_dim).astype(cfg.dtype)
+    logits = jnp.where(mask.dense(), logits.astype(jnp.float32), jnp.finfo(jnp.float32).min)
+    probs = dropout(jax.nn.softmax(logits, axis=-1).astype(cfg.dtype), rate, rng)
+    return jnp.einsum("bnqk,bknh->bqnh", probs, v)
+
+
+def _cudnn_attention(q, k, v, mask: AttentionMask, cfg: EncoderConfig, rate: float,
+                     implementation: str = "cudnn"):
+    real = mask.keys[:, 0, 0][:, :, None, None]
+    if mask.segment_ids is None and rate == 0.0:  # `implementation="xla"`: the same call on CPU
+        ctx = jax.nn.dot_product_attention(q, k, v, key_value_seq_lengths=mask.lengths,
+                                           implementation=implementation)
+    else:
+        from jax._src.cudnn.fused_attention_stablehlo import MaskType, dot_product_attention
+        if mask.segment_ids is None:
+            lengths, offsets = mask.lengths, None
+        else:
+            lengths, offsets = mask.segments()
+        ctx = dot_product_attention(q, k, v, q_seqlen=lengths, kv_seqlen=lengths, q_offsets=offsets,
+                                    kv_offsets=offsets, scale=1.0 / math.sqrt(cfg.head_dim),
+                                    mask_type=MaskType.PADDING, dropout_rate=rate, qkv_layout="BTNH")
+    return jnp.where(real, ctx, 0).astype(q.dtype)
 
 
 class Encoder(nnx.Module):
