@@ -11,9 +11,12 @@ What this wrapper adds to orbax's CheckpointManager (see docs/reliability.md):
 - a failed background save raises `CheckpointError` naming the step at the next save / wait:
   a run never goes on (or reports success) while its last checkpoint silently failed.
 """
+import hashlib
 import json
 import logging
 import os
+import re
+import shutil
 import time
 
 import grain
@@ -52,7 +55,11 @@ class Checkpointer:
         Starts an async save. The previous save must have committed first (orbax would wait for it
         anyway); waiting here lets its error name its own step."""
         self.wait()
-        args = {"state": ocp.args.StandardSave(state), "meta": ocp.args.JsonSave(dict(meta or {}, step=step))}
+        check_space(self.directory, state, f"checkpoint step {step}")
+        meta = dict(meta or {}, step=step)
+        if data_iters:  # checked at restore: an edited iterator state is refused, not resumed from
+            meta[DATA_SHA256] = _all_processes(iterator_digests(data_iters))
+        args = {"state": ocp.args.StandardSave(state), "meta": ocp.args.JsonSave(meta)}
         for name, it in (data_iters or {}).items():
             args[name] = grain.checkpoint.CheckpointSave(it)
         try:
@@ -94,6 +101,7 @@ class Checkpointer:
                             s, self.directory, reason)
                 damaged.append(s)
                 continue
+            self._check_data_digests(s, out["meta"], data_iters or {})
             if damaged:
                 log.warning("resuming from step %d, the newest intact checkpoint; damaged step(s) %s "
                             "moved to %s", s, damaged, self._damaged_dir())
@@ -106,6 +114,29 @@ class Checkpointer:
             for name, it in (data_iters or {}).items():
                 it.set_state(initial[name])
         return None
+
+    def _check_data_digests(self, step, meta, data_iters):
+        """The restored iterator states must be the ones saved: grain restores any valid state
+        (e.g. an edited position), which would silently change the data stream."""
+        saved = meta.get(DATA_SHA256)
+        if saved is None or not data_iters:  # a checkpoint written before digests were stored
+            return
+        now = iterator_digests(data_iters)
+        # Saved by another number of processes: nothing to compare with (grain decides).
+        bad = sorted(name for name, digest in now.items() if len(saved.get(name, [])) == jax.process_count()
+                     and saved[name][jax.process_index()] != digest)
+        bad_anywhere = _all_processes({"bad": bad})["bad"]  # every process refuses together
+        bad = sorted({n for per_process in bad_anywhere for n in per_process})
+        if bad:
+            step_dir = os.path.join(self.directory, str(step))
+            older = [s for s in self.steps() if s < step]
+            raise CheckpointError(
+                f"checkpoint step {step} in {self.directory}: the data iterator state "
+                f"{', '.join(os.path.join(step_dir, n) for n in bad)} does not match the checksum saved "
+                f"with it (edited or damaged), so the run cannot continue its data stream exactly. Move "
+                f"{step_dir} out of {self.directory} to resume from "
+                f"{'step ' + str(older[0]) if older else 'step 0'}, or delete "
+                f"{os.path.dirname(self.directory.rstrip('/'))} to restart the phase")
 
     def reached_preemption(self, step: int) -> bool:
         """True at the step every process agreed on after a preemption notice (SIGTERM).
@@ -129,8 +160,7 @@ class Checkpointer:
     def _failed(self, e, step) -> CheckpointError:
         committed = [s for s in self.steps() if s != step]
         return CheckpointError(
-            f"saving checkpoint step {step} in {self.directory} failed ({type(e).__name__}: "
-            f"{(str(e).splitlines() or [''])[0][:200]}); the latest committed checkpoint is "
+            f"saving checkpoint step {step} in {self.directory} failed ({_reason(e)}); the latest committed checkpoint is "
             f"{'step ' + str(committed[0]) if committed else 'none'}. The run stops rather than "
             f"continue without a checkpoint; fix the cause (disk space, permissions) and restart "
             f"to resume from there")
@@ -150,6 +180,60 @@ class Checkpointer:
                 (epath.Path(self.directory) / str(s)).rename(dest / f"{s}-{time.strftime('%Y%m%d-%H%M%S')}")
         _sync("xtreme_jax_checkpoint_move_aside")
         self.manager.reload()
+
+
+DATA_SHA256 = "data_sha256"  # meta key: {iterator name: [sha256 of its state, per process]}
+
+
+def iterator_digests(data_iters: dict) -> dict:
+    """sha256 of each grain iterator's state (this process's part)."""
+    out = {}
+    for name, it in data_iters.items():
+        state = it.get_state()
+        raw = state if isinstance(state, bytes) else json.dumps(state, sort_keys=True).encode()
+        out[name] = hashlib.sha256(raw).hexdigest()
+    return out
+
+
+def _all_processes(value):
+    """{key: [value of process 0, 1, ...]} for a dict of JSON values (one process: no collective)."""
+    if jax.process_count() == 1:
+        return {k: [v] for k, v in value.items()}
+    from jax.experimental import multihost_utils
+    raw = np.frombuffer(json.dumps(value, sort_keys=True).encode(), np.uint8)
+    sizes = multihost_utils.process_allgather(np.array([raw.size]))
+    padded = np.zeros(int(sizes.max()), np.uint8)
+    padded[:raw.size] = raw
+    rows = multihost_utils.process_allgather(padded)
+    parts = [json.loads(bytes(r[:int(n)]).decode()) for r, n in zip(rows, sizes.reshape(-1))]
+    return {k: [p[k] for p in parts] for k in value}
+
+
+def _reason(e: Exception) -> str:
+    """What went wrong, the OS error first: tensorstore's messages name it only at the end."""
+    text = (str(e).splitlines() or [""])[0]
+    code = re.search(r"os_error_code='(\d+)'", text)
+    cause = f"{os.strerror(int(code.group(1)))}: " if code and not isinstance(e, OSError) else ""
+    return f"{cause}{type(e).__name__}: {text[:200]}"
+
+
+def check_space(directory: str, state, what: str, margin: float = 1.0):
+    """Refuses to start a save that cannot fit on a local disk: a save that runs out of space
+    fails inside orbax's threads, each printing its own traceback. Estimate: the state's bytes
+    in memory (this process's share) times `margin`; on disk orbax compresses, so this errs on
+    the safe side (a tiny model's checkpoint took 0.7 of it)."""
+    if is_remote(directory):
+        return
+    need = margin * sum(x.nbytes for x in jax.tree.leaves(state) if hasattr(x, "nbytes")) / jax.process_count()
+    existing = directory
+    while not os.path.exists(existing) and os.path.dirname(existing) != existing:
+        existing = os.path.dirname(existing)
+    free = shutil.disk_usage(existing).free
+    if free < need:
+        raise CheckpointError(
+            f"not enough disk space for {what} in {directory}: about {need / 2**20:.1f} MiB needed, "
+            f"{free / 2**20:.1f} MiB free. Free space there (or lower `keep`) and restart: the run "
+            "resumes from its last checkpoint")
 
 
 def orbax_path(directory: str) -> str:
@@ -187,8 +271,14 @@ def abstract_like(state):
 
 def save_model(directory: str, model_state):
     """Model params only (for hand-off and evaluation), overwriting atomically via Orbax."""
-    with ocp.StandardCheckpointer() as c:
-        c.save(orbax_path(directory), model_state, force=True)
+    check_space(directory, model_state, "the model")
+    try:
+        with ocp.StandardCheckpointer() as c:
+            c.save(orbax_path(directory), model_state, force=True)
+    except Exception as e:  # noqa: BLE001  orbax / tensorstore raise many kinds
+        raise CheckpointError(f"saving the model to {directory} failed ({_reason(e)}); fix the cause "
+                              "(disk space, permissions) and restart: the run resumes from its last "
+                              "checkpoint") from e
 
 
 def restore_model(directory: str, like_state):

@@ -51,6 +51,9 @@ def base_config() -> mlc.ConfigDict:
         size="tiny",          # preset for random init: tiny | small | base | large
         pretrained="",        # HF dir or hub id; overrides `size` (e.g. FacebookAI/xlm-roberta-large)
         tokenizer="",         # default: the pretrained dir / hub id
+        # Embedding rows of a random-init preset: 0 = the preset's (1024), grown to fit the
+        # tokenizer when it has more tokens; a pretrained checkpoint fixes its own.
+        vocab_size=0,
         dtype="float32",      # compute dtype; bfloat16 on TPU / GPU
         dropout=0.1, remat=False))
     c.mesh = (-1, 1, 1)       # (data, fsdp, tensor); -1 = fill from the device count
@@ -110,6 +113,10 @@ def validate(config, num_devices: int, num_processes: int = 1):
     _check_model_and_data(config)
     for name in names:
         if name == "evaluate":
+            from xtreme_jax.tasks.languages import BENCHMARKS
+            if config.evaluate.benchmark not in BENCHMARKS:
+                raise ConfigError(f"config.evaluate.benchmark={config.evaluate.benchmark!r}; choose from "
+                                  f"{', '.join(BENCHMARKS)} (it sets the languages and the averages)")
             for i, t in enumerate(config.evaluate.tasks):
                 _check_task(get_task, f"evaluate.tasks[{i}].name", t.name)
             if config.evaluate.batch_size % dp:

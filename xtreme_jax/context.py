@@ -75,13 +75,33 @@ def build_context(config, workdir: str) -> RunContext:
     except OSError as e:
         field = "tokenizer" if config.model.tokenizer else "pretrained"
         raise config_lib.ConfigError(f"config.model.{field}={tok!r}: {e}") from None
+    if not config.model.pretrained:
+        model_cfg = model_cfg.replace(vocab_size=vocab_size(config, model_cfg.vocab_size, len(tokenizer), tok))
+    elif config.model.vocab_size:
+        raise config_lib.ConfigError(
+            f"config.model.vocab_size={config.model.vocab_size}: the pretrained checkpoint fixes the "
+            f"vocabulary ({model_cfg.vocab_size}); leave it 0")
     if len(tokenizer) > model_cfg.vocab_size:
         raise config_lib.ConfigError(
             f"tokenizer {tok} has {len(tokenizer)} tokens but the model vocab is "
-            f"{model_cfg.vocab_size}; use --config.model.size / pretrained that matches")
+            f"{model_cfg.vocab_size}; use a pretrained checkpoint that matches the tokenizer")
     return RunContext(config=config, workdir=workdir, mesh=sharding.make_mesh(tuple(config.mesh)),
                       tokenizer=tokenizer, model_cfg=model_cfg, cache_dir=default_cache_dir(config, workdir),
                       hf_path=hf_path, hf_type=hf_type)
+
+
+def vocab_size(config, preset_size: int, tokenizer_size: int, tok: str) -> int:
+    """The embedding rows of a randomly initialised model: config.model.vocab_size, or with 0 the
+    preset's, grown to fit the tokenizer (rounded up to a multiple of 128, a friendly matmul
+    size; rows past the tokenizer are never looked up)."""
+    want = config.model.vocab_size
+    if want < 0:
+        raise config_lib.ConfigError(f"config.model.vocab_size={want} must be 0 (follow the tokenizer) or positive")
+    if want and want < tokenizer_size:
+        raise config_lib.ConfigError(
+            f"config.model.vocab_size={want} is smaller than the {tokenizer_size} tokens of tokenizer {tok}; "
+            f"set it to at least {tokenizer_size}, or 0 to follow the tokenizer")
+    return want or max(preset_size, -(-tokenizer_size // 128) * 128)
 
 
 def default_cache_dir(config, workdir: str) -> str:

@@ -4,6 +4,7 @@ Runs the configured phases (mlm / intermediate / target / evaluate) and resumes 
 """
 import logging
 import os
+import re
 import sys
 
 from absl import app, flags
@@ -51,9 +52,11 @@ def main(argv):
     from xtreme_jax.checkpoint import CheckpointError
     from xtreme_jax.config import ConfigError
     from xtreme_jax.data.errors import DataError
+    from xtreme_jax.workdir import WriteError
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     for noisy in ("absl", "orbax", "jax._src", "grain"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
+    logging.getLogger("absl").addFilter(_orbax_thread_errors)
     if _WORKDIR.value is None:
         raise app.UsageError("--workdir is required")
     import jax
@@ -73,8 +76,12 @@ def main(argv):
         (run_ablation if _CONFIG.value.ablate else run_pipeline)(_CONFIG.value, _WORKDIR.value)
     except (ConfigError, DataError) as e:  # bad input, found before compute
         _fail(2, f"error: {e}")
-    except (FloatingPointError, CheckpointError) as e:  # numerical fault, failed checkpoint save
+    except FloatingPointError as e:  # numerical fault
         _fail(1, f"error: {e}")
+    except (CheckpointError, WriteError) as e:  # failed save / write (e.g. a full disk)
+        # Exit at once: orbax's save threads of the failed step would print tracebacks while
+        # the interpreter shuts down around them.
+        _fail(1, f"error: {e}", hard=True)
     except Exception as e:
         if jax.process_count() == 1:
             raise
@@ -86,10 +93,19 @@ def main(argv):
                  "processes with the same command; each phase resumes from its last checkpoint")
 
 
-def _fail(code: int, message: str):
+def _orbax_thread_errors(record) -> bool:
+    """Orbax's save threads log each failure with a full traceback (a full disk: one per thread
+    and array). The Checkpointer reports the failure itself, naming the step and the path, so
+    these keep their one-line message and lose the traceback."""
+    if record.exc_info and "orbax" in record.pathname and record.levelno >= logging.ERROR:
+        record.exc_info, record.exc_text = None, None
+    return True
+
+
+def _fail(code: int, message: str, hard: bool = False):
     import jax
     print(message, file=sys.stderr, flush=True)
-    if jax.process_count() > 1:
+    if hard or jax.process_count() > 1:
         # Skip jax.distributed's shutdown barrier: with a peer dead or stuck in a collective it would
         # hold this process for --shutdown_timeout; exiting now also lets the peers fail fast.
         sys.stdout.flush()
@@ -110,11 +126,53 @@ def _parse_flags(argv):
         msg = str(e).strip("'\"").replace("\\n", " ").replace('\\"', '"').replace("\\'", "'")
         print(f"error: unknown config key among {' '.join(bad)}: {msg}", file=sys.stderr)
         sys.exit(2)
+    except IndexError:  # an override of a list entry the config file does not define
+        print(f"error: {_bad_index(argv)}", file=sys.stderr)
+        sys.exit(2)
     except ValueError as e:  # the config file rejecting its :arg, or an override path it cannot parse
         msg = (str(e).splitlines() or [""])[0]
         hint = " (index list entries as tasks[0], not tasks.0)" if "Could not parse" in msg else ""
         print(f"error: {msg}{hint}", file=sys.stderr)
         sys.exit(2)
+
+
+def _bad_index(argv) -> str:
+    """Names the --config.x[i] override whose list has no entry i (ml_collections says only
+    "list index out of range"), with the list's length when the config file loads."""
+    overrides = [a for a in argv if a.startswith("--config.") and "[" in a]
+    config = _load_config_file(argv)
+    for arg in overrides:
+        node, where = config, "config"
+        for name, index in re.findall(r"\.?(\w+)|\[(-?\d+)\]", arg[len("--config."):].split("=", 1)[0]):
+            if node is None:
+                break
+            if name:
+                node, where = (node.get(name) if hasattr(node, "get") else None), f"{where}.{name}"
+            elif isinstance(node, (list, tuple)) and not -len(node) <= int(index) < len(node):
+                n = len(node)
+                has = "is empty" if not n else "has 1 entry, [0]" if n == 1 else f"has {n} entries, [0] to [{n - 1}]"
+                return (f"{arg}: {where} {has}; there is no [{index}]. Override an existing entry, "
+                        "or add the entry in the config file")
+            else:
+                node, where = (node[int(index)] if isinstance(node, (list, tuple)) else None), f"{where}[{index}]"
+    return (f"{' '.join(overrides)}: a list index out of range (the list has fewer entries); "
+            "override an existing entry (counting from 0), or add the entry in the config file")
+
+
+def _load_config_file(argv):
+    """The config that --config=FILE[:arg] builds, or None (only to word an error message)."""
+    spec = next((a.split("=", 1)[1] for a in argv if a.startswith("--config=")), None)
+    if not spec:
+        return None
+    import importlib.util
+    path, _, arg = spec.partition(":")
+    try:
+        module_spec = importlib.util.spec_from_file_location("_xtreme_jax_config_for_error", path)
+        module = importlib.util.module_from_spec(module_spec)
+        module_spec.loader.exec_module(module)
+        return module.get_config(arg) if arg else module.get_config()
+    except Exception:  # noqa: BLE001  the message then goes without the list's length
+        return None
 
 
 def run():

@@ -3,6 +3,7 @@
 import functools
 import json
 import logging
+import math
 import os
 import time
 
@@ -12,6 +13,7 @@ import numpy as np
 from etils import epath
 
 from xtreme_jax.files import is_remote, local_dir_for, write_atomic
+from xtreme_jax.workdir import WriteError, write_error
 
 log = logging.getLogger(__name__)
 
@@ -49,6 +51,16 @@ def peak_flops_per_device() -> float:
     return table_peak(jax.devices()[0].device_kind) or measured_matmul_peak()
 
 
+def peak_description() -> str:
+    """What MFU is relative to, in words (the summary and the console say it)."""
+    kind = jax.devices()[0].device_kind
+    peak = peak_flops_per_device()
+    if table_peak(kind) is not None:
+        return f"the bf16 dense peak of {kind} from the table, {peak / 1e12:.0f} TFLOP/s per device"
+    return (f"this machine's measured fp32 matmul peak, {peak / 1e9:.1f} GFLOP/s per {kind} device "
+            "(no table peak for it)")
+
+
 def measured_matmul_peak(n: int = 1024, repeats: int = 5) -> float:
     """FLOP/s of an fp32 n^3 matmul on one device (the CPU reference peak)."""
     a = jnp.ones((n, n), jnp.float32)
@@ -84,6 +96,10 @@ class MetricsLog:
     Locally train.jsonl is appended to. An object (gs://) cannot be appended to: the whole log is
     kept in memory (starting from what a previous run wrote) and the object is rewritten, one
     atomic upload, at most every `flush_secs` and at close (the loop closes it on preemption too).
+
+    TensorBoard events are written synchronously with tensorboardX's event-file writer (not its
+    SummaryWriter, whose background thread and exit hook fail again and again on a full disk,
+    hiding the error that stopped the run). A failed write raises `WriteError` naming the file.
     """
 
     def __init__(self, directory, flush_secs: float = 30.0):
@@ -91,18 +107,28 @@ class MetricsLog:
         self.remote = is_remote(directory)
         self.path = os.path.join(directory, "train.jsonl")
         self.flush_secs, self._flushed, self._dirty = flush_secs, time.monotonic(), False
-        self.tb = None
-        epath.Path(directory).mkdir(parents=True, exist_ok=True)
+        self.tb = self.tb_path = None
+        try:
+            epath.Path(directory).mkdir(parents=True, exist_ok=True)
+        except OSError as e:
+            raise write_error("the training metrics", directory, e) from None
         if not self.main:
             return
         if self.remote:
             p = epath.Path(self.path)
             self._text = p.read_bytes().decode("utf-8") if p.exists() else ""
-        try:
-            from tensorboardX import SummaryWriter  # optional: without it, train.jsonl only
-            self.tb = SummaryWriter(tensorboard_dir(directory))
+        try:  # optional: without tensorboardX, train.jsonl only
+            from tensorboardX import record_writer
+            from tensorboardX.event_file_writer import EventsWriter
         except ImportError:
-            pass
+            return
+        tb = tensorboard_dir(directory)
+        try:
+            record_writer.directory_check(tb)
+            self.tb = EventsWriter(os.path.join(tb, "events"))
+            self.tb_path = self.tb._file_name
+        except OSError as e:
+            raise write_error("TensorBoard events", tb, e) from None
 
     def write(self, step, record: dict):
         if not self.main:
@@ -110,22 +136,45 @@ class MetricsLog:
         line = json.dumps({"step": step, **record}) + "\n"
         if self.remote:
             self._text, self._dirty = self._text + line, True
-            if time.monotonic() - self._flushed >= self.flush_secs:
-                self.flush()
         else:
-            with open(self.path, "a") as f:
-                f.write(line)
+            try:
+                with open(self.path, "a") as f:
+                    f.write(line)
+            except OSError as e:
+                raise write_error("the training metrics", self.path, e) from None
         if self.tb:
-            for k, v in record.items():
-                if isinstance(v, (int, float)):
-                    self.tb.add_scalar(k, v, step)
+            from tensorboardX.proto.event_pb2 import Event
+            from tensorboardX.summary import scalar
+            try:
+                for k, v in record.items():
+                    if isinstance(v, (int, float)) and math.isfinite(v):
+                        self.tb.write_event(Event(wall_time=time.time(), step=int(step), summary=scalar(k, v)))
+                if not self.remote:  # an object store gets the file at flush()
+                    self.tb.flush()
+            except OSError as e:
+                raise write_error("TensorBoard events", self.tb_path, e) from None
+        if self.remote and time.monotonic() - self._flushed >= self.flush_secs:
+            self.flush()
 
     def flush(self):
         if self.main and self.remote and self._dirty:
-            write_atomic(self.path, self._text)
+            try:
+                write_atomic(self.path, self._text)
+                if self.tb:
+                    self.tb.flush()
+            except OSError as e:
+                raise write_error("the training metrics", self.path, e) from None
             self._flushed, self._dirty = time.monotonic(), False
 
-    def close(self):
-        self.flush()
-        if self.tb:
-            self.tb.close()
+    def close(self, quiet: bool = False):
+        """Flushes and closes. `quiet` (the run is already failing): a failure here is a warning,
+        never an error that would replace the one that stopped the run."""
+        try:
+            self.flush()
+            if self.tb:
+                tb, self.tb = self.tb, None
+                tb.close()
+        except OSError as e:
+            if not quiet:
+                raise e if isinstance(e, WriteError) else write_error("TensorBoard events", self.tb_path, e) from None
+            log.warning("could not close the metrics log in %s: %s", os.path.dirname(self.path), e)

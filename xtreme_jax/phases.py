@@ -24,7 +24,8 @@ from etils import epath
 from flax import nnx
 
 from xtreme_jax import config as config_lib
-from xtreme_jax import report
+from xtreme_jax import preflight, report
+from xtreme_jax import workdir as workdir_lib
 from xtreme_jax.context import RunContext, build_context, source
 from xtreme_jax.evaluation import Evaluator, checkpoints, load_eval_sets, output
 from xtreme_jax.files import write_json
@@ -33,6 +34,7 @@ from xtreme_jax.tasks import get_task
 from xtreme_jax.tasks.languages import BENCHMARKS, benchmark_languages
 from xtreme_jax.train_loop import train_phase
 from xtreme_jax.train_step import create_model
+from xtreme_jax.workdir import check_workdir  # noqa: F401  (re-exported: phases.check_workdir)
 
 log = logging.getLogger(__name__)
 
@@ -40,57 +42,79 @@ log = logging.getLogger(__name__)
 def run_pipeline(config, workdir: str) -> dict:
     """Runs (or resumes) every configured phase; returns {phase: summary}."""
     context = build_context(config, workdir)
-    handoff = None
+    names = config_lib.phases(config)
     if config.init_from:
-        read_summary(config.init_from)  # a ConfigError naming the path, before any compute
-    check_workdir(config, workdir)
-    if config.init_from:
-        handoff = Handoff.load(config.init_from, context.model_cfg, context.mesh)
-    summaries = {}
-    for phase in config_lib.phases(config):
-        if phase == "evaluate":
-            summaries[phase] = evaluate_phase(context, handoff)
-        else:
-            summaries[phase], handoff = train_phase(phase, config[phase], context, handoff)
-    print_summary(summaries)
-    return summaries
+        _check_init_from(config.init_from)  # a ConfigError naming the path, before any compute
+    if "evaluate" in names:  # a missing test file is otherwise found after all training
+        preflight.check_eval_inputs(config)
+    lock = workdir_lib.prepare(workdir, jax.process_index())
+    try:
+        check_workdir(config, workdir, process_index=jax.process_index())
+        _sync("xtreme_jax_check_workdir")  # new_run / evaluate-only moves done before anyone writes
+        training = [p for p in names if p != "evaluate"]
+        workdir_lib.check_finished(config, workdir, training)
+        pending = [p for p in training if workdir_lib.read_phase_summary(os.path.join(workdir, p)) is None]
+        preflight.check_training_inputs(context, pending[1:])
+        handoff = None
+        if config.init_from:
+            try:
+                handoff = Handoff.load(config.init_from, context.model_cfg, context.mesh)
+            except Exception as e:  # noqa: BLE001  a damaged final/ of the other run
+                raise workdir_lib.damaged_final(config.init_from, e) from e
+        summaries = {}
+        for phase in names:
+            if phase == "evaluate":
+                summaries[phase] = evaluate_phase(context, handoff)
+            else:
+                summaries[phase], handoff = train_phase(phase, config[phase], context, handoff)
+        print_summary(summaries, workdir)
+        return summaries
+    finally:
+        if lock is not None:
+            lock.release()
 
 
-def check_workdir(config, workdir: str):
-    """Refuses to mix two different configs in one run directory (unless config.new_run)."""
-    path = epath.Path(workdir, "config.json")
-    resolved = json.loads(config.to_json_best_effort(sort_keys=True))
-    if path.exists():
-        old = json.loads(path.read_bytes())
-        old.pop("new_run", None)
-        cur = {k: v for k, v in resolved.items() if k != "new_run"}
-        if old != cur and not config.new_run:
-            diff = sorted(k for k in set(old) | set(cur) if old.get(k) != cur.get(k))
-            raise config_lib.ConfigError(
-                f"{workdir} holds a run with a different config (differs in: {', '.join(diff)}); "
-                "results there would be overwritten. Use another --workdir, or pass "
-                "--config.new_run=True to start a new run in this directory")
-        if old != cur and jax.process_index() == 0:  # new run requested: previous phases are not reusable
-            for p in config_lib.PHASES:
-                try:
-                    epath.Path(workdir, p).rmtree(missing_ok=True)
-                except OSError as e:  # as before: a phase that cannot be removed is left (and said)
-                    log.warning("could not remove %s: %s", os.path.join(workdir, p), e)
-    if jax.process_index() == 0:
-        write_json(os.fspath(path), resolved)
+def _check_init_from(phase_dir: str):
+    try:
+        read_summary(phase_dir)
+    except config_lib.ConfigError:
+        raise
+    except (ValueError, UnicodeDecodeError):  # a truncated summary.json
+        workdir_lib.read_phase_summary(phase_dir)  # raises, naming the file and the recovery
+        raise
 
 
-def print_summary(summaries: dict):
+def _sync(name: str):
+    if jax.process_count() > 1:
+        from jax.experimental import multihost_utils
+        multihost_utils.sync_global_devices(name)
+
+
+def print_summary(summaries: dict, workdir: str = ""):
+    """The phase table (dev scores and MFU in percent, like the evaluation tables) and where
+    everything was written."""
     if jax.process_index() != 0:
         return
-    print("\nphase         steps  best dev  loss     tokens/s   MFU    stop")
+    print("\nphase         steps  best dev %  loss     tokens/s   MFU %   stop")
     for name, s in summaries.items():
         if name == "evaluate":
             continue
         best = s.get("best_dev_score")
-        print(f"{name:12s} {s.get('steps', 0):6d}  {best if best is None else round(best, 4)!s:8s}  "
-              f"{s.get('loss', float('nan')):.4f}  {s.get('tokens_per_s', 0):9.0f}  "
-              f"{s.get('mfu', 0):5.1%}  {s.get('stop_reason', '')}")
+        dev = "-" if best is None else (f"{100 * best:.2f}" if best >= 0 else f"loss {-best:.3f}")
+        print(f"{name:12s} {s.get('steps', 0):6d}  {dev:10s}  {s.get('loss', float('nan')):.4f}  "
+              f"{s.get('tokens_per_s', 0):9.0f}  {100 * s.get('mfu', 0):6.2f}  {s.get('stop_reason', '')}")
+    mfu_ref = next((s.get("mfu_peak") for s in summaries.values() if s.get("mfu_peak")), None)
+    if mfu_ref:
+        print(f"MFU % is relative to {mfu_ref}")
+    if workdir:
+        print(f"\nwritten to {workdir}:")
+        for name, s in summaries.items():
+            if name == "evaluate":
+                print(f"  evaluation   {s.get('out_dir', os.path.join(workdir, 'evaluate', 'results'))}")
+            else:
+                print(f"  {name:12s} {os.path.join(workdir, name, 'final')} (model handed on), "
+                      f"{os.path.join(workdir, name, 'results', 'summary.json')}, "
+                      f"{os.path.join(workdir, name, 'metrics')} (train.jsonl, tensorboard/)")
 
 
 def evaluate_phase(context: RunContext, handoff: Handoff | None, out_dir: str | None = None) -> dict:

@@ -7,7 +7,6 @@ step to xtreme_jax.train_step, weights in and out to xtreme_jax.handoff. Host sy
 every `log_every` steps, at validation and at saves.
 """
 import dataclasses
-import json
 import logging
 import os
 import signal
@@ -27,12 +26,14 @@ from xtreme_jax import checkpoint as ckpt_lib
 from xtreme_jax import optim, sharding, train_step
 from xtreme_jax.checkpoint import prune_best, restore_model, save_model
 from xtreme_jax.context import source
+from xtreme_jax.data.errors import DataError
 from xtreme_jax.data.features import subsample
 from xtreme_jax.data.input_pipeline import make_eval_batches, make_train_iterator
 from xtreme_jax.files import write_json
 from xtreme_jax.handoff import Handoff, export_hf, init_weights
-from xtreme_jax.metrics import MetricsLog, flops_per_token, peak_flops_per_device
+from xtreme_jax.metrics import MetricsLog, flops_per_token, peak_description, peak_flops_per_device
 from xtreme_jax.tasks import get_task
+from xtreme_jax.workdir import damaged_final, read_phase_summary
 
 log = logging.getLogger(__name__)
 
@@ -116,10 +117,52 @@ class Validator:
         return out
 
 
+# Reasons a dev set is "not there" (validation then skips it); any other problem with a dev file
+# that exists (not UTF-8, bad records) is an error naming it, as for training data.
+_ABSENT = ("missing_file", "missing_split", "offline", "empty", "unknown_language")
+
+
+def dev_features(context, task, t, max_examples):
+    """(the first `max_examples` of the entry's dev set, ""), or (None, why there is none)."""
+    if "dev" not in task.splits:
+        return None, f"task {t.name!r} has no dev split"
+    if not task.family.validated:
+        return None, ""  # by design (e.g. MLM, retrieval): watched by its loss, nothing to say
+    try:
+        dev = context.features(task, "dev", t.lang, t.source, t.max_length)
+    except DataError as e:
+        if e.reason in _ABSENT:
+            return None, str(e)
+        raise
+    except FileNotFoundError as e:
+        return None, str(e)
+    except OSError as e:  # exists but cannot be read (permissions, a directory, I/O error)
+        raise DataError(f"the dev data of task {t.name!r} cannot be read ({type(e).__name__}: "
+                        f"{e.strerror or e})", file=e.filename, reason="unreadable",
+                        fix="make it readable, or remove it to train without validation") from None
+    return dev.select_examples(np.arange(min(max_examples, dev.num_examples))), ""
+
+
 def dev_score(results: dict) -> float:
     """Mean dev accuracy over entries (negative loss where a task has no accuracy)."""
     vals = [r.get("accuracy", -r["loss"]) for r in results.values()]
     return float(np.mean(vals)) if vals else float("nan")
+
+
+def score_text(score) -> str:
+    """A dev score for people: accuracy in percent, or the loss where the task has no accuracy
+    (dev_score is then the negative loss)."""
+    if score is None or not np.isfinite(score):
+        return str(score)
+    return f"{100 * score:.2f}%" if score >= 0 else f"loss {-score:.4f}"
+
+
+def _dev_line(name, step, results, score, meta) -> str:
+    parts = [f"{k} " + " ".join(f"{m} {100 * v:.2f}%" if m == "accuracy" else f"{m} {v:.4f}"
+                                for m, v in r.items()) for k, r in results.items()]
+    best = " (new best)" if meta.get("best_step") == step else (
+        f" (best {score_text(meta.get('best_score'))} at step {meta.get('best_step')})")
+    return f"[{name}] step {step} dev: {'; '.join(parts)} -> score {score_text(score)}{best}"
 
 
 def _shard_options():
@@ -136,28 +179,34 @@ def train_phase(name: str, pcfg, context, init: Handoff | None) -> tuple[dict, H
     pdir = os.path.join(context.workdir, name)  # os.path.join keeps gs://bucket/x intact
     done_file = epath.Path(pdir, "results", "summary.json")
     keep_heads = pcfg.keep_heads or name == "target"  # the target's heads are what evaluation scores
-    if done_file.exists():
+    done = read_phase_summary(pdir)  # None: not finished; damaged: an error naming the file
+    if done is not None:
         log.info("phase %s already finished; reusing %s", name, done_file)
-        return (json.loads(done_file.read_bytes()),
-                Handoff.load(pdir, context.model_cfg, context.mesh, keep_heads=keep_heads))
+        try:
+            return done, Handoff.load(pdir, context.model_cfg, context.mesh, keep_heads=keep_heads)
+        except Exception as e:  # noqa: BLE001  orbax raises many kinds; say which file and what to do
+            raise damaged_final(pdir, e) from e
 
     # ---- data: English training entries (+ translated / MLM entries with their own weights)
-    entries = []
+    entries, no_dev = [], []
     for i, t in enumerate(pcfg.tasks):
         task = get_task(t.name)
         train_f = context.features(task, t.split, t.lang, t.source, t.max_length)
         if t.max_examples or t.fraction:
             train_f = subsample(train_f, count=t.max_examples or None, fraction=t.fraction or None,
                                 seed=config.seed)
-        dev_f = None
-        if pcfg.eval_every and "dev" in task.splits and task.family.validated:
-            try:
-                dev_f = context.features(task, "dev", t.lang, t.source, t.max_length)
-                dev_f = dev_f.select_examples(np.arange(min(pcfg.eval_examples, dev_f.num_examples)))
-            except (FileNotFoundError, ValueError) as e:
-                log.warning("no dev data for %s (%s); validation skips it", t.name, e)
-        entries.append(Entry(t.name if t.lang == "en" else f"{t.name}.{t.lang}", t.head or t.name, task,
-                             task.num_labels(source(t.source)), t.weight, train_f, dev_f))
+        label = t.name if t.lang == "en" else f"{t.name}.{t.lang}"
+        dev_f, why = dev_features(context, task, t, pcfg.eval_examples) if pcfg.eval_every else (None, "")
+        if why:
+            no_dev.append(f"{label}: {why}")
+        entries.append(Entry(label, t.head or t.name, task, task.num_labels(source(t.source)), t.weight,
+                             train_f, dev_f))
+    validating = bool(pcfg.eval_every) and any(e.dev is not None for e in entries)
+    if no_dev and validating:
+        log.warning("[%s] no dev data for %s; validation skips it", name, "; ".join(no_dev))
+    elif no_dev:  # said once: the model handed on is then the last step's, not a validated best
+        log.warning("[%s] no dev data (%s): no validation or early stopping; training all %d steps and "
+                    "handing on the model of the last step", name, "; ".join(no_dev), pcfg.num_steps)
     heads = {e.head: (e.task.kind, e.num_labels) for e in entries}
     probs = sampling_probs([e.train.num_examples for e in entries], pcfg.sampler, pcfg.temperature,
                            pcfg.cap, [e.weight for e in entries])
@@ -216,6 +265,7 @@ def train_phase(name: str, pcfg, context, init: Handoff | None) -> tuple[dict, H
     sync_offset = _step_offset(config, name)
     stop_reason = meta.get("stop_reason", "num_steps")  # an early stop already checkpointed stays stopped
     step = start
+    failed = True  # until the loop ends normally: then closing the metrics log may raise
     try:
         while step < pcfg.num_steps and stop_reason == "num_steps":
             i = task_for_step(config.seed, step, probs)
@@ -229,20 +279,25 @@ def train_phase(name: str, pcfg, context, init: Handoff | None) -> tuple[dict, H
             if step % pcfg.log_every == 0 or last:
                 t_last = _log(pending, metrics_log, meta, pcfg, context.model_cfg, peak, t_last, bar, step - last_fetch)
                 pending, last_fetch = [], step
-            if pcfg.eval_every and (step % pcfg.eval_every == 0 or last):
+            if validating and (step % pcfg.eval_every == 0 or last):
                 results = validator(state, entries)
                 score = dev_score(results)
                 metrics_log.write(step, {f"dev/{k}/{m_}": v for k, r in results.items() for m_, v in r.items()}
                                   | {"dev/score": score})
-                if meta["best_score"] is None or score > meta["best_score"]:
+                if not np.isfinite(score):  # never a "best": nothing could ever beat it
+                    log.warning("[%s] dev score at step %d is %s; not counted", name, step, score)
+                elif meta["best_score"] is None or score > meta["best_score"]:
                     # A new directory per best step: a kill mid-write never destroys the best that
                     # the committed checkpoints refer to (pruned once no checkpoint needs it).
                     save_model(os.path.join(best_dir, str(step)), state["model"])
                     meta.update(best_score=score, best_step=step, bad_evals=0)
                 else:
                     meta["bad_evals"] += 1
+                if jax.process_index() == 0:
+                    bar.write(_dev_line(name, step, results, score, meta))
                 if pcfg.patience and meta["bad_evals"] >= pcfg.patience:
-                    stop_reason = f"early stop at step {step} (best {meta['best_score']:.4f} at step {meta['best_step']})"
+                    stop_reason = (f"early stop at step {step} (best {score_text(meta['best_score'])} "
+                                   f"at step {meta['best_step']})")
                     meta["stop_reason"] = stop_reason
             if step % pcfg.save_every == 0 or last or stop_reason != "num_steps":
                 if pending:  # metrics (and the non-finite check) always precede a save
@@ -259,6 +314,7 @@ def train_phase(name: str, pcfg, context, init: Handoff | None) -> tuple[dict, H
                 print(f"preempted at step {step}", flush=True)
                 raise Preempted(step)
         ckpt.wait()
+        failed = False
     except FloatingPointError as e:
         # The failing step was never saved; let the last good save finish committing, then say which.
         ckpt.wait()
@@ -279,7 +335,7 @@ def train_phase(name: str, pcfg, context, init: Handoff | None) -> tuple[dict, H
         raise
     finally:
         bar.close()
-        metrics_log.close()
+        metrics_log.close(quiet=failed)  # never masks the error that stopped the loop
         if prev_handler is not None:
             signal.signal(signal.SIGTERM, prev_handler)
         _SIGTERM["seen"] = False
@@ -303,7 +359,9 @@ def train_phase(name: str, pcfg, context, init: Handoff | None) -> tuple[dict, H
     summary = {"phase": name, "steps": int(step), "stop_reason": stop_reason, "heads": heads,
                "handoff_heads": sorted(handoff.heads),
                "best_dev_score": meta.get("best_score"), "best_step": meta.get("best_step"),
-               "skipped_nonfinite_steps": meta.get("skipped", 0), **meta.get("last_log", {})}
+               "validation": "dev" if validating else ("none: " + "; ".join(no_dev) if no_dev else "off"),
+               "skipped_nonfinite_steps": meta.get("skipped", 0), "mfu_peak": peak_description(),
+               **meta.get("last_log", {})}
     if jax.process_index() == 0:
         write_json(os.fspath(done_file), summary)
     return summary, handoff
