@@ -48,8 +48,9 @@ def get_config(arg=None):
         c.set = ("intermediate.sampler=uniform",)
     rng = np.random.default_rng(20240515)   # the orders are part of the design: fixed
     c.factors.order = {f"o{i}": "+".join(rng.permutation(pool)) for i in range(int(a["orders"]))}
-    c.factors.k = {str(k): f"intermediate.num_steps={english_steps * (1 + k)},intermediate.eval_every="
-                           f"{max(25, english_steps * (1 + k) // 3)}" for k in range(len(pool) + 1)}
+    c.factors.k = tuple(range(len(pool) + 1))
     c.prefix.arg, c.prefix.order, c.prefix.count = "translated", "order", "k"
+    # English steps constant: E steps per entry (uniform sampling over the 1 + k entries)
+    c.prefix.scale = f"intermediate.num_steps={english_steps},intermediate.eval_every={max(25, english_steps // 3)}"
     c.seeds = (0, 1)
     return c

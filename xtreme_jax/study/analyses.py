@@ -420,7 +420,7 @@ def languages_added(col, study) -> dict:
     ks = sorted(levels_of(col, count_f), key=int)
     x = np.array([int(k) for k in ks], float)
     reserved = [l for l in str(study.unseen).replace("+", ",").split(",") if l]
-    est, lines, plots, rows_by = {}, [], {}, {}
+    est, lines, plots, rows_by, knee_dist = {}, [], {}, {}, {}
     sets = {"zero-shot": "zero-shot", "unseen (reserved)": "unseen", "seen (added so far)": "seen"}
     for name, which in sets.items():
         sc = cell_scores(col, which)
@@ -440,7 +440,8 @@ def languages_added(col, study) -> dict:
         rows_by[name] = Y
         e = {"by_k": {k: stats.mean_estimate(Y[:, j], unit="seed x order") for j, k in enumerate(ks)}}
         if np.isfinite(Y).sum() >= 3 and name != "seen (added so far)":
-            e["segmented"] = fits.fit_with_ci(x, Y, fits.segmented, unit="seed x order")
+            knee_dist[name] = {}
+            e["segmented"] = fits.fit_with_ci(x, Y, fits.segmented, unit="seed x order", dists=knee_dist[name])
             e["saturating"] = fits.fit_with_ci(x, Y, fits.saturating, unit="seed x order")
             e["gain_per_language_first"] = stats.mean_estimate(Y[:, 1] - Y[:, 0], unit="seed x order") if len(ks) > 1 else None
         est[name] = e
@@ -470,8 +471,7 @@ def languages_added(col, study) -> dict:
         ax.legend(fontsize=8)
 
     def knee_hist(ax):
-        Y = rows_by["unseen (reserved)" if reserved else "zero-shot"]
-        _, _, dist = stats.bootstrap([Y], lambda r: fits.segmented(x, np.nanmean(r, 0))["knee"])
+        dist = np.asarray(knee_dist.get("unseen (reserved)" if reserved else "zero-shot", {}).get("knee", []), float)
         ax.hist(dist[np.isfinite(dist)], bins=30, color="C0")
         ax.set_xlabel("knee k (bootstrap resamples of seed x order units)")
         ax.set_ylabel("count")

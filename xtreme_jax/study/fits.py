@@ -78,31 +78,41 @@ def segmented(x, y, grid: int = 100) -> dict:
     return {"knee": float(knees[i]), "a": float(a), "slope_before": float(b), "slope_after": float(b + c)}
 
 
-def saturating(x, y) -> dict:
-    """y = c - d exp(-x / tau); NaN when the fit does not converge."""
+def saturating(x, y, grid: int = 60) -> dict:
+    """y = c - d exp(-x / tau). For a fixed tau, c and d are a linear least-squares problem, so
+    tau is searched (log grid over [span/100, 100 span], every candidate solved at once, then
+    refined by a bounded scalar minimization around the best); NaN with fewer than 3 x levels."""
     x, y = _ok(x, y)
     nan = {"c": math.nan, "d": math.nan, "tau": math.nan, "x90": math.nan}
     if len(np.unique(x)) < 3:
         return nan
     span = max(float(np.ptp(x)), 1e-9)
-    p0 = (float(y.max()), float(y.max() - y.min()) or 1.0, span / 3)
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            (c, d, tau), _ = scipy.optimize.curve_fit(
-                lambda t, c, d, tau: c - d * np.exp(-t / tau), x, y, p0=p0, maxfev=2000,
-                bounds=([-np.inf, -np.inf, span / 100], [np.inf, np.inf, span * 100]))
-    except (RuntimeError, ValueError):
-        return nan
-    return {"c": float(c), "d": float(d), "tau": float(tau), "x90": float(tau * math.log(10))}
+
+    def solve(taus):
+        taus = np.atleast_1d(taus)
+        design = np.stack([np.ones((len(taus), len(x))), -np.exp(-x[None] / taus[:, None])], -1)
+        gram = np.einsum("kni,knj->kij", design, design) + 1e-12 * np.eye(2)
+        coef = np.linalg.solve(gram, np.einsum("kni,n->ki", design, y)[..., None])[..., 0]
+        return coef, (((design @ coef[..., None])[..., 0] - y) ** 2).sum(1)
+
+    taus = np.geomspace(span / 100, span * 100, grid)
+    _, sse = solve(taus)
+    i = int(np.argmin(sse))
+    lo, hi = taus[max(i - 1, 0)], taus[min(i + 1, grid - 1)]
+    best = scipy.optimize.minimize_scalar(lambda t: float(solve(t)[1][0]), bounds=(lo, hi), method="bounded",
+                                          options={"xatol": 1e-6 * span})
+    tau = float(best.x)
+    (c, d), = solve(tau)[0]
+    return {"c": float(c), "d": float(d), "tau": tau, "x90": tau * math.log(10)}
 
 
 # --------------------------------------------------------------------------- with bootstrap CIs
 
 def fit_with_ci(x, Y, fit, *, unit: str = "seed", n_boot: int = stats.N_BOOT, seed: int = stats.SEED,
-                derived=None) -> dict:
+                derived=None, dists: dict | None = None) -> dict:
     """Fits `fit(x, column means of Y)` and bootstraps every parameter (and `derived`: extra
-    name -> f(params) quantities such as a crossover) over the rows of Y."""
+    name -> f(params) quantities such as a crossover) over the rows of Y. `dists`, if given, is
+    filled with each parameter's bootstrap distribution (for plots)."""
     x = np.asarray(x, float)
     Y = np.atleast_2d(np.asarray(Y, float))
     names = list(fit(x, _colmean(Y)))
@@ -117,6 +127,8 @@ def fit_with_ci(x, Y, fit, *, unit: str = "seed", n_boot: int = stats.N_BOOT, se
     out = {}
     for i, name in enumerate(names + list(derived)):
         col = dist[:, i] if dist.size else dist
+        if dists is not None:
+            dists[name] = col
         out[name] = stats.estimate(value[i], (lo[i], hi[i]), len(Y), unit,
                                    defined=stats.defined_fraction(col) if len(col) else None)
     return out

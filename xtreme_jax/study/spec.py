@@ -14,7 +14,8 @@ A study config is an ml_collections ConfigDict:
     prefix.{arg,order,count}     optional: recipe arg `arg` = the first `count` items of the
                                  `+`-list given by factor `order` (languages added in order);
                                  `order` levels are label -> "a+b+c", `count` levels are counts
-                                 (or count -> bundle of run-config overrides for that count)
+    prefix.scale                 run-config overrides "path=N,..." set to N x (1 + count) (e.g.
+                                 intermediate steps, so that each entry keeps N steps)
     seeds                        training seeds, crossed with every factor combination
     encoder_seed                 seed of shared pretraining (MLM) phases: fixed like a released
                                  checkpoint; -1 = each seed pretrains its own encoder
@@ -45,7 +46,7 @@ def study(name: str, question: str, scale: str) -> mlc.ConfigDict:
         raise StudyError(f"scale={scale!r}; choose from {SCALES}")
     return mlc.ConfigDict(dict(
         name=name, question=question, scale=scale, recipe="", fixed="", set=(),
-        factors=mlc.ConfigDict(), prefix=mlc.ConfigDict(dict(arg="", order="", count="")),
+        factors=mlc.ConfigDict(), prefix=mlc.ConfigDict(dict(arg="", order="", count="", scale="")),
         seeds=(0, 1, 2), encoder_seed=0, unseen="", metric="accuracy",
         analysis=mlc.ConfigDict(dict(kind=name)),
         cost=mlc.ConfigDict(dict(accelerator="cpu" if scale == "tiny" else "h100", chips=1))))
@@ -127,8 +128,7 @@ def combinations(config) -> list[tuple[dict, dict, dict]]:
             labels[name] = label
             if p.arg and name == p.order:
                 continue
-            if p.arg and name == p.count:  # its label is the count; its bundle may carry overrides
-                over.update(o)
+            if p.arg and name == p.count:
                 continue
             args.update(a)
             over.update(o)
@@ -142,6 +142,10 @@ def combinations(config) -> list[tuple[dict, dict, dict]]:
                 raise StudyError(f"config.factors.{p.count}={count} exceeds the {len(items)} items of "
                                  f"order {labels[p.order]!r}")
             args[p.arg] = "+".join(items[:int(count)])
+            for path, n in parse_bundle(p.scale, "config.prefix.scale")[1].items():
+                if not isinstance(n, int):
+                    raise StudyError(f"config.prefix.scale: {path}={n!r} is not a whole number")
+                over[path] = n * (1 + int(count))
         out.append((labels, args, over))
     return out
 
