@@ -384,13 +384,14 @@ def bench_step(args) -> dict:
         with jax.profiler.trace(args.profile):
             trainer.timed("cls", dev, k)
 
-    flops_step = flops_per_token(cfg, S) * B * S
+    fpt = flops_per_token(cfg, S, kind="classification", num_labels=3)   # encoder + head, as computed
+    flops_step = fpt * B * S
     processed, useful = B * S, int(np.sum(host["attention_mask"]))
     peaks = res["peak"]
     chip = table_peak()
     out = {"config": cfg_dict(cfg), "batch": B, "seq": S, "dtype": args.dtype, "remat": args.remat,
            "bf16_grads": args.bf16_grads, "rounds": args.rounds, "steps_per_round": k,
-           "flops_per_token": flops_per_token(cfg, S), "flops_per_step": flops_step,
+           "flops_per_token": fpt, "flops_per_step": flops_step,
            "processed_tokens_per_step": processed, "useful_tokens_per_step": useful,
            "first_step_s_incl_compile": compile_s,
            "matmul_peak": {"n": peak_n, "dtype": str(jnp.dtype(mm_dtype)), "flops_per_s": med(peaks),

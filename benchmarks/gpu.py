@@ -11,14 +11,14 @@ JSON is rewritten after every stage, so a cut-off run keeps what it measured):
      16-bit masks) against the levers, interleaved round by round in one process:
        cudnn          cuDNN flash attention from sequence lengths, attention dropout 0
        cudnn_dropout  cuDNN flash attention with attention dropout 0.1 in the kernel
-       bits8          the best attention setting with 8-bit dropout masks
-       (the non-finite guard is the select in every variant; `legacy_guard` = lax.cond)
-  2. large, B=32: baseline, the best of 1, legacy_guard
-  3. base, B=256 and B=32: baseline and the best of 1
+       cudnn_bits8    cudnn with 8-bit hidden-dropout masks
+     (the non-finite guard is the select in every variant; `legacy_guard` = the old lax.cond)
+  2. a profile of the best large B=256 step (the compiled one): top kernels and by category
+  3. large, B=32: baseline, the best of 1, legacy_guard
   4. PyTorch (HF XLMRobertaForSequenceClassification, bf16 autocast, SDPA, fused AdamW) on the
      same batches: large and base, B=256 and B=32
   5. packed XNLI-like rows (large, B=256, best): MFU on real tokens
-  6. a profile of the best large B=256 step: time per kernel, top kernels and by category
+  6. base, B=256 and B=32: baseline and the best of 1
   7. XLA GPU flag sets (MaxText-like) in child processes, best large B=256 variant
 MFU = model FLOPs (metrics.flops_per_token with the classification head) / time / the chip's
 bf16 dense peak (metrics.PEAK_FLOPS); on CPU, against a measured fp32 matmul.
@@ -46,6 +46,7 @@ VARIANTS = {
     "baseline": dict(attention_impl=None),
     "cudnn": dict(attention_impl="cudnn", attention_dropout=0.0),
     "cudnn_dropout": dict(attention_impl="cudnn_dropout"),
+    "cudnn_bits8": dict(attention_impl="cudnn", attention_dropout=0.0, bits=8),
     "legacy_guard": dict(attention_impl=None, legacy=True),
 }
 # XLA flag sets tried in child processes (single GPU: no collective flags).
@@ -284,7 +285,7 @@ def main(argv=None) -> dict:
     ap.add_argument("--prng", default="threefry2x32")
     ap.add_argument("--smoke", action="store_true", help="toy sizes (1 layer, 1k vocab, B=4/2, S=32)")
     ap.add_argument("--stages", default="", help="comma-separated stage names to run (default: all): "
-                    "large_big,bits8,large_small,base,torch,packed,profile,xla_flags")
+                    "large_big,profile,large_small,torch,packed,base,xla_flags")
     ap.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
     ap.add_argument("--child-settings", default="{}", help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
@@ -349,26 +350,33 @@ def main(argv=None) -> dict:
 
     large, base = sizes
     b_big, b_small = batches
-    first = ["baseline", "cudnn_dropout"] if smoke else ["baseline", "cudnn", "cudnn_dropout"]
+    first = ["baseline", "cudnn_dropout"] if smoke else ["baseline", "cudnn", "cudnn_dropout", "cudnn_bits8"]
     g1 = stage(f"{large}_b{b_big}", 0, lambda: group(large, b_big, first), "large_big")
     best = best_of(g1 or {})
     best_v = dict(VARIANTS[best])
-    if g1 is not None and "error" not in g1 and not smoke:  # 8-bit masks on the best attention setting
-        extra = stage(f"{large}_b{b_big}_bits8", 60, lambda: group(large, b_big, [best], **{
-            "bits8": dict(best_v, bits=8)}), "bits8")
-        if extra and "bits8" in extra and "step_s" in extra.get("bits8", {}) and "step_s" in extra.get(best, {}):
-            if extra["bits8"]["step_s"] < extra[best]["step_s"]:
-                best, best_v = "bits8", dict(best_v, bits=8)
     result["best_variant"] = {"name": best, "settings": best_v}
-    profiled = dict(HELD) if best in HELD else {}   # the best large B=big stepper, already compiled
+    profiled = dict(HELD)   # the large B=big steppers, compiled: the profile reuses the best
     HELD.clear()
     VARIANTS["best"] = best_v
+
+    def profile_stage():
+        with_bits(best_v.get("bits", 16))
+        s = profiled.get(best)
+        if s is None:
+            cfg = model_cfg(large, dtype, S, smoke, **best_v)
+            s = build_step(cfg, best_v, batch_for(b_big, cfg.vocab_size))
+        d = tempfile.mkdtemp(prefix="xtj-gpu-prof-")
+        with jax.profiler.trace(d):
+            step_s = s(max(1, min(steps, 3)))
+        with_bits(16)
+        return {"variant": best, "step_s": step_s, "trace_dir": d, **summarize_profile(d)}
+    stage("profile", 30, profile_stage, "profile")
+    profiled.clear()
     if smoke:  # the toy run checks every path once, not every size
         stage(f"{large}_b{b_small}", 0, lambda: group(large, b_small, ["best", "legacy_guard"]), "large_small")
     else:
-        stage(f"{large}_b{b_small}", 60, lambda: group(large, b_small, ["baseline", "best", "legacy_guard"]), "large_small")
-        stage(f"{base}_b{b_big}", 60, lambda: group(base, b_big, ["baseline", "best"]), "base")
-        stage(f"{base}_b{b_small}", 45, lambda: group(base, b_small, ["baseline", "best"]), "base")
+        stage(f"{large}_b{b_small}", 60, lambda: group(large, b_small, ["baseline", "best", "legacy_guard"]),
+              "large_small")
 
     def torch_stage():
         import importlib.util
@@ -401,19 +409,9 @@ def main(argv=None) -> dict:
         host, real = packed_batch(b_big, S, cfg.vocab_size)
         return group(large, b_big, ["best"], host=host, real=real)
     stage(f"{large}_b{b_big}_packed", 60, packed_stage, "packed")
-
-    def profile_stage():
-        with_bits(best_v.get("bits", 16))
-        s = profiled.get(best) or profiled.get("bits8")
-        if s is None:
-            cfg = model_cfg(large, dtype, S, smoke, **best_v)
-            s = build_step(cfg, best_v, batch_for(b_big, cfg.vocab_size))
-        d = tempfile.mkdtemp(prefix="xtj-gpu-prof-")
-        with jax.profiler.trace(d):
-            step_s = s(max(1, min(steps, 3)))
-        with_bits(16)
-        return {"variant": best, "step_s": step_s, "trace_dir": d, **summarize_profile(d)}
-    stage("profile", 45, profile_stage, "profile")
+    if not smoke:
+        stage(f"{base}_b{b_big}", 60, lambda: group(base, b_big, ["baseline", "best"]), "base")
+        stage(f"{base}_b{b_small}", 45, lambda: group(base, b_small, ["baseline", "best"]), "base")
 
     def flags_stage():
         out = {}
