@@ -5,12 +5,15 @@ demo world (xtreme_jax/data/demo_files, docs/demo_data.md). No network, 2 CPU co
     python -m xtreme_jax.main --config=configs/demo.py:arm=without --workdir=runs/demo_without
     python -m xtreme_jax.main --config=configs/demo.py:quick --workdir=runs/demo_quick
 
-The two arms of the comparison differ only in `phases`: `arm=with` (the default) runs
-mlm -> intermediate -> target -> evaluate, `arm=without` runs mlm -> target -> evaluate; every other
-field (the MLM phase included) is identical, so both can start from one finished `mlm/` phase.
+By default (`arm=both`) the run is the X-STILTs comparison (config.ablate = "intermediate",
+xtreme_jax/ablation.py): the MLM phase once (runs/demo/shared), then the target task with
+(runs/demo/with) and without (runs/demo/without) the English intermediate phase from that same
+encoder, and a per-language table of the gain. `arm=with` runs mlm -> intermediate -> target ->
+evaluate alone, `arm=without` mlm -> target -> evaluate; every other field is identical.
 
 args (comma-separated; key=value, lists joined with `+`):
-  arm=with|without     with or without the English intermediate phase (default with)
+  arm=both|with|without  both, compared (default), or one run with / without the English
+                       intermediate phase
   intermediate=T+T     intermediate tasks from TASKS (default DEFAULT_INTERMEDIATE); `none` = arm=without
   translated=L+L       also train the intermediate tasks on their translations into these languages
   target_examples=N    English target training examples (default TARGET_EXAMPLES; 0 = all 6400)
@@ -46,7 +49,7 @@ TASKS = {
 DEFAULT_INTERMEDIATE = "entail+para+sst"
 TARGET_EXAMPLES = 1000
 SIZES = ("tiny", "mini", "midi")
-ARGS = dict(arm="with", intermediate="", translated="", target_examples=str(TARGET_EXAMPLES),
+ARGS = dict(arm="both", intermediate="", translated="", target_examples=str(TARGET_EXAMPLES),
             target_langs="en", mlm="all", size="tiny", quick=False)
 
 
@@ -61,7 +64,7 @@ def parse(arg):
         if k not in ARGS:
             raise ValueError(f"configs/demo.py: unknown arg {k!r}; known: {sorted(ARGS) + ['no_mlm']}")
         a[k] = v
-    checks = [("arm", ("with", "without")), ("mlm", ("all", "en", "none")), ("size", SIZES)]
+    checks = [("arm", ("both", "with", "without")), ("mlm", ("all", "en", "none")), ("size", SIZES)]
     for k, allowed in checks:
         if a[k] not in allowed:
             raise ValueError(f"configs/demo.py: {k}={a[k]!r}; choose from {list(allowed)}")
@@ -100,8 +103,9 @@ def get_config(arg=None):
     quick = a["quick"]
     c = C.base_config()
     c.seed = 0
-    phases = (["mlm"] if a["mlm"] != "none" else []) + (["intermediate"] if a["arm"] == "with" else [])
+    phases = (["mlm"] if a["mlm"] != "none" else []) + (["intermediate"] if a["arm"] != "without" else [])
     c.phases = ",".join(phases + ["target", "evaluate"])
+    c.ablate = "intermediate" if a["arm"] == "both" else ""
     c.model.size = a["size"]
     c.model.tokenizer = os.path.join(DEMO, "tokenizer")
     c.model.dropout = 0.0  # tiny data, few steps: dropout only slows learning here

@@ -159,7 +159,8 @@ def test_sampling_probabilities():
 DEMO_SHORT = [f"--config.{p}.{k}={v}" for p in ("mlm", "intermediate", "target")
               for k, v in (("num_steps", 4), ("save_every", 2), ("log_every", 2))] + [
     "--config.intermediate.eval_every=2", "--config.target.eval_every=2",
-    "--config.data.buckets=(64,)"]  # one shape per phase: compiles dominate this test
+    "--config.data.buckets=(64,)",  # one shape per phase: compiles dominate this test
+    "--config.evaluate.tasks[0].languages=en,xa,xe"]  # a related and an unrelated language suffice here
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
@@ -175,7 +176,7 @@ def run_demo(workdir, processes: int, devices: int):
             env.update(JAX_COORDINATOR_ADDRESS=f"127.0.0.1:{port}", JAX_NUM_PROCESSES=str(processes),
                        JAX_PROCESS_ID=str(i))
             extra = ["--distributed=on"]
-        procs.append(subprocess.Popen(main_cmd("configs/demo.py", workdir, *DEMO_SHORT, *extra), env=env,
+        procs.append(subprocess.Popen(main_cmd("configs/demo.py:arm=with", workdir, *DEMO_SHORT, *extra), env=env,
                                       cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True))
     outputs = []
     for p in procs:
@@ -196,7 +197,7 @@ def test_demo_runs_every_phase_and_two_processes_match_one(tmp_path):
 
     r1 = json.loads((one / "evaluate" / "results" / "results.json").read_text())["results"]
     r2 = json.loads((two / "evaluate" / "results" / "results.json").read_text())["results"]
-    assert set(r1["demo_nli"]) == {"en", "xa", "xb", "xc", "xd", "xe"}
+    assert set(r1["demo_nli"]) == {"en", "xa", "xe"}
     assert r1 == r2
     for phase in ("mlm", "intermediate", "target"):
         s1, p1 = final_params(one, phase)

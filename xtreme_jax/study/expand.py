@@ -95,6 +95,9 @@ def resolve(recipe: str, args: dict, overrides: dict, seed: int) -> mlc.ConfigDi
     except (ValueError, KeyError) as e:
         raise StudyError(f"{recipe}:{arg}: {(str(e).splitlines() or [''])[0]}") from None
     config.lock()
+    # A point is one run: a recipe's own with/without comparison (config.ablate, e.g. the demo's
+    # default) is the study's job, through its factors.
+    config.ablate = ""
     for path, value in overrides.items():
         set_path(config, path, value)
     config.seed = int(seed)
