@@ -117,7 +117,7 @@ def test_local_runs_parents_first_records_failures_and_resumes(tmp_path, small_p
     state = executors.run_local(pl, root, parallel=1, python=py, echo=lines.append, poll_s=0.05)
     assert all(s == "done" for s in state.values())
     assert invocations(log) == [inter[0]] + blocked
-    from xtreme_jax.study.cli import status_table
+    from xtreme_jax.study.executors import status_table
     assert status_table(pl, root).splitlines()[-1] == f"points: {len(pl.points)} done; runs: {len(state)} done"
 
 

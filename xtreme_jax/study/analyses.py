@@ -13,7 +13,7 @@ import math
 
 import numpy as np
 
-from xtreme_jax.study import fits, stats
+from xtreme_jax.study import collect, fits, stats
 
 # --------------------------------------------------------------------------- tables of scores
 
@@ -481,19 +481,9 @@ def languages_added(col, study) -> dict:
     return {"estimates": est, "headline": headline, "lines": lines, "plots": plots}
 
 
-def average_over(col, factors) -> object:
-    """The collected rows with the given factors folded into one level ("all"): an analysis then
-    averages scores over them (e.g. over several target tasks)."""
-    import dataclasses
-    if not factors:
-        return col
-    rows = [{**r, **{f: "all" for f in factors}} for r in col.rows]
-    return dataclasses.replace(col, rows=rows)
-
-
 def run(col, study) -> dict:
     a = study.analysis
-    col = average_over(col, list(a.get("average_over", ()) or ()))
+    col = collect.average_over(col, list(a.get("average_over", ()) or ()))
     return ANALYSES[a.kind](col, study)
 
 

@@ -85,7 +85,7 @@ def run_command(cmd: str, study, root: str) -> int:
         plan_lib.check_runnable(plan)
         return _run(plan, root)
     if cmd == "status":
-        print(status_table(plan, root))
+        print(executors.status_table(plan, root))
         return 0
     from xtreme_jax.study import report
     out = report.build(plan, root)
@@ -115,34 +115,9 @@ def _run(plan, root: str) -> int:
                                   dry_run=_DRY_RUN.value)
         if _DRY_RUN.value:
             return 0
-    print(status_table(plan, root))
+    print(executors.status_table(plan, root))
     failed = [h for h, s in state.items() if s in ("failed", "blocked")]
     return 1 if failed else 0
-
-
-def status_table(plan, root: str) -> str:
-    from xtreme_jax.study import executors
-    states = {h: executors.node_state(root, n) for h, n in plan.graph.nodes.items()}
-    lines, counts = [], {}
-    factors = list(plan.points[0].labels) if plan.points else []
-    for i, p in enumerate(plan.points):
-        chain = plan.graph.chain(i)
-        leaf_state, detail = states[chain[-1].hash]
-        if leaf_state != "done":  # the first unfinished stage says where the point stands
-            for n in chain:
-                s, d = states[n.hash]
-                if s != "done":
-                    leaf_state, detail = s, (f"{n.stage} {n.hash}" + (f": {d}" if d else ""))
-                    break
-        counts[leaf_state] = counts.get(leaf_state, 0) + 1
-        lines.append(f"{i:3d}  " + "  ".join(f"{f}={p.labels[f]}" for f in factors) + f"  seed={p.seed}  "
-                     f"{chain[-1].hash}  {leaf_state}" + (f"  ({detail})" if detail else ""))
-    run_counts = {}
-    for s, _ in states.values():
-        run_counts[s] = run_counts.get(s, 0) + 1
-    lines.append("points: " + ", ".join(f"{v} {k}" for k, v in sorted(counts.items())) +
-                 "; runs: " + ", ".join(f"{v} {k}" for k, v in sorted(run_counts.items())))
-    return "\n".join(lines)
 
 
 def _quiet():

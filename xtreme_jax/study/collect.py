@@ -169,3 +169,12 @@ def write_long_csv(col: Collected, path: str) -> str:
         w.writerow([r[k] if not isinstance(r[k], float) else repr(r[k]) for k in head])
     os.makedirs(os.path.dirname(path), exist_ok=True) if "://" not in path else None
     return write_atomic(path, buf.getvalue())
+
+
+def average_over(col, factors):
+    """The collected rows with the given factors folded into one level ("all"): an analysis then
+    averages scores over them (e.g. over several target tasks)."""
+    if not factors:
+        return col
+    rows = [{**r, **{f: "all" for f in factors}} for r in col.rows]
+    return dataclasses.replace(col, rows=rows)
