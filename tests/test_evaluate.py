@@ -486,7 +486,10 @@ def test_retrieval_with_known_answers():
 
 
 def test_retrieval_layer_choice():
-    assert E.resolve_layer(None, 24) == 14 and E.resolve_layer(None, 12) == 7
+    # The official scripts' --specific_layer 7 (12 layers) / 13 (24 layers) counts layer outputs
+    # without the embeddings: hidden_states[8] / [14] here (index 0 = embeddings, as in HF).
+    assert E.resolve_layer(None, 24) == 14 and E.resolve_layer(None, 12) == 8
+    assert E.resolve_layer(None, 6) == 4  # other depths: large's relative depth, 14/24
     assert E.resolve_layer(-1, 24) == 24 and E.resolve_layer(0, 24) == 0
     with pytest.raises(ValueError, match="retrieval_layer=25 is outside"):
         E.resolve_layer(25, 24)

@@ -67,7 +67,7 @@ def base_config() -> mlc.ConfigDict:
         tasks=[],
         benchmark="xtreme-r",  # aggregate.json: task averages, group and overall scores of this benchmark
         split="test", languages="", batch_size=64,
-        retrieval_layer=-1,   # -1: the paper's layer 14 of 24, scaled to the model depth
+        retrieval_layer=-1,   # -1: the official scripts' layer (hidden_states 8 of 12, 14 of 24; evaluation/evaluator.py)
         write_submission=True))
     c.new_run = False         # allow a different config in an existing workdir
     # A finished phase directory of another run (RUN/<phase>, local or gs://): the first phase of

@@ -46,8 +46,19 @@ N_BEST = 20
 MAX_ANSWER_LENGTH = 30
 
 
+# XTREME's retrieval scripts (scripts/run_tatoeba.sh, third_party/evaluate_retrieval.py) keep the
+# outputs of the transformer layers only (`hidden_states[-num_layers:]`, the embedding output
+# dropped), so `--specific_layer k` is hidden_states[k + 1] here: k = 7 for 12-layer models (mBERT,
+# XLM-R base), k = 13 for XLM-R large -- the X-STILTs paper's "layer 14" of large.
+OFFICIAL_RETRIEVAL_LAYER = {12: 8, 24: 14}
+
+
 def default_retrieval_layer(num_layers: int) -> int:
-    """Layer 14 of 24 as in the paper (7 of 12 for base models, as XTREME), scaled to depth."""
+    """hidden_states index (0 = embeddings) of the official scripts for 12 and 24 layers; other
+    depths keep large's relative depth (14 of 24). BUCC's script differs (first-token pooling at
+    --specific_layer 7 for every depth): docs/evaluation.md."""
+    if num_layers in OFFICIAL_RETRIEVAL_LAYER:
+        return OFFICIAL_RETRIEVAL_LAYER[num_layers]
     return max(1, int(num_layers * 14 / 24 + 0.5))
 
 
