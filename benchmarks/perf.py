@@ -8,8 +8,10 @@ interleaved round by round in one process (medians of the per-round ratios).
              logits at every position (`head_options={"dense": True}`); MFU of each with the FLOPs
              it computes (`metrics.flops_per_token(kind="mlm", predicted_fraction=...)`) against
              the faster of XLA's and PyTorch's fp32 GEMM, measured in the same rounds.
-  optimizer  the classification step as it is against the pre-issue-16 step (`legacy_train_step`:
-             lax.cond non-finite guard, separate divide pass), and the share of the step spent on
+  optimizer  the classification step as it is (guard "auto": lax.cond on CPU, one shared global
+             norm, the divide folded into the loss), the same with the select guard (the GPU
+             choice), and the pre-issue-16 step (`legacy_train_step`: lax.cond whose branch
+             recomputes the clipping norm, separate divide pass); and the share of the step spent on
              the dense zero-filled word-embedding gradient and its AdamW update (the same ops on
              a [V, d] table, timed alone in the same rounds).
 
@@ -208,10 +210,10 @@ def bench_optimizer(args) -> dict:
     B, S = args.batch, args.seq
     host = padded_batch(sample_lengths("xnli", B, S, seed=1), S, cfg.vocab_size)
     steppers = {}
-    for name in ("current", "legacy"):
+    for name in ("current", "select", "legacy"):
         mesh, sched, (g, state, sh) = _state(cfg, {"cls": ("classification", 3)})
-        step = (T.make_train_step(g, sh, "cls", sched) if name == "current"
-                else legacy_train_step(g, sh, "cls", sched))
+        step = (legacy_train_step(g, sh, "cls", sched) if name == "legacy"
+                else T.make_train_step(g, sh, "cls", sched, guard="auto" if name == "current" else "select"))
         steppers[name] = Stepper(step, state, sharding.device_batch(host, mesh))
         steppers[name](1)
     contenders = {n: (lambda s=s: s(1)) for n, s in steppers.items()}
@@ -220,6 +222,7 @@ def bench_optimizer(args) -> dict:
     return {"config": _cfg_dict(cfg), "batch": B, "seq": S, "rounds": args.rounds,
             "step_s": {n: med(res[n]) for n in res}, "per_round_s": res,
             "speedup_current_vs_legacy": med([lg / c for lg, c in zip(res["legacy"], res["current"])]),
+            "speedup_select_vs_legacy": med([lg / c for lg, c in zip(res["legacy"], res["select"])]),
             "embedding_share_of_step": med([e / c for e, c in zip(res["embedding_share"], res["current"])])}
 
 

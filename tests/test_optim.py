@@ -39,3 +39,20 @@ def test_layerwise_lr_decay_scales():
     s = optim.layer_scales(params, num_layers=2, decay=0.5)
     assert s == {"encoder": {"embeddings": {"word": 0.125}, "layers": {0: {"w": 0.25}, 1: {"w": 0.5}}},
                  "heads": {"t": {"w": 1.0}}}
+
+
+def test_clip_reusing_the_step_norm_matches_optax_and_keeps_the_state_layout():
+    params = {"a": jnp.ones((3, 2)), "b": jnp.ones(4)}
+    grads = {"a": jnp.full((3, 2), 2.0), "b": jnp.arange(4.0)}
+    for clip in (0.5, 100.0):
+        ref, _ = optax.clip_by_global_norm(clip).update(grads, optax.EmptyState())
+        ours = optim.clip_by_global_norm(clip)
+        for kw in ({}, {"global_norm": optax.tree.norm(grads)}):
+            out, _ = ours.update(grads, ours.init(params), **kw)
+            for x, y in zip(jax.tree.leaves(out), jax.tree.leaves(ref)):
+                np.testing.assert_allclose(x, y, rtol=1e-6)
+    # the optimizer state has the layout optax's clip gave it: old checkpoints restore
+    tx, _ = optim.make_optimizer(lr=1e-3, total_steps=10)
+    old = optax.chain(optax.clip_by_global_norm(1.0),
+                      optax.adamw(optim.schedule(1e-3, 10), eps=1e-8, weight_decay=0.01, mask=optim.decay_mask))
+    assert jax.tree.structure(tx.init(params)) == jax.tree.structure(old.init(params))

@@ -82,7 +82,8 @@ def _cls_batch(vocab, b=8, s=16, seed=0):
     return dict(input_ids=ids, attention_mask=np.ones_like(ids), labels=rng.integers(0, 3, b).astype(np.int32))
 
 
-def test_nonfinite_step_is_not_applied_by_the_select_guard(monkeypatch):
+@pytest.mark.parametrize("guard", ["select", "cond"])
+def test_nonfinite_step_is_not_applied_by_either_guard(monkeypatch, guard):
     orig = TaskModel.loss
 
     def poisoned(self, task, batch, rng=None, **kw):
@@ -91,13 +92,14 @@ def test_nonfinite_step_is_not_applied_by_the_select_guard(monkeypatch):
         return total / jnp.maximum(count, 1), (total, count)
     monkeypatch.setattr(TaskModel, "loss", poisoned)
     cfg, sched, (g, state, sh) = _state({"cls": ("classification", 3)})
-    step = T.make_train_step(g, sh, "cls", sched)
+    step = T.make_train_step(g, sh, "cls", sched, guard=guard)
     batch = _cls_batch(cfg.vocab_size)
     poison = dict(batch, poison=np.ones(8, np.int32))
     hlo = step.lower(state, poison, jax.random.key(0)).compile().as_text()
-    # no conditional (a GPU copies its predicate to the host), and one global norm, shared by
-    # the metrics and the clipping (the cond's branch recomputed it: two scalar sqrts)
-    assert "conditional(" not in hlo and len(re.findall(r"= f32\[\] sqrt\(", hlo)) == 1
+    # select: no conditional (a GPU copies its predicate to the host); both: one global norm,
+    # shared by the metrics and the clipping (before, the cond's branch recomputed it)
+    assert ("conditional(" in hlo) == (guard == "cond")
+    assert len(re.findall(r"= f32\[\] sqrt\(", hlo)) == 1
     before = [np.asarray(x) for x in jax.tree.leaves(state)]
     state, m = step(state, poison, jax.random.key(0))
     assert not bool(m["finite"])

@@ -52,10 +52,23 @@ def scale_by_layer(num_layers: int, decay: float) -> optax.GradientTransformatio
     return optax.GradientTransformation(lambda p: optax.EmptyState(), update)
 
 
+def clip_by_global_norm(max_norm: float) -> optax.GradientTransformationExtraArgs:
+    """optax.clip_by_global_norm (same rule, same empty state, so checkpoints are unchanged)
+    that takes the norm as `global_norm=` when the caller has it already: the train step
+    computes it for its metrics and its non-finite check, and one norm is one pass less over
+    every gradient."""
+    def update(updates, state, params=None, *, global_norm=None, **extra):
+        del params, extra
+        norm = optax.tree.norm(updates) if global_norm is None else global_norm
+        scale = jnp.where(norm < max_norm, 1.0, max_norm / norm)
+        return jax.tree.map(lambda u: (u * scale).astype(u.dtype), updates), state
+    return optax.GradientTransformationExtraArgs(lambda params: optax.EmptyState(), update)
+
+
 def make_optimizer(*, lr: float, total_steps: int, warmup=0.1, weight_decay=0.01,
                    b1=0.9, b2=0.999, eps=1e-8, clip=1.0, layer_decay=None, num_layers=None):
     sched = schedule(lr, total_steps, warmup)
-    parts = [optax.clip_by_global_norm(clip)] if clip and clip > 0 else []
+    parts = [clip_by_global_norm(clip)] if clip and clip > 0 else []
     parts.append(optax.adamw(sched, b1=b1, b2=b2, eps=eps, weight_decay=weight_decay,
                              mask=decay_mask))
     if layer_decay:

@@ -62,7 +62,7 @@ def _microbatches(batch, n):
 
 def make_train_step(graphdef, shardings, task: str, schedule=None, accum_steps: int = 1,
                     grad_dtype=None, rules=DEFAULT_RULES, mlm_probability: float | None = None,
-                    head_options: dict | None = None):
+                    head_options: dict | None = None, guard: str = "auto"):
     """Returns step(state, batch, rng) -> (state, metrics); state buffers are donated.
 
     Traced under the state's mesh and `rules`, so the encoder's activation constraints
@@ -74,7 +74,15 @@ def make_train_step(graphdef, shardings, task: str, schedule=None, accum_steps: 
     task): the masking rate of its batches, which sizes the MLM head's gathered positions
     (`heads.max_masked`); None = the default 0.15. `head_options`: more keyword arguments of
     the head's train_loss (e.g. MLM dense=True, the benchmarks' all-positions reference).
+
+    `guard`, how a non-finite step is refused: "select" (the update computed, then kept or
+    dropped element-wise: on a GPU a lax.cond copies its predicate to the host every step),
+    "cond" (lax.cond: only the taken branch runs; XLA:CPU fuses it better: the select there
+    costs two extra copies of the AdamW moments, 8% of a 4-layer base step), "auto" = select
+    on GPUs, cond elsewhere. Both refuse the same steps (tests/test_perf.py).
     """
+    if guard not in ("auto", "select", "cond"):
+        raise ValueError(f"guard={guard!r}; choose 'auto', 'select' or 'cond'")
     options = dict(head_options or {})
     if mlm_probability is not None:
         options["mlm_probability"] = float(mlm_probability)
@@ -117,14 +125,20 @@ def make_train_step(graphdef, shardings, task: str, schedule=None, accum_steps: 
         finite = jnp.isfinite(loss) & jnp.isfinite(grad_norm)
         step_no = ts.opt.step[...]
 
-        old_leaves = jax.tree.leaves(state)
-        ts.opt.update(ts.model, grads)
-        # A select, not lax.cond: it fuses into the update's element-wise passes (same traffic),
-        # lets XLA share the global norm with the clipping, and on GPUs a cond copies its
-        # predicate to the host every step.
-        updated = nnx.state(ts)
-        new = jax.tree.unflatten(jax.tree.structure(updated), [
-            jnp.where(finite, n, o) for n, o in zip(jax.tree.leaves(updated), old_leaves)])
+        # The clipping reuses this norm (optim.clip_by_global_norm): one pass over the gradients.
+        extra = {"global_norm": grad_norm} if isinstance(ts.opt.tx, optax.GradientTransformationExtraArgs) else {}
+
+        def apply(s):
+            t = nnx.merge(graphdef, s)
+            t.opt.update(t.model, grads, **extra)
+            return nnx.state(t)
+        if use_select:
+            old = jax.tree.leaves(state)   # before apply: merged Variables may share its buffers
+            updated = apply(state)
+            new = jax.tree.unflatten(jax.tree.structure(updated), [
+                jnp.where(finite, n, o) for n, o in zip(jax.tree.leaves(updated), old)])
+        else:
+            new = jax.lax.cond(finite, apply, lambda s: s, state)
         new = jax.lax.with_sharding_constraint(new, shardings)
         metrics = dict(loss=loss, grad_norm=grad_norm, count=count, finite=finite, step=step_no,
                        tokens=jnp.sum(batch["attention_mask"]).astype(jnp.int32))
@@ -133,6 +147,7 @@ def make_train_step(graphdef, shardings, task: str, schedule=None, accum_steps: 
         return new, metrics
 
     mesh = jax.tree.leaves(shardings)[0].mesh
+    use_select = guard == "select" or (guard == "auto" and mesh.devices.flat[0].platform == "gpu")
 
     def step(state, batch, rng):
         with jax.sharding.use_abstract_mesh(mesh.abstract_mesh), nnx.logical_axis_rules(rules):
