@@ -133,10 +133,16 @@ def _parse_flags(argv):
     try:
         return flags.FLAGS(argv)
     except flags.Error as e:
-        _fail(str(e))
+        msg = str(e)
+        if "Traceback" in msg:  # the study file raised: its own message, not the traceback
+            last = [l for l in msg.splitlines() if l.strip()][-1]
+            flag = msg.split(":", 1)[0].replace("flag ", "")
+            msg = f"{flag}: {last.split(': ', 1)[-1]}"
+        _fail(msg)
     except (AttributeError, KeyError) as e:  # ml_collections: an override of a key the study lacks
         bad = [a for a in argv if a.startswith("--config.")]
-        _fail(f"unknown study config key among {' '.join(bad)}: {str(e).strip(chr(39) + chr(34))}")
+        msg = str(e).strip("'\"").replace("\\n", " ").replace('\\"', '"').replace("\\'", "'")
+        _fail(f"unknown study config key among {' '.join(bad)}: {msg}")
     except ValueError as e:  # the study file rejecting its :args
         _fail((str(e).splitlines() or [""])[0])
 
