@@ -138,12 +138,17 @@ def _fuse(parts, children) -> list[tuple[str, dict]]:
 
 
 def materialize(node: Node, root: str) -> dict:
-    """The node's config as it runs: its parent reference turned into the parent's phase dir."""
+    """The node's config as it runs: its parent reference turned into the parent's phase dir, and
+    (local studies) one tokenized-feature cache for all runs, ROOT/cache, so that each data set
+    is tokenized once per study (the cache is keyed by content and safe to share; where it lives
+    is not part of the experiment, so not of the hash)."""
     cfg = dict(node.config)
     ref = cfg.get("init_from", "")
     if ref.startswith("@"):
         h, phase = ref[1:].split("/", 1)
         cfg["init_from"] = node_dir(root, h) + "/" + phase
+    if "://" not in root and not cfg["data"].get("cache_dir"):
+        cfg["data"] = dict(cfg["data"], cache_dir=f"{root.rstrip('/')}/cache")
     return cfg
 
 
