@@ -1077,6 +1077,8 @@ PARTS = {"step": bench_step, "padding": bench_padding, "eval": bench_eval, "comp
 
 
 def main(argv=None) -> dict:
+    from benchmarks.machine import torch_threads_passive
+    torch_threads_passive()
     import jax
     args = parse_args(argv)
     jax.config.update("jax_default_prng_impl", args.prng)

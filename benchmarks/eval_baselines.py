@@ -36,7 +36,7 @@ import time
 import numpy as np
 
 from benchmarks.bench import interleave, med
-from benchmarks.machine import machine_info, uptime, write_json
+from benchmarks.machine import machine_info, torch_threads_passive, uptime, write_json
 
 KIT = os.path.normpath(os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "shared", "data"))
 TASKS = {"tatoeba": ("tatoeba", "test"), "udpos": ("ud", "dev"), "xcopa": ("xcopa", "test")}
@@ -243,6 +243,7 @@ def run(args) -> dict:
 
 
 def main(argv=None):
+    torch_threads_passive()
     ap = argparse.ArgumentParser(prog="python -m benchmarks.eval_baselines", description=__doc__.split("\n\n")[0])
     ap.add_argument("--kit", default=KIT)
     ap.add_argument("--size", default="base")

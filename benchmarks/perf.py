@@ -28,7 +28,7 @@ import time
 import numpy as np
 
 from benchmarks.bench import interleave, make_matmul, make_torch_matmul, med
-from benchmarks.machine import machine_info, uptime, write_json
+from benchmarks.machine import machine_info, torch_threads_passive, uptime, write_json
 
 def _gemms(rounds_contenders: dict, n: int = 2048):
     """Adds XLA's and PyTorch's fp32 n^3 GEMM (FLOP/s) to the contenders of a CPU run."""
@@ -246,6 +246,7 @@ def parse_args(argv=None):
 
 
 def main(argv=None) -> dict:
+    torch_threads_passive()
     args = parse_args(argv)
     result = {"command": " ".join(["python -m benchmarks.perf"] + (argv if argv is not None else sys.argv[1:])),
               "machine": machine_info()}
