@@ -105,9 +105,10 @@ def test_validation_catches_each_confound():
     assert "intermediate.tasks[0] (mnli) contains mnli, the training data of the target xnli" in msgs[0]
     assert "(anli+) contains mnli" in msgs[1]
     assert problems(full(intermediate=("anli+",), fixed="target=pawsx,model=large")) == []
-    # a subsample as large as the data: the point would silently equal `all`
-    (msg,) = problems(tiny(target_examples=(6400,)))[:1]
-    assert "max_examples=6400 but the data has only 6400 examples" in msg
+    # a subsample larger than the data: the point would silently train on all of it
+    assert problems(tiny(target_examples=(6400,))) == []
+    (msg,) = problems(tiny(target_examples=(7000,)))[:1]
+    assert "max_examples=7000 but the data has only 6400 examples" in msg
     # a max length past the model's positions (tiny: 128 usable)
     c = tiny()
     c.set = ("target.tasks[0].max_length=200",)

@@ -4,8 +4,8 @@
 - data present for every (task, split, language) the point trains or evaluates on, translate-train
   included (official / local files are read once per plan; hub data cannot be checked offline, so it
   is listed as data the plan needs);
-- a target training set large enough for the requested subsample (else the point silently equals
-  the `all` point);
+- a training set at least as large as the requested subsample (else the point silently trains on
+  less than it says, the same data as the `all` point);
 - every task's maximum length within the model's positions;
 - no intermediate data containing the target's training data (MNLI is XNLI's training set, ANLI+
   contains MNLI: a "gain" from them is the target data seen twice);
@@ -143,10 +143,10 @@ def check_point(point: Point, study, data: DataCheck, num_devices: int = 1) -> l
     for phase in (p for p in phases if p != "evaluate"):
         for i, t in enumerate(cfg[phase]["tasks"]):
             n = data.require(t["name"], t["split"], t["lang"], t["source"])
-            if n is not None and t["max_examples"] and t["max_examples"] >= n:
+            if n is not None and t["max_examples"] and t["max_examples"] > n:
                 problems.append(f"{phase}.tasks[{i}] ({t['name']} {t['split']} {t['lang']}): max_examples="
-                                f"{t['max_examples']} but the data has only {n} examples, so this point "
-                                "equals the one with all the data; use a smaller size")
+                                f"{t['max_examples']} but the data has only {n} examples: the point would train "
+                                "on all of them while its label says more (another size's point, or 0 = all)")
     if "evaluate" in phases:
         for i, e in enumerate(cfg["evaluate"]["tasks"]):
             try:
