@@ -26,7 +26,7 @@ def study_config(name, arg=""):
 def tiny(**factors):
     c = spec.study("target_size", "q", "tiny")
     c.recipe = "configs/demo.py"
-    c.fixed = "mlm=all,size=tiny"
+    c.fixed = "arm=with,mlm=all,size=tiny"
     c.seeds = (0, 1)
     for k, v in factors.items():
         c.factors[k] = v
@@ -77,7 +77,7 @@ def test_bad_factors_and_overrides_are_named():
 
 def test_prefix_orders_and_the_collapse_of_identical_points():
     c = tiny(order={"o0": "xa+xb+xc", "o1": "xc+xb+xa"}, k=(0, 1, 2))
-    c.fixed = "mlm=all,size=tiny,intermediate=entail"
+    c.fixed = "arm=with,mlm=all,size=tiny,intermediate=entail"
     c.prefix.arg, c.prefix.order, c.prefix.count = "translated", "order", "k"
     points, collapsed = expand.expand(c)
     trans = {(p.labels["order"], p.labels["k"], p.seed): [t["lang"] for t in p.config["intermediate"]["tasks"]]

@@ -18,7 +18,7 @@ from xtreme_jax.study import spec
 def get_config(arg=None):
     c = spec.study("target_size", "Does the tiny pipeline run?", "tiny")
     c.recipe = "configs/demo.py"
-    c.fixed = "mlm=all,size=tiny"
+    c.fixed = "arm=with,mlm=all,size=tiny"
     c.set = ("mlm.num_steps=30", "intermediate.num_steps=20", "intermediate.eval_every=10",
              "intermediate.save_every=20", "target.num_steps=100", "target.eval_every=50", "target.save_every=20",
              "target.log_every=10", "evaluate.languages=en,xa")

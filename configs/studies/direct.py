@@ -38,9 +38,7 @@ def get_config(arg=None):
     c = spec.study("direct", QUESTION, a["scale"])
     if c.scale == "tiny":
         c.recipe = "configs/demo.py"
-        c.fixed = "mlm=all,size=tiny"
-        c.set = ("mlm.num_steps=600", "intermediate.num_steps=200", "target.num_steps=200",
-                 "target.eval_every=50", "target.save_every=100")
+        c.fixed = "arm=with,mlm=all,size=tiny"
         inter, langs = a["intermediate"] or "entail+para+sst", TINY_LANGS
         c.factors.target_examples = (100, 200, 400, 800, 1600)   # per language; 1600 translated each
         c.analysis.full_size = 1600

@@ -15,8 +15,9 @@ order (collapsed). Analysis: score vs k per unit (order x seed), a segmented (tw
 knee is the threshold, with the bootstrap distribution of the knee over units, and a saturating
 fit (k where 90% of the rise is reached).
 
-Tiny scale: pool xa xb xc xd xe (four related languages, one unrelated), reserved unseen xg (related)
-and xf xh (unrelated); intermediate task demo_entail and its translations; target demo_nli.
+Tiny scale: pool xa xb xc xd (related languages: English function words), reserved unseen xg
+(related) and xe xf xh (unrelated: own function words, two in other scripts); intermediate task
+demo_entail and its translations, 100 English steps; target demo_nli.
 Full scale: MNLI with its XNLI translations (the only intermediate task XTREME ships translated) in
 de fr es ru zh ar; target XCOPA (XTREME-R; not XNLI, whose training data is MNLI); reserved unseen:
 the XCOPA languages outside the pool.
@@ -37,9 +38,8 @@ def get_config(arg=None):
     c = spec.study("languages", QUESTION, a["scale"])
     if c.scale == "tiny":
         c.recipe = "configs/demo.py"
-        c.fixed = "mlm=all,size=tiny,intermediate=entail"
-        c.set = ("mlm.num_steps=600", "target.num_steps=200", "target.eval_every=50", "target.save_every=100")
-        pool, c.unseen, english_steps = ("xa", "xb", "xc", "xd", "xe"), "xf,xg,xh", 100
+        c.fixed = "arm=with,mlm=all,size=tiny,intermediate=entail"
+        pool, c.unseen, english_steps = ("xa", "xb", "xc", "xd"), "xe,xf,xg,xh", 100
     else:
         c.recipe = "configs/stilts.py"
         c.fixed = f"target=xcopa,model=large,intermediate=mnli,data={a['data']}"

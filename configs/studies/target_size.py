@@ -27,9 +27,7 @@ def get_config(arg=None):
     if c.scale == "tiny":
         # The demo world (configs/demo.py): 6400 English NLI training pairs, 8 zero-shot languages.
         c.recipe = "configs/demo.py"
-        c.fixed = "mlm=all,size=tiny"
-        c.set = ("mlm.num_steps=600", "intermediate.num_steps=200", "target.num_steps=200",
-                 "target.eval_every=50", "target.save_every=100")
+        c.fixed = "arm=with,mlm=all,size=tiny"
         inter = a["intermediate"] or "entail+para+sst"
         c.factors.target_examples = (100, 200, 400, 800, 1600, 0)   # 0 = all 6400
         c.analysis.full_size = 6400

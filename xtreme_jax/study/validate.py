@@ -132,6 +132,9 @@ def check_point(point: Point, study, data: DataCheck, num_devices: int = 1) -> l
     except (config_lib.ConfigError, ValueError) as e:
         return [str(e)]
     phases = phase_names(cfg)
+    if cfg.get("ablate"):
+        return [f"config.ablate={cfg['ablate']!r}: a study point is one run (the study compares with and "
+                "without itself); give the recipe one arm, e.g. configs/demo.py's arm=with"]
     try:
         shape = model_shape(cfg)
         config_lib.validate_lengths(run_config(cfg), types.SimpleNamespace(
