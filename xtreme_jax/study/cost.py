@@ -37,12 +37,16 @@ MEASURED = (
         "docs/benchmarks.md 'H100: measured': XLM-R large, B=32, S=128, bf16, 22.0% MFU"),
     Row("FacebookAI/xlm-roberta-large", "h100", 256, 128, 0.192,
         "docs/benchmarks.md 'H100: measured': XLM-R large, B=256, S=128, bf16, 31.9% MFU"),
-    # This 2-core CPU (docs/studies.md, "Cost model at tiny scale"): median s/step of the
-    # phases of the tiny-scale study runs, B=32 with buckets (32, 64), fp32.
-    Row("tiny", "cpu", 32, 64, 0.032, "docs/studies.md: tiny encoder on this 2-core CPU, B=32, S<=64 (measured)"),
+    # The demo presets on this 2-core CPU (Xeon 2.0 GHz), fp32, no dropout, 5 rounds x 10 steps:
+    # python -m benchmarks.bench --what step --size S --batch 32 --seq 64 --no-torch --dropout 0
+    Row("tiny", "cpu", 32, 64, 0.043, "benchmarks.bench --what step --size tiny --batch 32 --seq 64 on this 2-core CPU"),
+    Row("mini", "cpu", 32, 64, 0.122, "benchmarks.bench --what step --size mini --batch 32 --seq 64 on this 2-core CPU"),
+    Row("midi", "cpu", 32, 64, 0.276, "benchmarks.bench --what step --size midi --batch 32 --seq 64 on this 2-core CPU"),
 )
-# Fixed cost of one run at tiny scale on the CPU: process start, compiles, data, evaluation.
-CPU_RUN_OVERHEAD_S = 12.0
+# Fixed cost of one run at tiny scale on this CPU: process start (imports ~5 s), tracing and
+# compiling (~5 s with the persistent cache warm), data, checkpoints: a 200-step tiny target run
+# took 20-22 s wall of which ~7.5 s were steps (docs/studies.md).
+CPU_RUN_OVERHEAD_S = 13.0
 # Approximate test examples per language of the benchmark tasks (XTREME / XTREME-R papers), for
 # the cost of evaluation when the data are not at hand.
 TEST_EXAMPLES = {"xnli": 5010, "pawsx": 2000, "udpos": 1000, "panx": 1000, "xquad": 1190, "mlqa": 5000,
@@ -112,7 +116,7 @@ def node_cost(config: dict, phases: list[str], accelerator: str, chips: int, eva
         sources.add(src)
     if accelerator == "cpu":
         seconds += CPU_RUN_OVERHEAD_S
-        sources.add(f"+{CPU_RUN_OVERHEAD_S:.0f} s per run (process start, compiles, data; measured)")
+        sources.add(f"+{CPU_RUN_OVERHEAD_S:.0f} s per run (process start, tracing, compiles, data; measured)")
     return {"seconds": seconds, "accelerator_hours": seconds * chips / 3600, "steps": steps,
             "sources": sorted(sources)}
 
