@@ -20,7 +20,6 @@ import logging
 import os
 
 import jax
-from etils import epath
 from flax import nnx
 
 from xtreme_jax import config as config_lib
@@ -28,7 +27,6 @@ from xtreme_jax import preflight, report
 from xtreme_jax import workdir as workdir_lib
 from xtreme_jax.context import RunContext, build_context, source
 from xtreme_jax.evaluation import Evaluator, checkpoints, load_eval_sets, output
-from xtreme_jax.files import write_json
 from xtreme_jax.handoff import Handoff, init_weights, read_summary
 from xtreme_jax.tasks import get_task
 from xtreme_jax.tasks.languages import BENCHMARKS, benchmark_languages
