@@ -117,3 +117,26 @@ def test_translate_train_availability_is_checked_before_compute():
         C.validate(c, num_devices=8)
     c.target.tasks = [C.task_entry("mnli", lang="sw", split="translate_train")]
     C.validate(c, num_devices=8)
+
+
+def test_a_data_copy_that_lists_its_languages_is_taken_at_its_word(tmp_path):
+    """The demo world's translated intermediate data and demo_nli's translate-train split validate
+    in languages the registry does not know; a language the copy does not list is refused."""
+    import importlib
+    demo = importlib.import_module("configs.demo")
+    c = demo.get_config("arm=with,translated=xa+xf,target_langs=en+xb,quick")
+    C.validate(c, num_devices=8)
+    assert [(t.name, t.lang, t.split) for t in c.target.tasks] == [
+        ("demo_nli", "en", "train"), ("demo_nli", "xb", "translate_train")]
+    c.intermediate.tasks[1].lang = "zz"
+    with pytest.raises(ConfigError) as e:
+        C.validate(c, num_devices=8)
+    assert str(e.value).startswith("config.intermediate.tasks[1].lang='zz': task 'mnli' has no such "
+                                   "language; choose from ['en', 'xa', 'xb',")
+    c = demo.get_config("arm=with,quick")
+    d = tmp_path / "copy"
+    d.mkdir()
+    c.intermediate.tasks[0].source.path = str(d)
+    (d / "languages.txt").write_text("de\n")  # a copy listing other languages than the entry's
+    with pytest.raises(ConfigError, match=r"^config.intermediate.tasks\[0\].lang='en': task 'mnli' has no such"):
+        C.validate(c, num_devices=8)

@@ -141,11 +141,6 @@ def validate(config, num_devices: int, num_processes: int = 1):
         for i, t in enumerate(p.tasks):
             task = _check_task(get_task, f"{name}.tasks[{i}].name", t.name)
             _check_split_language(task, f"config.{name}.tasks[{i}]", t)
-            if t.source.type != "official" or task.language_source is None:
-                langs = list(task.languages) + list(task.translate_languages)
-                if t.lang not in langs:
-                    raise ConfigError(f"config.{name}.tasks[{i}].lang={t.lang!r}: task {t.name!r} has "
-                                      f"no such language; choose from {sorted(set(langs))}")
 
 
 # (field, lowest allowed value, what it means): checked before compute, since a zero or negative
@@ -182,19 +177,28 @@ def _check_numbers(name, p):
 
 
 def _check_split_language(task, field, t):
-    """The split exists for the task, and a translated split exists in that language (XTREME ships
-    translate-train data for some tasks and languages only: none for PAN-X or UD-POS, and QA's
-    languages differ from XNLI's)."""
+    """The split exists for the task, and the language for that split: XTREME ships translate-train
+    data for some tasks and languages only (none for PAN-X or UD-POS, and QA's languages differ
+    from XNLI's); a local or official copy that lists its languages (languages.txt) is taken at
+    its word."""
+    from xtreme_jax.data.errors import DataError
     splits = list(task.splits) + list(task.translate_splits)
     split = {"validation": "dev", "val": "dev"}.get(t.split, t.split)
     if split not in splits:
         raise ConfigError(f"{field}.split={t.split!r}: task {t.name!r} has no such split; choose from {splits}"
                           + ("" if task.translate_splits else " (it has no translate-train data)"))
+    try:  # a source without a directory (hub, tfds, or data.dir filled in later) has the registry's
+        langs = list(task.language_list(t.source if t.source.get("path") else None))
+    except (DataError, OSError) as e:
+        raise ConfigError(f"{field}.source: {(str(e).splitlines() or [''])[0]}") from None
     if split in task.translate_splits:
-        langs = task.translate_languages or task.languages
+        langs = list(task.translate_languages) or langs
         if t.lang not in langs:
             raise ConfigError(f"{field}.lang={t.lang!r}: task {t.name!r} has no {split} data in {t.lang!r}; "
                               f"its {split} languages are {' '.join(langs)}")
+    elif t.lang not in langs:
+        raise ConfigError(f"{field}.lang={t.lang!r}: task {t.name!r} has no such language; "
+                          f"choose from {sorted(set(langs))}")
 
 
 def _check_model_and_data(config):

@@ -90,6 +90,20 @@ def path_fingerprint(path: str, max_files: int = 20000) -> str:
     return h.hexdigest()
 
 
+def listed_languages(source: Source) -> tuple:
+    """The languages a local or official copy lists in <dir>/languages.txt (one code per line), or ().
+
+    A copy can hold languages the registry does not know (the demo world's translations of its
+    intermediate tasks); the file is what says so. Without it the registry's list applies."""
+    if source.type not in ("official", "local") or not source.path:
+        return ()
+    path = os.path.join(source.path, "languages.txt")
+    if not os.path.isfile(path):
+        return ()
+    with open(path, encoding="utf-8") as f:
+        return tuple(l.strip() for l in f if l.strip())
+
+
 def source_fingerprint(source: Source) -> str:
     if source.type in ("official", "local"):
         return f"{source.type}:{path_fingerprint(source.path)}"

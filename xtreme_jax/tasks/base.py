@@ -103,8 +103,12 @@ class Task:
         return tuple(self.label_source(S.as_source(source)))
 
     def language_list(self, source=None) -> tuple:
-        if self.language_source is not None and source is not None:
-            return tuple(self.language_source(S.as_source(source)))
+        """The registry's languages, or those the data copy lists (see sources.listed_languages)."""
+        if source is not None:
+            source = S.as_source(source)
+            if self.language_source is not None:
+                return tuple(self.language_source(source))
+            return S.listed_languages(source) or tuple(self.languages)
         return tuple(self.languages)
 
     def check_language(self, lang: str, source=None, split: str | None = None) -> str:

@@ -244,7 +244,7 @@ register(Task(
 
 register(Task(
     name="demo_nli", kind="classification", labels=NLI, languages=("en",), metric="accuracy",
-    group="demo", splits=("train", "dev", "test"),
+    group="demo", splits=("train", "dev", "test"), translate_splits=("translate_train",),
     read_official=_xtreme_layout(NLI, NLI_MAP), parse_row=_nli_row,
     language_source=_demo_languages,
     description="bundled synthetic NLI in the XNLI layout; languages from <dir>/languages.txt"))
