@@ -208,6 +208,20 @@ def test_cost_sources_and_budget():
         plan_lib.check_budget(pl, 0.1)
 
 
+def test_cost_counts_remat_and_validation_passes():
+    cfg = expand.to_plain(expand.resolve("configs/stilts.py", {"model": "large", "target": "xnli",
+                                                                "intermediate": "none"}, {}, 0))
+    p = cfg["target"]
+    assert cfg["model"]["remat"] and p["eval_every"] and p["batch_size"] == 32
+    at = lambda c: cost.node_cost(c, ["target"], "h100", 1, 0)["seconds"]  # noqa: E731
+    plain = dict(cfg, model=dict(cfg["model"], remat=False), target=dict(p, eval_every=0))
+    assert at(plain) == pytest.approx(p["num_steps"] * 0.0348)            # XNLI at S=128: the measured row
+    assert at(dict(plain, model=cfg["model"])) == pytest.approx(p["num_steps"] * 0.0348 * 4 / 3)
+    evals = -(-p["num_steps"] // p["eval_every"])                           # every eval_every steps and the last
+    assert at(dict(cfg, model=plain["model"])) - at(plain) == pytest.approx(
+        evals * p["eval_examples"] / 32 * 0.0348 / 3)
+
+
 @pytest.mark.parametrize("name", STUDIES)
 def test_every_study_plans_at_full_scale_offline(name):
     c = study_config(name, "scale=full")

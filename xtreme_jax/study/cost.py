@@ -9,7 +9,11 @@ each estimate says which:
 - **FLOP-scaled**: a measured row of another model (or accelerator) scaled by training FLOPs per
   step (6 N_nonembedding + 12 L S d per token) and, across accelerators, by the ratio of their
   bf16 peaks, i.e. the same MFU assumed.
-An evaluation pass is costed as forward steps (1/3 of a training step) over the test examples.
+An evaluation pass is costed as forward steps (1/3 of a training step) over the test examples, and
+so is every validation during training (each eval_every steps and at the last step, up to
+eval_examples dev examples per validated entry: 15 XNLI languages at full scale add ~15% to a
+translate-train-all run). A phase with model.remat recomputes each layer's forward in the backward
+pass: 4/3 of a measured step without it (the FLOP ratio; measured rows are without remat).
 At tiny scale each run also pays a measured fixed cost (process start, compilation, data).
 """
 from __future__ import annotations
@@ -33,6 +37,7 @@ class Row:
 
 
 MEASURED = (
+    # remat off in both (benchmarks.bench without --remat)
     Row("FacebookAI/xlm-roberta-large", "h100", 32, 128, 0.0348,
         "docs/benchmarks.md 'H100: measured': XLM-R large, B=32, S=128, bf16, 22.0% MFU"),
     Row("FacebookAI/xlm-roberta-large", "h100", 256, 128, 0.192,
@@ -97,10 +102,28 @@ def phase_seq(config: dict, phase: str) -> int:
     return min(buckets)
 
 
+REMAT = 4 / 3   # forward + recomputed forward + backward (2x forward) over forward + backward
+
+
+def validation_examples(pcfg: dict) -> int:
+    """Dev examples a training phase forwards in all its validations (train_loop: every eval_every
+    steps and at the last one, the first eval_examples of each validated entry's dev set)."""
+    from xtreme_jax.tasks import get_task
+    every = pcfg["eval_every"]
+    if not every:
+        return 0
+    per_eval = sum(pcfg["eval_examples"] for t in pcfg["tasks"]
+                   if "dev" in get_task(t["name"]).splits and get_task(t["name"]).family.validated)
+    return per_eval * -(-pcfg["num_steps"] // every)
+
+
 def node_cost(config: dict, phases: list[str], accelerator: str, chips: int, eval_examples: int) -> dict:
     """{"seconds", "accelerator_hours", "steps", "sources"} of one node (its phases)."""
     shape = model_shape(config)
     seconds, steps, sources = 0.0, 0, set()
+    remat = REMAT if config["model"].get("remat") else 1.0
+    if remat != 1.0:
+        sources.add("x4/3 for model.remat (forward recomputed; FLOP ratio, not measured)")
     for phase in phases:
         if phase == "evaluate":
             if eval_examples:
@@ -110,10 +133,14 @@ def node_cost(config: dict, phases: list[str], accelerator: str, chips: int, eva
                 sources.add(src)
             continue
         p = config[phase]
-        t, src = step_time(shape, accelerator, p["batch_size"], phase_seq(config, phase))
-        seconds += p["num_steps"] * t
+        seq = phase_seq(config, phase)
+        t, src = step_time(shape, accelerator, p["batch_size"], seq)
+        seconds += p["num_steps"] * t * remat
         steps += p["num_steps"]
         sources.add(src)
+        n_dev = validation_examples(p)
+        if n_dev:  # forward passes at the phase's batch (train_loop's Validator)
+            seconds += n_dev / p["batch_size"] * t / 3
     if accelerator == "cpu":
         seconds += CPU_RUN_OVERHEAD_S
         sources.add(f"+{CPU_RUN_OVERHEAD_S:.0f} s per run (process start, tracing, compiles, data; measured)")
