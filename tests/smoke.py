@@ -1,8 +1,11 @@
-"""The tiny NLI task (official XTREME xnli layout, en train, en+de dev/test) with a tokenizer
-trained on it, and a config file over it: the data of the pipeline and reliability tests."""
+"""The tiny NLI task (official XTREME xnli layout, en train, en+de dev/test) with the suite's tiny
+tokenizer (test_data_support.py) copied beside it, and a config file over it: the data of the
+pipeline and reliability tests."""
+import shutil
+
 import numpy as np
 
-from xtreme_jax.data.spm import train_xlmr_tokenizer
+from test_data_support import tokenizer_dir
 
 WORDS = "the a cat dog sees likes big small red blue runs sleeps".split()
 LABELS = ["entailment", "neutral", "contradiction"]
@@ -42,7 +45,7 @@ def write_smoke(root):
                 b = a if y == 0 else (sent() if y == 1 else "not " + a)
                 lines.append(f"{a}\t{b}\t{LABELS[y]}")
             (root / "xnli" / f"{split}-{lang}.tsv").write_text("\n".join(lines) + "\n")
-    train_xlmr_tokenizer([sent() for _ in range(300)] + ["not"], str(root / "tok"), vocab_size=64)
+    shutil.copytree(tokenizer_dir(), root / "tok")  # copied: runs and subprocesses read root/tok
     return root
 
 

@@ -1,7 +1,10 @@
-"""Shared helpers for the tasks/data tests: a tiny tokenizer and fixture files in every format.
+"""Shared test helpers: THE tiny tokenizer of the test suite and fixture files in every format.
 
-Imported by tests/test_data_*.py and tests/test_tasks*.py (no tests of its own); the `tok`
-fixture (conftest.py) is this tokenizer, trained once per process with xtreme_jax.data.spm.
+Imported by the tests (no tests of its own); the `tok` fixture (conftest.py) is this tokenizer,
+trained once per process with xtreme_jax.data.spm, and tests/smoke.py copies it. Three tests train
+their own on purpose: test_data_real.py (4000 pieces of the real kit, for subword alignment on
+real scripts), test_run_reliability.py (a tokenizer larger than the tiny model's vocabulary) and
+test_evaluate.py (120 pieces that split its words, so its fixtures span several length buckets).
 """
 import functools
 import json
@@ -18,6 +21,10 @@ EXTRA = ["Der Hund läuft schnell über die Straße .", "Die Katze schläft im H
          "Привет мир .", "Questo è un libro .", "Hello , world ! ( test ) \"quoted\" 123 456 7890"]
 
 
+# Words of tests/smoke.py and test_packing_model.py, kept whole pieces by this one tokenizer.
+OTHER_TESTS_WORDS = "likes runs sleeps entailment neutral contradiction".split()
+
+
 def sentences(n=200, seed=0):
     import random
     rng = random.Random(seed)
@@ -29,7 +36,7 @@ def sentences(n=200, seed=0):
 def tokenizer_dir() -> str:
     from xtreme_jax.data import spm
     out = tempfile.mkdtemp(prefix="xtj-tok-")
-    texts = sentences(400) + EXTRA * 5 + [" ".join(WORDS)] * 3
+    texts = sentences(400) + EXTRA * 5 + [" ".join(WORDS)] * 3 + [" ".join(OTHER_TESTS_WORDS)] * 5
     spm.train_xlmr_tokenizer(texts, out, vocab_size=300)
     return out
 

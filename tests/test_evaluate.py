@@ -151,6 +151,8 @@ def env(tmp_path_factory):
     root = tmp_path_factory.mktemp("evaldata")
     rng = np.random.default_rng(0)
     texts = write_fixtures(root, rng)
+    # its own tokenizer on purpose: 120 pieces split these words, so the fixture's sequences span
+    # several length buckets and BUCC's margins are checked away from near-ties
     tok = train_xlmr_tokenizer(texts + WORDS, str(root / "tok"), vocab_size=120)
     src = lambda name: Source("official", str(root / name))  # noqa: E731
     sets = {

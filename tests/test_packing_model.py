@@ -5,19 +5,11 @@ import pytest
 from flax import nnx
 
 from xtreme_jax.data import batching as B
-from xtreme_jax.data.spm import train_xlmr_tokenizer
 from xtreme_jax.models.encoder import preset
 from xtreme_jax.models.heads import TaskModel
 from xtreme_jax.tasks import get_task
 
 WORDS = "the a cat dog sees likes big small red blue runs sleeps house tree".split()
-
-
-@pytest.fixture(scope="module")
-def tok(tmp_path_factory):
-    rng = np.random.default_rng(0)
-    texts = [" ".join(rng.choice(WORDS, 8)) for _ in range(200)]
-    return train_xlmr_tokenizer(texts, str(tmp_path_factory.mktemp("tok")), vocab_size=60)
 
 
 def model_for(kind, n, vocab):

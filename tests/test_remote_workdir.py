@@ -272,16 +272,15 @@ def test_feature_cache_stays_local_for_a_remote_workdir(gcs, tmp_path, caplog):
 
 def test_run_with_a_remote_workdir_caches_features_locally(gcs, tmp_path):
     """Run() end to end up to the features: the memory-mapped cache is written on this host."""
-    from xtreme_jax.data.spm import train_xlmr_tokenizer
+    from test_data_support import tokenizer_dir
     data = tmp_path / "xnli"
     data.mkdir()
     lines = [f"the cat {w}\ta dog {w}\t{lab}" for w in ("runs", "sleeps", "sees") * 4
              for lab in ("entailment", "neutral", "contradiction")]
     (data / "train-en.tsv").write_text("\n".join(lines) + "\n")
-    train_xlmr_tokenizer([l.replace("\t", " ") for l in lines] * 3, str(tmp_path / "tok"), vocab_size=40)
     cfg = C.base_config()
     cfg.phases = "evaluate"
-    cfg.model.tokenizer = str(tmp_path / "tok")
+    cfg.model.tokenizer = tokenizer_dir()
     cfg.evaluate.batch_size = 8
     run = context.build_context(cfg, "gs://bucket/run")
     assert run.cache_dir == files.local_dir_for("features", "gs://bucket/run")
