@@ -431,6 +431,10 @@ def bench_step(args) -> dict:
 # ============================================================================ (b) padding
 
 PAD_MODES = {"pad_to_max": dict(buckets=None), "buckets": {}, "packing": dict(packing=True)}
+# Packing with as many examples per optimizer step as the PyTorch batch (rows per step chosen
+# from the packing plan): the comparison at equal examples per step, as a user tuning the batch
+# size in examples would run it. Not in the default run (one more compiled shape).
+OPTIONAL_PAD_MODES = {"packing_matched": dict(packing=True, match_examples=True)}
 
 # How the PyTorch path batches the same data: the XTREME scripts pad every example to
 # max_seq_length; HF's DataCollatorWithPadding pads each shuffled batch to its longest example;
@@ -460,6 +464,23 @@ def quantile_batches(batches: list, k: int) -> list:
     return [ranked[int((i + 0.5) * len(ranked) / k)] for i in range(min(k, len(ranked)))]
 
 
+def matched_pack_rows(f, batch_size: int, pack_length: int) -> int:
+    """Rows per packed step whose epoch has the number of examples per optimizer step nearest
+    to `batch_size` (the examples per step of a padded batch)."""
+    from xtreme_jax.data.input_pipeline import TrainPlan
+    n_rows = len(TrainPlan(f, 1, seed=0, packing=True, pack_length=pack_length).rows)
+    n = f.num_units
+    return min(range(1, batch_size + 1), key=lambda g: (abs(n / -(-n_rows // g) - batch_size), g))
+
+
+def _csv(value: str, allowed) -> list:
+    names = [x for x in value.split(",") if x]
+    bad = [x for x in names if x not in allowed]
+    if bad:
+        raise SystemExit(f"error: unknown choice(s) {bad}; choose from {','.join(allowed)}")
+    return names
+
+
 def bench_padding(args, trainer=None) -> dict:
     import grain
     from xtreme_jax.data.batching import DEFAULT_BUCKETS
@@ -467,16 +488,24 @@ def bench_padding(args, trainer=None) -> dict:
 
     cfg = model_config(args, layers=args.padding_layers or args.layers)
     B, S = args.batch, args.seq
-    trainer = trainer or JaxTrainer(cfg, {"xnli": ("classification", 3), "panx": ("tagging", 7)})
+    dists = _csv(getattr(args, "padding_dists", "xnli,panx"), ("xnli", "panx"))
+    modes = {m: {**PAD_MODES, **OPTIONAL_PAD_MODES}[m] for m in
+             _csv(getattr(args, "padding_modes", ",".join(PAD_MODES)), list(PAD_MODES) + list(OPTIONAL_PAD_MODES))}
+    torch_modes = _csv(getattr(args, "padding_torch_modes", ",".join(TORCH_PAD_MODES)), TORCH_PAD_MODES)
+    heads = {"xnli": ("classification", 3), "panx": ("tagging", 7)}
+    trainer = trainer or JaxTrainer(cfg, {d: heads[d] for d in dists})
     out = {"config": cfg_dict(cfg), "batch": B, "max_length": S, "buckets": list(DEFAULT_BUCKETS),
            "length_models": LENGTH_MODELS, "rounds": args.rounds}
-    with_torch = not args.no_torch
+    with_torch = not args.no_torch and bool(torch_modes)
     for dist, kind, head, nl in (("xnli", "classification", "xnli", 3), ("panx", "tagging", "panx", 7)):
+        if dist not in dists:
+            continue
         lengths = sample_lengths(dist, args.padding_examples, S, seed=2)
         f = synthetic_features(kind, lengths, cfg.vocab_size, S, num_labels=nl, seed=3)
-        plans, shapes = {}, {}
-        for mode, kw in PAD_MODES.items():
-            ds = make_train_dataset(f, global_batch_size=B, seed=0, num_threads=1,
+        plans, shapes, rows_per_step = {}, {}, {}
+        for mode, kw in modes.items():
+            rows_per_step[mode] = matched_pack_rows(f, B, S) if kw.get("match_examples") else B
+            ds = make_train_dataset(f, global_batch_size=rows_per_step[mode], seed=0, num_threads=1,
                                     shard_options=grain.sharding.ShardOptions(0, 1),
                                     buckets=kw.get("buckets", DEFAULT_BUCKETS), packing=kw.get("packing", False))
             plan = ds.plan.epoch(0)
@@ -502,7 +531,7 @@ def bench_padding(args, trainer=None) -> dict:
             except ImportError as e:
                 out["torch"], with_torch = {"skipped": f"PyTorch / transformers not importable: {e}"}, False
         if with_torch:
-            for mode in TORCH_PAD_MODES:
+            for mode in torch_modes:
                 batches = torch_batches(mode, lengths, B, S, seed=0)
                 picks = quantile_batches(batches, args.padding_torch_samples)
                 torch_plans[mode] = (len(batches), sum(length * len(idx) for length, idx in batches),
@@ -524,22 +553,26 @@ def bench_padding(args, trainer=None) -> dict:
                     "processed_tokens_per_s": processed / epoch_s}
         for mode, counts in plans.items():
             t_shape = {length: med(times[(mode, length)]) for length in counts}
-            res[mode] = summary(sum(counts.values()), sum(n * B * length for length, n in counts.items()),
+            g = rows_per_step[mode]
+            res[mode] = summary(sum(counts.values()), sum(n * g * length for length, n in counts.items()),
                                 sum(n * t_shape[length] for length, n in counts.items()),
                                 shapes={str(k): int(v) for k, v in sorted(counts.items())},
-                                step_s_per_shape={str(k): v for k, v in sorted(t_shape.items())})
-        base = res["pad_to_max"]["useful_tokens_per_s"]
-        for mode in PAD_MODES:
-            res[mode]["useful_speedup_vs_pad_to_max"] = res[mode]["useful_tokens_per_s"] / base
+                                step_s_per_shape={str(k): v for k, v in sorted(t_shape.items())},
+                                rows_per_step=g, examples_per_step=len(lengths) / sum(counts.values()))
+        if "pad_to_max" in plans:
+            base = res["pad_to_max"]["useful_tokens_per_s"]
+            for mode in plans:
+                res[mode]["useful_speedup_vs_pad_to_max"] = res[mode]["useful_tokens_per_s"] / base
         for mode, (n_batches, processed, sampled) in torch_plans.items():
             t = {length: med(times[("torch", length)]) for length in sampled}
             res[f"torch_{mode}"] = summary(n_batches, processed, n_batches * float(np.mean([t[x] for x in sampled])),
+                                           examples_per_step=len(lengths) / n_batches,
                                            sampled_padded_lengths=sampled,
                                            step_s_per_sampled_length={str(k): v for k, v in sorted(t.items())})
         if torch_plans:   # our trainer's modes against each way of running the PyTorch path
             res["ours_vs_torch_useful_tokens_per_s"] = {
                 ours: {theirs: res[ours]["useful_tokens_per_s"] / res[f"torch_{theirs}"]["useful_tokens_per_s"]
-                       for theirs in TORCH_PAD_MODES} for ours in PAD_MODES}
+                       for theirs in torch_plans} for ours in plans}
         out[dist] = res
     return out
 
@@ -1035,6 +1068,12 @@ def parse_args(argv=None):
                     help="padding: PyTorch batches timed per batching mode (quantiles of the padded length)")
     ap.add_argument("--padding-layers", type=int, default=1,
                     help="layers of the padding model (same width as --size; 0 = as --layers)")
+    ap.add_argument("--padding-dists", default="xnli,panx", help="padding: length models (xnli,panx)")
+    ap.add_argument("--padding-modes", default=",".join(PAD_MODES),
+                    help="padding: our batchings, from " + ",".join(list(PAD_MODES) + list(OPTIONAL_PAD_MODES))
+                         + " (packing_matched: packed rows per step chosen for the PyTorch batch's examples per step)")
+    ap.add_argument("--padding-torch-modes", default=",".join(TORCH_PAD_MODES),
+                    help="padding: PyTorch batchings, from " + ",".join(TORCH_PAD_MODES))
     ap.add_argument("--eval-task", default="tatoeba", help="task of the evaluator benchmark")
     ap.add_argument("--eval-data", default="", help="its official-layout data dir (default for tatoeba: the shared data kit)")
     ap.add_argument("--eval-split", default="test")
@@ -1131,8 +1170,9 @@ def summarize(r: dict) -> dict:
         if "speedup_vs_torch" in st:
             s["speedup_vs_torch"] = st["speedup_vs_torch"]
     if "padding" in r and "xnli" in r["padding"]:
-        s["xnli_useful_speedup_vs_pad_to_max"] = {m: r["padding"]["xnli"][m]["useful_speedup_vs_pad_to_max"]
-                                                  for m in PAD_MODES}
+        s["xnli_useful_speedup_vs_pad_to_max"] = {m: v["useful_speedup_vs_pad_to_max"]
+                                                  for m, v in r["padding"]["xnli"].items()
+                                                  if isinstance(v, dict) and "useful_speedup_vs_pad_to_max" in v}
         if "ours_vs_torch_useful_tokens_per_s" in r["padding"]["xnli"]:
             s["xnli_ours_vs_torch_useful_tokens_per_s"] = r["padding"]["xnli"]["ours_vs_torch_useful_tokens_per_s"]
     if "eval" in r and "speedup" in r["eval"]:

@@ -4,6 +4,7 @@ import json
 
 import jax
 import numpy as np
+import pytest
 
 from benchmarks import bench
 from xtreme_jax import sharding
@@ -80,3 +81,15 @@ def test_gpu_script_smoke_on_cpu(tmp_path):
     assert saved["torch"]["tiny_b4"]["step_s"] > 0 and saved["torch"]["tiny_b4"]["adamw"] == "fused"
     assert saved["profile"]["kernels"] > 0 and saved["profile"]["top"]
     assert not saved["skipped"]
+
+
+def test_packing_matched_takes_as_many_examples_per_step_as_the_padded_batch():
+    from xtreme_jax.data.input_pipeline import TrainPlan
+    lengths = bench.sample_lengths("xnli", 2000, 128, seed=2)
+    f = bench.synthetic_features("classification", lengths, 1000, 128)
+    g = bench.matched_pack_rows(f, 16, 128)
+    per_step = {r: 2000 / TrainPlan(f, r, packing=True, pack_length=128).batches_per_epoch for r in range(1, 17)}
+    # ~2.8 XNLI-like pairs per packed row of 128: about 6 rows carry 16 examples
+    assert 4 <= g <= 8 and abs(per_step[g] - 16) == min(abs(v - 16) for v in per_step.values())
+    with pytest.raises(SystemExit, match="error: unknown choice"):
+        bench._csv("buckets,padded", bench.PAD_MODES)
