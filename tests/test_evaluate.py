@@ -203,11 +203,13 @@ def reference(env):
     gd, state = nnx.split(env["model"])
     logits_fn = jax.jit(lambda st, b, task: nnx.merge(gd, st).logits(task, b), static_argnums=2)
 
-    def embed(st, b, layer):
+    def embed(st, b, layer, pooling):
         h = encode(nnx.merge(gd, st).encoder, b, None, output_hidden_states=True).hidden_states[layer]
+        if pooling == "cls":
+            return h[:, 0]
         m = b["attention_mask"][..., None].astype(jnp.float32)
         return (h * m).sum(1) / m.sum(1)
-    embed_fn = jax.jit(embed, static_argnums=2)
+    embed_fn = jax.jit(embed, static_argnums=(2, 3))
 
     def logits(task, f, r):
         ids, mask = padded(f, r, f.max_length)
@@ -221,9 +223,9 @@ def reference(env):
         b = {"input_ids": ids, "attention_mask": mask, "token_type_ids": np.zeros_like(ids)}
         return np.asarray(logits_fn(state, b, task))[0]
 
-    def embedding(f, r, layer):
+    def embedding(f, r, layer, pooling="mean"):
         ids, mask = padded(f, r, f.max_length)
-        return np.asarray(embed_fn(state, {"input_ids": ids, "attention_mask": mask}, layer))[0]
+        return np.asarray(embed_fn(state, {"input_ids": ids, "attention_mask": mask}, layer, pooling))[0]
 
     return dict(logits=logits, mc_logits=mc_logits, embedding=embedding)
 
@@ -329,10 +331,12 @@ def test_compiles_stay_at_number_of_buckets(env):
 
 @pytest.fixture(scope="module")
 def ref_embeddings(env, reference):
-    layer = env["ev"].retrieval_layer
     out = {}
     for name in ("tatoeba", "bucc2018", "lareqa", "mewslix"):
-        out[name] = [np.stack([reference["embedding"](s.features, r, layer)
+        # each task's official layer and pooling (BUCC: first token, as run_bucc2018.sh)
+        setting = env["ev"].retrieval_setting(name)
+        layer, pooling = setting["retrieval_layer"], setting["retrieval_pooling"]
+        out[name] = [np.stack([reference["embedding"](s.features, r, layer, pooling)
                                for r in range(s.features.num_rows)]) for s in env["sets"][name]]
     return out
 

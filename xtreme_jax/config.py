@@ -7,6 +7,7 @@ head name) plus optimisation / validation / checkpoint settings.
 import math
 
 import ml_collections as mlc
+from ml_collections import config_dict
 
 # pretarget: an optional first stage of a two-stage target recipe, handing its heads on (XTREME-R's
 # XCOPA trains on English SIQA, then continues on English COPA: scripts/train_xcopa.sh).
@@ -54,6 +55,10 @@ def base_config() -> mlc.ConfigDict:
         # Embedding rows of a random-init preset: 0 = the preset's (1024), grown to fit the
         # tokenizer when it has more tokens; a pretrained checkpoint fixes its own.
         vocab_size=0,
+        # Text put before every input the tokenizer sees, in training and evaluation (e5 was
+        # trained with "query: "); part of the feature cache key. An evaluate task entry's
+        # input_prefix overrides it for that task.
+        input_prefix="",
         dtype="float32",      # compute dtype; bfloat16 on TPU / GPU
         dropout=0.1, remat=False))
     c.mesh = (-1, 1, 1)       # (data, fsdp, tensor); -1 = fill from the device count
@@ -67,7 +72,12 @@ def base_config() -> mlc.ConfigDict:
         tasks=[],
         benchmark="xtreme-r",  # aggregate.json: task averages, group and overall scores of this benchmark
         split="test", languages="", batch_size=64,
-        retrieval_layer=-1,   # -1: the official scripts' layer (hidden_states 8 of 12, 14 of 24; evaluation/evaluator.py)
+        # Retrieval tasks embed one layer's hidden states (0 = embeddings output, negative = from
+        # the end: -1 is the last layer), pooled mean (over the mask) or cls (first token). None / ""
+        # = each task's official setting (evaluation/retrieval.py SCORERS: Tatoeba mean at
+        # hidden_states 8 of 12 / 14 of 24, BUCC cls at 8); a task entry's own setting wins.
+        retrieval_layer=config_dict.placeholder(int),
+        retrieval_pooling="",
         write_submission=True))
     c.new_run = False         # allow a different config in an existing workdir
     # A finished phase directory of another run (RUN/<phase>, local or gs://): the first phase of
@@ -80,9 +90,15 @@ def base_config() -> mlc.ConfigDict:
     return c
 
 
-def eval_task(name, src=None, languages="", max_length=0) -> mlc.ConfigDict:
-    return mlc.ConfigDict(dict(name=name, source=src or source(), languages=languages,
-                               max_length=max_length))  # 0 = the task's default
+def eval_task(name, src=None, languages="", max_length=0, *, input_prefix=None, retrieval_layer=None,
+              retrieval_pooling="") -> mlc.ConfigDict:
+    """One evaluated task. max_length 0 = the task's default; input_prefix None = config.model's;
+    retrieval_layer None / retrieval_pooling "" = config.evaluate's (retrieval tasks only)."""
+    return mlc.ConfigDict(dict(
+        name=name, source=src or source(), languages=languages, max_length=max_length,
+        input_prefix=config_dict.placeholder(str) if input_prefix is None else input_prefix,
+        retrieval_layer=config_dict.placeholder(int) if retrieval_layer is None else retrieval_layer,
+        retrieval_pooling=retrieval_pooling))
 
 
 class ConfigError(ValueError):
@@ -117,8 +133,10 @@ def validate(config, num_devices: int, num_processes: int = 1):
             if config.evaluate.benchmark not in BENCHMARKS:
                 raise ConfigError(f"config.evaluate.benchmark={config.evaluate.benchmark!r}; choose from "
                                   f"{', '.join(BENCHMARKS)} (it sets the languages and the averages)")
+            _check_pooling("config.evaluate", config.evaluate)
             for i, t in enumerate(config.evaluate.tasks):
-                _check_task(get_task, f"evaluate.tasks[{i}].name", t.name)
+                task = _check_task(get_task, f"evaluate.tasks[{i}].name", t.name)
+                _check_retrieval_entry(task, f"config.evaluate.tasks[{i}]", t)
             if config.evaluate.batch_size % dp:
                 raise ConfigError(f"config.evaluate.batch_size={config.evaluate.batch_size} is not "
                                   f"divisible by the data-parallel size {dp} (mesh {mesh})")
@@ -199,6 +217,38 @@ def _check_split_language(task, field, t):
     elif t.lang not in langs:
         raise ConfigError(f"{field}.lang={t.lang!r}: task {t.name!r} has no such language; "
                           f"choose from {sorted(set(langs))}")
+
+
+RETRIEVAL_POOLINGS = ("mean", "cls")
+
+
+def _check_pooling(field, c):
+    pooling = c.get("retrieval_pooling") or ""
+    if pooling and pooling not in RETRIEVAL_POOLINGS:
+        raise ConfigError(f"{field}.retrieval_pooling={pooling!r}; choose mean (average over the tokens), "
+                          "cls (first token) or '' (the task's official pooling)")
+
+
+def _check_retrieval_entry(task, field, t):
+    """Layer and pooling belong to retrieval tasks (a task with a head reads its head's output)."""
+    _check_pooling(field, t)
+    if task.has_head and (t.get("retrieval_layer") is not None or t.get("retrieval_pooling")):
+        raise ConfigError(f"{field}: retrieval_layer / retrieval_pooling apply to retrieval tasks only; "
+                          f"{t.name!r} is scored through its trained {task.kind} head: remove them")
+
+
+def validate_retrieval_layers(config, model_cfg):
+    """Every explicit retrieval layer names a hidden state of the model (0 = embeddings output ..
+    num_layers; negative counts from the end), before compute."""
+    n = model_cfg.num_layers
+    entries = [("config.evaluate", config.evaluate)] + [
+        (f"config.evaluate.tasks[{i}]", t) for i, t in enumerate(config.evaluate.tasks)]
+    for field, c in entries:
+        layer = c.get("retrieval_layer")
+        if layer is not None and not -(n + 1) <= layer <= n:
+            raise ConfigError(f"{field}.retrieval_layer={layer}: the model has {n} layers, so hidden "
+                              f"states 0 (embeddings output) .. {n} (last), or -1 (last) .. -{n + 1} from "
+                              f"the end; leave it unset for the task's official layer")
 
 
 def _check_model_and_data(config):

@@ -16,7 +16,7 @@ from xtreme_jax.data.cache import cached_features
 from xtreme_jax.data.sources import Source
 from xtreme_jax.files import is_remote, local_dir_for
 from xtreme_jax.models import encoder as enc_lib
-from xtreme_jax.data.tokenization import load_tokenizer, resolve
+from xtreme_jax.data.tokenization import PrefixedTokenizer, load_tokenizer, resolve, with_prefix
 from xtreme_jax.models import hf as hf_lib
 
 log = logging.getLogger(__name__)
@@ -28,7 +28,7 @@ class RunContext:
     config: object                 # the resolved ml_collections config (locked)
     workdir: str                   # run directory, local or gs://
     mesh: jax.sharding.Mesh
-    tokenizer: object              # HF fast tokenizer
+    tokenizer: object              # HF fast tokenizer (with config.model.input_prefix, if set)
     model_cfg: enc_lib.EncoderConfig
     cache_dir: str                 # tokenized-feature cache (always local)
     hf_path: str | None = None     # resolved pretrained checkpoint directory, if any
@@ -36,10 +36,22 @@ class RunContext:
 
     def features(self, task, split: str, lang: str, src, max_length: int = 0):
         """Features of one split and language of `task` from the config source `src`, through
-        the tokenize-once cache."""
-        return cached_features(task, split, lang, self.tokenizer, source=source(src),
-                               cache_dir=self.cache_dir, max_length=max_length or None,
-                               errors=self.config.data.errors, progress=jax.process_index() == 0)
+        the tokenize-once cache. Their meta carries the model's `first_position_id`: packed
+        batches restart position ids there (the model's convention, which the cached,
+        model-independent features cannot know: a BERT-layout model may use an XLM-R tokenizer)."""
+        f = cached_features(task, split, lang, self.tokenizer, source=source(src),
+                            cache_dir=self.cache_dir, max_length=max_length or None,
+                            errors=self.config.data.errors, progress=jax.process_index() == 0)
+        return dataclasses.replace(f, meta={**f.meta, "first_position_id": self.model_cfg.first_position_id})
+
+    def eval_tokenizer(self, entry):
+        """The tokenizer of one evaluate task entry: its own input_prefix if set (None = the
+        model's, config.model.input_prefix)."""
+        prefix = entry.get("input_prefix")
+        if prefix is None or prefix == getattr(self.tokenizer, "input_prefix", ""):
+            return self.tokenizer
+        base = self.tokenizer.tokenizer if isinstance(self.tokenizer, PrefixedTokenizer) else self.tokenizer
+        return with_prefix(base, prefix)
 
 
 def source(src) -> Source:
@@ -76,7 +88,9 @@ def build_context(config, workdir: str) -> RunContext:
         field = "tokenizer" if config.model.tokenizer else "pretrained"
         raise config_lib.ConfigError(f"config.model.{field}={tok!r}: {e}") from None
     if not config.model.pretrained:
-        model_cfg = model_cfg.replace(vocab_size=vocab_size(config, model_cfg.vocab_size, len(tokenizer), tok))
+        # A randomly initialised model is made for this tokenizer: its pad id is the tokenizer's.
+        model_cfg = model_cfg.replace(vocab_size=vocab_size(config, model_cfg.vocab_size, len(tokenizer), tok),
+                                      pad_token_id=int(tokenizer.pad_token_id))
     elif config.model.vocab_size:
         raise config_lib.ConfigError(
             f"config.model.vocab_size={config.model.vocab_size}: the pretrained checkpoint fixes the "
@@ -85,9 +99,25 @@ def build_context(config, workdir: str) -> RunContext:
         raise config_lib.ConfigError(
             f"tokenizer {tok} has {len(tokenizer)} tokens but the model vocab is "
             f"{model_cfg.vocab_size}; use a pretrained checkpoint that matches the tokenizer")
+    check_pad_id(tokenizer, model_cfg, tok, hf_path)
+    config_lib.validate_retrieval_layers(config, model_cfg)
+    tokenizer = with_prefix(tokenizer, config.model.input_prefix)
     return RunContext(config=config, workdir=workdir, mesh=sharding.make_mesh(tuple(config.mesh)),
                       tokenizer=tokenizer, model_cfg=model_cfg, cache_dir=default_cache_dir(config, workdir),
                       hf_path=hf_path, hf_type=hf_type)
+
+
+def check_pad_id(tokenizer, model_cfg, tok: str, hf_path: str | None) -> None:
+    """The tokenizer pads with the id the model treats as padding: RoBERTa-style position ids count
+    from pad_token_id + 1, and features are padded with the tokenizer's id."""
+    if tokenizer.pad_token_id is None:
+        raise config_lib.ConfigError(f"tokenizer {tok} has no pad token; use a tokenizer with one "
+                                     "(batches are padded with it)")
+    if int(tokenizer.pad_token_id) != model_cfg.pad_token_id:
+        raise config_lib.ConfigError(
+            f"tokenizer {tok} pads with id {tokenizer.pad_token_id} but the model's config.json "
+            f"({hf_path}) has pad_token_id={model_cfg.pad_token_id}; use the checkpoint's own tokenizer "
+            "(config.model.tokenizer empty) or correct pad_token_id in its config.json")
 
 
 def vocab_size(config, preset_size: int, tokenizer_size: int, tok: str) -> int:

@@ -75,9 +75,11 @@ def init_weights(model_state, heads: dict, context, handoff: Handoff | None, *,
     if handoff is not None:
         handoff.apply(model_state, heads, require_heads=require_heads)
     elif context.hf_path:
+        # A model without heads (only retrieval tasks: the encoder's embeddings are scored) has
+        # no "heads" entry in its state at all.
+        expected = nnx.to_pure_dict(model_state).get("heads", {})
         loaded = hf_lib.load_checkpoint(context.hf_path, context.model_cfg, context.hf_type,
-                                        {h: k for h, (k, _) in heads.items()},
-                                        nnx.to_pure_dict(model_state)["heads"])
+                                        {h: k for h, (k, _) in heads.items()}, expected)
         place(model_state["encoder"], loaded["encoder"])
         for h, params in loaded["heads"].items():
             place(model_state["heads"][h], params)

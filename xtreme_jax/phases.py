@@ -136,16 +136,18 @@ def evaluate_phase(context: RunContext, handoff: Handoff | None, out_dir: str | 
     state = nnx.state(model)
     init_weights(state, heads, context, handoff, require_heads=True)
     nnx.update(model, state)
-    layer = None if ecfg.retrieval_layer < 0 else ecfg.retrieval_layer
+    # Retrieval layer / pooling: a task entry's, else evaluate's, else the task's official ones
+    # (evaluation/retrieval.py); results.json records those used ("evaluator" section).
     evaluator = Evaluator(model, context.mesh, batch_size=ecfg.batch_size, buckets=context.config.data.buckets,
-                          retrieval_layer=layer)
+                          retrieval_layer=ecfg.get("retrieval_layer"), retrieval_pooling=ecfg.get("retrieval_pooling"))
     done = {}
     for task, entry in zip(tasks, ecfg.tasks):
         langs = [l for l in (entry.languages or ecfg.languages).split(",") if l]
-        sets = load_eval_sets(task, context.tokenizer, source(entry.source), split=ecfg.split,
+        sets = load_eval_sets(task, context.eval_tokenizer(entry), source(entry.source), split=ecfg.split,
                               languages=langs or benchmark_languages(task.name, ecfg.benchmark),
                               cache_dir=context.cache_dir, max_length=entry.get("max_length", 0) or None)
-        done[task.name] = evaluator.evaluate_task(task, sets)
+        done[task.name] = evaluator.evaluate_task(task, sets, retrieval_layer=entry.get("retrieval_layer"),
+                                                  retrieval_pooling=entry.get("retrieval_pooling"))
     info = {t: {k: v for k, v in r.info.items() if isinstance(v, (int, float, str, list))} for t, r in done.items()}
     meta = {"config": json.loads(context.config.to_json_best_effort()), "git_commit": report.git_commit(),
             "checkpoint": rec["checkpoint"], "handoff_phase": handoff.phase if handoff else None,

@@ -7,8 +7,9 @@ one of a few lengths. Two ways to cut padding:
   groups units of the same bucket into a batch (after a seeded shuffle) so that short examples
   are not padded to the longest one in the whole split;
 - packing (classification and tagging): several examples share one row of length S
-  (first-fit), with segment ids for block-diagonal attention, positions restarting per segment,
-  and the position of each segment's first token (`cls_index`) for pooling.
+  (first-fit), with segment ids for block-diagonal attention, positions restarting per segment
+  at the model's first position id, and the position of each segment's first token
+  (`cls_index`) for pooling.
 
 Batches missing units at the end of a bucket or split are filled with padding units (label -1 /
 -100, `meta_example_index` -1), so losses and metrics ignore them.
@@ -165,16 +166,30 @@ def assemble(f: Features, units: np.ndarray, length: int, *, eval_meta: bool = F
     return batch
 
 
-def assemble_packed(f: Features, packed_rows: list, length: int, max_segments: int) -> dict:
-    """A packed batch [B, S]: segment_ids 1..K, positions restarting per segment, cls_index and
-    labels [B, K] (classification) or token labels [B, S] (tagging)."""
+def first_position_id(f: Features, first: int | None = None) -> int:
+    """Where each packed sequence's position ids start: the model's convention (BERT 0, RoBERTa /
+    XLM-R pad_token_id + 1: `EncoderConfig.first_position_id`), given or stamped into the meta by
+    the run (RunContext.features). Features alone only know their tokenizer, whose guess
+    (`position_offset`, from its class) is the fallback: wrong for a BERT-layout model with an
+    XLM-R tokenizer (multilingual-e5)."""
+    if first is not None:
+        return int(first)
+    return int(f.meta.get("first_position_id", f.meta.get("position_offset", 0)))
+
+
+def assemble_packed(f: Features, packed_rows: list, length: int, max_segments: int,
+                    first_position: int | None = None) -> dict:
+    """A packed batch [B, S]: segment_ids 1..K, positions restarting per segment (at
+    `first_position_id(f, first_position)`), cls_index and labels [B, K] (classification) or
+    token labels [B, S] (tagging)."""
     B, K = len(packed_rows), max_segments
-    pad, pos0 = int(f.meta["pad_id"]), int(f.meta.get("position_offset", 0))
+    pad, pos0 = int(f.meta["pad_id"]), first_position_id(f, first_position)
     ids = np.full((B, length), pad, np.int32)
     mask = np.zeros((B, length), np.int32)
     types = np.zeros((B, length), np.int32)
     seg = np.zeros((B, length), np.int32)
-    pos = np.full((B, length), pad if pos0 else 0, np.int32)
+    # Padding positions are masked; RoBERTa gives them the padding index (first position - 1).
+    pos = np.full((B, length), max(pos0 - 1, 0), np.int32)
     cls_index = np.zeros((B, K), np.int32)
     per_row = "labels" in f.rows  # one label per example (classification), else per token
     labels = np.full((B, K), -1, np.int32) if per_row else np.full((B, length), -100, np.int32)

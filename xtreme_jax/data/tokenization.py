@@ -208,7 +208,10 @@ def template(tok) -> Template:
 
 
 def position_offset(tok) -> int:
-    """First position id of a sequence: padding_idx + 1 for RoBERTa/XLM-R, 0 for BERT-style."""
+    """The tokenizer's guess at a sequence's first position id (padding_idx + 1 for RoBERTa/XLM-R
+    tokenizers, else 0). Only a fallback for features used without a model: position ids are the
+    model's convention (`EncoderConfig.first_position_id`; a BERT-layout model may carry an XLM-R
+    tokenizer), which a run stamps into the features' meta (`data.batching.first_position_id`)."""
     name = type(tok).__name__.lower()
     if "roberta" in name or "camembert" in name:
         return int(tok.pad_token_id) + 1

@@ -35,7 +35,7 @@ from xtreme_jax.data.batching import DEFAULT_BUCKETS
 from xtreme_jax.data.input_pipeline import make_eval_batches
 from xtreme_jax.evaluation.decoding import DECODERS
 from xtreme_jax.evaluation.results import TaskResult, no_gold
-from xtreme_jax.evaluation.retrieval import score_retrieval
+from xtreme_jax.evaluation.retrieval import mean_layer, official_setting, score_retrieval
 from xtreme_jax.evaluation.scores import score
 from xtreme_jax.evaluation.sets import check_sets, main_split
 from xtreme_jax.models.heads import ENCODER_KEYS, encode
@@ -46,20 +46,10 @@ N_BEST = 20
 MAX_ANSWER_LENGTH = 30
 
 
-# XTREME's retrieval scripts (scripts/run_tatoeba.sh, third_party/evaluate_retrieval.py) keep the
-# outputs of the transformer layers only (`hidden_states[-num_layers:]`, the embedding output
-# dropped), so `--specific_layer k` is hidden_states[k + 1] here: k = 7 for 12-layer models (mBERT,
-# XLM-R base), k = 13 for XLM-R large -- the X-STILTs paper's "layer 14" of large.
-OFFICIAL_RETRIEVAL_LAYER = {12: 8, 24: 14}
-
-
 def default_retrieval_layer(num_layers: int) -> int:
-    """hidden_states index (0 = embeddings) of the official scripts for 12 and 24 layers; other
-    depths keep large's relative depth (14 of 24). BUCC's script differs (first-token pooling at
-    --specific_layer 7 for every depth): docs/evaluation.md."""
-    if num_layers in OFFICIAL_RETRIEVAL_LAYER:
-        return OFFICIAL_RETRIEVAL_LAYER[num_layers]
-    return max(1, int(num_layers * 14 / 24 + 0.5))
+    """Tatoeba's official hidden_states index (0 = embeddings): 8 of 12, 14 of 24. Each retrieval
+    task's own official layer and pooling: evaluation/retrieval.py (`official_setting`)."""
+    return mean_layer(num_layers)
 
 
 def resolve_layer(layer, num_layers: int) -> int:
@@ -86,7 +76,7 @@ class Evaluator:
     """
 
     def __init__(self, model, mesh, *, batch_size: int = 64, buckets=DEFAULT_BUCKETS,
-                 retrieval_layer=None, heads=None, n_best: int = N_BEST,
+                 retrieval_layer=None, retrieval_pooling=None, heads=None, n_best: int = N_BEST,
                  max_answer_length: int = MAX_ANSWER_LENGTH, knn_chunk: int = 4096,
                  shard_index: int | None = None, shard_count: int | None = None,
                  allgather=None, prefetch: int = 8):
@@ -107,7 +97,11 @@ class Evaluator:
         self._fns = {}
         self.compiles = collections.Counter()   # traces (= compilations) per forward
         self.set_model(model)
+        # retrieval_layer / retrieval_pooling: one setting for every retrieval task; None = each
+        # task's official one. `retrieval_layer` (the attribute) is what `run` uses by default.
+        self._retrieval = (retrieval_layer, retrieval_pooling or None)
         self.retrieval_layer = resolve_layer(retrieval_layer, self.num_layers)
+        self.retrieval_pooling = retrieval_pooling or "mean"
 
     # --- model ---
     def set_model(self, model) -> None:
@@ -123,19 +117,35 @@ class Evaluator:
     def compile_count(self) -> int:
         return sum(self.compiles.values())
 
-    def _forward(self, kind: str, head: str):
+    def retrieval_setting(self, task: str, layer=None, pooling=None) -> dict:
+        """The hidden state and pooling a retrieval task is embedded with: the given ones, else
+        the Evaluator's, else the task's official ones (evaluation/retrieval.py)."""
+        official_layer, official_pooling = official_setting(task, self.num_layers)
+        layer = self._retrieval[0] if layer is None else layer
+        pooling = pooling or self._retrieval[1]
+        if pooling not in (None, "mean", "cls"):
+            raise ValueError(f"retrieval_pooling={pooling!r}; choose mean or cls")
+        return {"retrieval_layer": resolve_layer(official_layer if layer is None else layer, self.num_layers),
+                "retrieval_pooling": pooling or official_pooling,
+                "retrieval_official": [official_layer, official_pooling],
+                "num_layers": self.num_layers}
+
+    def _forward(self, kind: str, head: str, retrieval: tuple | None = None):
         output = KINDS[kind].output
-        key = (kind, head if output != "embedding" else f"layer{self.retrieval_layer}")
+        layer, pooling = retrieval or (self.retrieval_layer, self.retrieval_pooling)
+        key = (kind, head if output != "embedding" else f"layer{layer}" + ("-cls" if pooling == "cls" else ""))
         if key in self._fns:
             return self._fns[key]
-        graphdef, layer, counter = self.graphdef, self.retrieval_layer, self.compiles
+        graphdef, counter = self.graphdef, self.compiles
 
         def forward(state, batch):
             counter[key] += 1  # runs once per trace, i.e. once per compiled shape
             model = nnx.merge(graphdef, state)
-            if output == "embedding":  # mean over the mask of one layer's hidden states
+            if output == "embedding":  # one layer's hidden states: mean over the mask, or the first token
                 out = encode(model.encoder, batch, None, output_hidden_states=True)
                 h = out.hidden_states[layer].astype(jnp.float32)
+                if pooling == "cls":
+                    return h[:, 0]
                 mask = batch["attention_mask"][..., None].astype(jnp.float32)
                 return (h * mask).sum(axis=1) / jnp.maximum(mask.sum(axis=1), 1.0)
             logits = model.logits(head, batch)
@@ -160,14 +170,14 @@ class Evaluator:
             out, self.mesh, P(("data", "fsdp"))))
 
     def run_local(self, kind: str, features: list, *, head: str = "", buckets="default",
-                  stats: dict | None = None) -> dict:
+                  stats: dict | None = None, retrieval: tuple | None = None) -> dict:
         """This host's outputs for one stream over `features` (all sets of a task).
 
         Returns {"set": [R], "unit": [R], "values": fixed-width [R, ...] or flat token values
         [T, ...] in row order}; only real rows (no padding units).
         """
         buckets = self.buckets if buckets == "default" else buckets
-        fn = self._forward(kind, head)
+        fn = self._forward(kind, head, retrieval)
         token_level = KINDS[kind].token_level
         set_ids, unit_ids, values = [], [], []
         pending = collections.deque()
@@ -214,35 +224,42 @@ class Evaluator:
         return {k: allgather_concat(v, self._allgather) for k, v in local.items()}
 
     def run(self, kind: str, features: list, *, head: str = "", mode: str = "vectorized",
-            stats: dict | None = None) -> list:
+            stats: dict | None = None, retrieval: tuple | None = None) -> list:
         """Per-set outputs over all hosts: a list (one entry per features) of per-unit outputs.
 
         mode "vectorized": one stream over all sets with length buckets; "naive": set after set,
-        each padded to its max length (the baseline of benchmarks/eval_bench.py).
+        each padded to its max length (the baseline of benchmarks/eval_bench.py). `retrieval`:
+        (hidden_states index, "mean" | "cls") of the embeddings; default the Evaluator's.
         """
         if mode == "vectorized":
-            local = self.run_local(kind, features, head=head, stats=stats)
+            local = self.run_local(kind, features, head=head, stats=stats, retrieval=retrieval)
             return split_by_set(kind, features, self.gather(local))
         if mode != "naive":
             raise ValueError(f"mode must be 'vectorized' or 'naive', not {mode!r}")
         out = []
         for f in features:
-            local = self.run_local(kind, [f], head=head, buckets=None, stats=stats)
+            local = self.run_local(kind, [f], head=head, buckets=None, stats=stats, retrieval=retrieval)
             out += split_by_set(kind, [f], self.gather(local))
         return out
 
     # --- tasks ---
-    def evaluate_task(self, task, sets: list, *, mode: str = "vectorized", head: str | None = None
-                      ) -> TaskResult:
-        """Scores, predictions and info of `task` over its EvalSets (all languages at once)."""
+    def evaluate_task(self, task, sets: list, *, mode: str = "vectorized", head: str | None = None,
+                      retrieval_layer=None, retrieval_pooling=None) -> TaskResult:
+        """Scores, predictions and info of `task` over its EvalSets (all languages at once).
+        A retrieval task's layer and pooling: `retrieval_setting`; info records those used."""
         task = get_task(task)
         sets = list(sets)
         check_sets(task, sets)
         head = head or self.heads.get(task.name, task.name)
         before = self.compiles.copy()
-        stats = {}
+        stats = {"input_prefix": sets[0].features.meta.get("input_prefix", "")}
+        retrieval = None
+        if not task.has_head:
+            stats.update(self.retrieval_setting(task.name, retrieval_layer, retrieval_pooling))
+            retrieval = (stats["retrieval_layer"], stats["retrieval_pooling"])
         t0 = time.perf_counter()
-        outputs = self.run(task.kind, [s.features for s in sets], head=head, mode=mode, stats=stats)
+        outputs = self.run(task.kind, [s.features for s in sets], head=head, mode=mode, stats=stats,
+                           retrieval=retrieval)
         t1 = time.perf_counter()
         if task.has_head:
             scores, preds, info = {}, {}, {}

@@ -2,8 +2,9 @@
 the table from each retrieval task to its scorer (SCORERS). A new retrieval task is one entry
 there (and its reader in tasks/retrieval.py).
 
-Embeddings are the mean-pooled hidden states of one encoder layer (the evaluator's forward for
-retrieval tasks); scorers get them per EvalSet:
+Embeddings are one encoder layer's hidden states, mean-pooled over the mask or the first token
+(the evaluator's forward for retrieval tasks; each task's official layer and pooling below,
+settable per task in the config); scorers get them per EvalSet:
 
     tatoeba    top-1 accuracy xx -> en (and en -> xx as accuracy_en_to_xx)
     bucc2018   ratio-margin mining (k=4), threshold tuned on dev gold pairs, F1 on test
@@ -285,19 +286,58 @@ def score_map20(task, sets, emb, knn_chunk: int = 4096):
     return scores, preds, info
 
 
+# ---------------------------------------------------------------- which layer, which pooling
+
+# XTREME's retrieval scripts (third_party/evaluate_retrieval.py, run_retrieval.py) keep the outputs
+# of the transformer layers only (`hidden_states[-num_layers:]`, the embedding output dropped), so
+# `--specific_layer k` is hidden_states[k + 1] here (0 = embeddings output, as in HF).
+# scripts/run_tatoeba.sh: mean pooling, k = 7 for 12-layer models (mBERT, XLM-R base), k = 13 for
+# XLM-R large (the X-STILTs paper's "layer 14").
+TATOEBA_LAYER = {12: 8, 24: 14}
+# scripts/run_bucc2018.sh: --pool_type cls --specific_layer 7 for every model, large included.
+BUCC_LAYER = 8
+
+
+def mean_layer(num_layers: int) -> int:
+    """Tatoeba's official layer for 12 and 24 layers; other depths keep large's relative depth
+    (14 of 24)."""
+    if num_layers in TATOEBA_LAYER:
+        return TATOEBA_LAYER[num_layers]
+    return max(1, int(num_layers * 14 / 24 + 0.5))
+
+
+def bucc_layer(num_layers: int) -> int:
+    """BUCC's official layer, hidden_states[8], for 12 layers and deeper; shallower encoders keep
+    base's relative depth (8 of 12)."""
+    if num_layers >= 12:
+        return BUCC_LAYER
+    return max(1, int(num_layers * BUCC_LAYER / 12 + 0.5))
+
+
 @dataclasses.dataclass(frozen=True)
 class Scorer:
     score: Callable                  # (task, sets, embeddings, knn_chunk) -> (scores, predictions, info)
     splits: tuple = ()               # splits loaded besides the requested one
     shared_split: str | None = None  # one more set shared by all languages (the candidates)
+    pooling: str = "mean"            # the official pooling: mean over the mask, or cls (first token)
+    layer: Callable = mean_layer     # num_layers -> the official hidden_states index
 
 
+# LAReQA and Mewsli-X are scored with the frozen encoder here (XTREME-R fine-tunes a dual encoder
+# for them, results.NOT_COMPARABLE): they use Tatoeba's frozen-encoder setting.
 SCORERS = {
     "tatoeba": Scorer(score_tatoeba),
-    "bucc2018": Scorer(score_bucc, splits=("dev",)),  # dev gold pairs tune the threshold
+    "bucc2018": Scorer(score_bucc, splits=("dev",), pooling="cls", layer=bucc_layer),  # dev gold pairs tune the threshold
     "lareqa": Scorer(score_map20),
     "mewslix": Scorer(score_map20, shared_split="candidates"),
 }
+
+
+def official_setting(task: str, num_layers: int) -> tuple:
+    """(hidden_states index, pooling) the official scripts use for `task` (Tatoeba's for a
+    retrieval task without a script of its own)."""
+    scorer = SCORERS.get(task, SCORERS["tatoeba"])
+    return scorer.layer(num_layers), scorer.pooling
 
 
 def score_retrieval(task, sets, embeddings, knn_chunk: int = 4096):
