@@ -51,9 +51,9 @@ from xtreme_jax import config as C  # noqa: E402
 from xtreme_jax.tasks.languages import TATOEBA_ISO3  # noqa: E402
 
 KIT = os.path.normpath(os.path.join(ROOT, "..", "shared", "data"))
-EVAL_EXAMPLES = 100
-TARGET_STEPS = 40
-INTERMEDIATE_STEPS = 24
+EVAL_EXAMPLES = 64
+TARGET_STEPS = 32
+INTERMEDIATE_STEPS = 16
 ARGS = dict(arm="both", eval_examples=str(EVAL_EXAMPLES), target_steps=str(TARGET_STEPS),
             intermediate_steps=str(INTERMEDIATE_STEPS), pretrained="", data=KIT)
 
@@ -168,12 +168,12 @@ def get_config(arg=None):
     n_inter, n_target = int(a["intermediate_steps"]), int(a["target_steps"])
     c.intermediate = C.train_phase(
         [C.task_entry("cosmosqa", split="dev", src=C.source("official", os.path.join(kit, "cosmosqa")),
-                      max_length=128)],
-        num_steps=n_inter, batch_size=8, lr=3e-5, warmup=0.1, eval_every=0, save_every=n_inter,
+                      max_length=96)],  # 4 choices x 96 tokens a question: the costliest phase per step
+        num_steps=n_inter, batch_size=8, lr=5e-5, warmup=0.1, eval_every=0, save_every=n_inter,
         log_every=max(1, n_inter // 4), keep=1)
     c.target = C.train_phase(
         [C.task_entry("udpos", src=C.source("official", os.path.join(kit, "ud")), max_length=128)],
-        num_steps=n_target, batch_size=8, lr=5e-5, warmup=0.1, eval_every=0, save_every=n_target,
+        num_steps=n_target, batch_size=8, lr=1e-4, warmup=0.1, eval_every=0, save_every=n_target,
         log_every=max(1, n_target // 4), keep=1, packing=True)  # rows of 128 tokens, ~6 sentences each
     ud, tatoeba = os.path.join(evalkit, "ud"), os.path.join(evalkit, "tatoeba")
     c.evaluate.tasks = [
