@@ -72,6 +72,11 @@ def test_fits_recover_known_parameters():
     assert (s["slope_before"], s["slope_after"]) == pytest.approx((4, 0.5), abs=0.05)
     sat = fits.saturating(k, 70 - 20 * np.exp(-k / 1.5))
     assert sat["tau"] == pytest.approx(1.5, rel=1e-3) and sat["x90"] == pytest.approx(1.5 * math.log(10), rel=1e-3)
+    # no knee in a straight line or a flat curve, and no 90% point of a rise that is not there
+    for y in (50 + 2 * k, np.full_like(k, 33.3)):
+        s = fits.segmented(k, y)
+        assert math.isnan(s["knee"]) and s["slope_before"] == s["slope_after"] == pytest.approx(y[1] - y[0])
+    assert math.isnan(fits.saturating(k, np.full_like(k, 33.3))["x90"])
 
 
 def test_bootstrapped_fits_cover_the_true_exponent_and_knee():

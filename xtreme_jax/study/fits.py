@@ -7,8 +7,10 @@ checkpoint, so their errors are correlated) and refits.
 
   loglinear    y = a + b ln x
   powerlaw     err = A x^-alpha          (err = 100 - score, in percent: a scaling law of the error)
-  segmented    y = a + b1 x, slope b2 after the knee (continuous, knee by grid search)
-  saturating   y = c - d exp(-x / tau)   (90% of the total rise reached at x = tau ln 10)
+  segmented    y = a + b1 x, slope b2 after the knee (continuous, knee by grid search; no knee,
+               NaN, where two segments fit no better than one line)
+  saturating   y = c - d exp(-x / tau)   (90% of the total rise reached at x = tau ln 10; NaN when
+               the curve is flat)
 """
 from __future__ import annotations
 
@@ -75,6 +77,12 @@ def segmented(x, y, grid: int = 100) -> dict:
     sse = (((design @ coef[..., None])[..., 0] - y) ** 2).sum(1)
     i = int(np.argmin(sse))
     a, b, c = coef[i]
+    # A straight (or flat) curve has no knee: every candidate fits it equally well, and the one the
+    # search happens to return would be reported as a threshold that is not there.
+    slope, intercept = np.polyfit(x, y, 1)
+    sse_line = float(((intercept + slope * x - y) ** 2).sum())
+    if sse_line - sse[i] <= 1e-9 * float(((y - y.mean()) ** 2).sum()) + 1e-12:
+        return {"knee": math.nan, "a": float(intercept), "slope_before": float(slope), "slope_after": float(slope)}
     return {"knee": float(knees[i]), "a": float(a), "slope_before": float(b), "slope_after": float(b + c)}
 
 
@@ -86,6 +94,8 @@ def saturating(x, y, grid: int = 60) -> dict:
     nan = {"c": math.nan, "d": math.nan, "tau": math.nan, "x90": math.nan}
     if len(np.unique(x)) < 3:
         return nan
+    if float(((y - y.mean()) ** 2).sum()) <= 1e-12:  # flat: no rise, so no point where 90% of it is reached
+        return dict(nan, c=float(y.mean()), d=0.0)
     span = max(float(np.ptp(x)), 1e-9)
 
     def solve(taus):
