@@ -46,7 +46,7 @@ TASKS = {
     "sst": ("sst2", "local", "demo_sst"),         # GLUE/SST-2 schema: sentiment x negation
     "pos": ("udpos", "official", "demo_pos"),     # XTREME udpos layout: UPOS tagging (syntactic)
 }
-DEFAULT_INTERMEDIATE = "entail+para+sst"
+DEFAULT_INTERMEDIATE = "entail"
 TARGET_EXAMPLES = 1000
 SIZES = ("tiny", "mini", "midi")
 ARGS = dict(arm="both", intermediate="", translated="", target_examples=str(TARGET_EXAMPLES),
@@ -119,7 +119,7 @@ def get_config(arg=None):
         eval_every=0, save_every=250, log_every=50, mlm_probability=0.15)
     c.intermediate = C.train_phase(
         intermediate_entries(a["intermediate"], a["translated"]),
-        sampler="uniform", num_steps=30 if quick else 300, batch_size=32, lr=1e-3,
+        sampler="uniform", num_steps=30 if quick else 600, batch_size=32, lr=1e-3,
         eval_every=30 if quick else 100, eval_examples=200, save_every=100, log_every=25)
     nli = C.source("official", os.path.join(DEMO, "demo_nli"))
     n = int(a["target_examples"])

@@ -64,3 +64,48 @@ def test_ablation_run_trains_shared_phases_once_and_compares(smoke, tmp_path, ca
     w = read_results(tmp_path / "with" / "evaluate" / "results" / "results.json")[0]["xnli"]["de"]["accuracy"]
     wo = read_results(tmp_path / "without" / "evaluate" / "results" / "results.json")[0]["xnli"]["de"]["accuracy"]
     assert f"  de         {wo:8.1f} {w:8.1f} {w - wo:+7.1f}" in out
+
+
+def test_demo_default_is_the_intermediate_ablation():
+    """The README's main command (configs/demo.py, no args) is the X-STILTs comparison: MLM shared,
+    the arms differ only in the English intermediate phase (tools/demo_gain.py measures its gain)."""
+    import importlib
+    c = importlib.import_module("configs.demo").get_config()
+    arms = arm_configs(c)
+    assert {k: v.phases for k, v in arms.items()} == {
+        "shared": "mlm", "with": "intermediate,target,evaluate", "without": "target,evaluate"}
+    assert [(t.name, t.lang) for t in c.intermediate.tasks] == [("mnli", "en")]
+    assert arms["with"].target.to_dict() == arms["without"].target.to_dict()
+
+
+def test_demo_gain_aggregates_seeds(tmp_path):
+    """tools/demo_gain.py over two finished seeds (the launcher `true` stands in for the runs): the
+    per-language and per-group gains, their bootstrap CI, the intermediate dev accuracy, the table."""
+    import json
+    from tools import demo_gain
+    langs = demo_gain.LANGS
+    for seed, (base, gain) in enumerate([(50.0, 4.0), (60.0, 8.0)]):
+        for arm, g in (("without", 0.0), ("with", gain)):
+            d = tmp_path / f"seed{seed}" / arm / "evaluate" / "results"
+            d.mkdir(parents=True)
+            acc = {l: {"accuracy": base + (g if l in demo_gain.RELATED else 0.0)} for l in langs}
+            (d / "results.json").write_text(json.dumps({"results": {"demo_nli": acc}}))
+        m = tmp_path / f"seed{seed}" / "with" / "intermediate" / "metrics"
+        m.mkdir(parents=True)
+        m.joinpath("train.jsonl").write_text(
+            json.dumps({"step": 100, "dev/mnli/accuracy": 0.5, "dev/score": 0.5}) + "\n" + json.dumps(
+                {"step": 200, "dev/mnli/accuracy": 0.7 + seed / 10, "dev/score": 0.7}) + "\n")
+        (tmp_path / f"seed{seed}" / "timing.json").write_text(json.dumps(
+            {"wall_s": 200.0, "cpu_s": 300.0, "load_before": [1.0, 1, 1], "load_after": [2.0, 2, 2]}))
+    demo_gain.main(["--workdir", str(tmp_path), "--seeds", "0,1", "--launcher", "true"])
+    out = json.loads((tmp_path / "gain.json").read_text())
+    t = out["test_accuracy"]
+    assert t["xa"]["gain"]["values"] == [4.0, 8.0] and t["xe"]["gain"]["mean"] == 0.0
+    assert t["related"]["gain"]["mean"] == 6.0 and t["related"]["languages"] == demo_gain.RELATED
+    assert 4.0 <= t["related"]["gain"]["ci95"][0] < t["related"]["gain"]["ci95"][1] <= 8.0
+    assert t["all non-English"]["gain"]["mean"] == 6.0 * len(demo_gain.RELATED) / (len(langs) - 1)
+    assert out["intermediate_dev_accuracy"]["mnli"]["values"] == [70.0, 80.0]
+    md = (tmp_path / "gain.md").read_text()
+    assert "| xa | 55.0 ± 7.1 | 61.0 ± 9.9 | +6.0 ± 2.8 |" in md
+    assert "mnli 75.0 ± 7.1" in md and "wall 200 s" in md
+    assert out["command"].endswith(f"--workdir={tmp_path}/seedSEED --config.seed=SEED")
