@@ -47,7 +47,7 @@ TASKS = {
     "pos": ("udpos", "official", "demo_pos"),     # XTREME udpos layout: UPOS tagging (syntactic)
 }
 DEFAULT_INTERMEDIATE = "entail"
-TARGET_EXAMPLES = 1000
+TARGET_EXAMPLES = 3200
 SIZES = ("tiny", "mini", "midi")
 ARGS = dict(arm="both", intermediate="", translated="", target_examples=str(TARGET_EXAMPLES),
             target_langs="en", mlm="all", size="tiny", quick=False)
@@ -126,8 +126,8 @@ def get_config(arg=None):
     c.target = C.train_phase(
         [C.task_entry("demo_nli", lang=l, split="train" if l == "en" else "translate_train", src=nli,
                       max_examples=n) for l in a["target_langs"]],
-        num_steps=30 if quick else 300, batch_size=32, lr=1e-3, eval_every=30 if quick else 100,
-        eval_examples=300, save_every=100, log_every=25)
+        num_steps=30 if quick else 600, batch_size=32, lr=1e-3, eval_every=30 if quick else 100,
+        eval_examples=300, save_every=200, log_every=25)
     c.evaluate.tasks = [C.eval_task("demo_nli", nli)]
     c.evaluate.split = "test"
     c.evaluate.batch_size = 64
