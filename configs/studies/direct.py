@@ -21,7 +21,7 @@ tasks (Tatoeba, Mewsli-X, LAReQA: no training at all). TyDiQA-GoldP has translat
 upstream but not in the registry yet.
 
 args: scale=tiny|full; target= (full: xnli|xquad|mlqa, default xnli); intermediate= (the stilts
-arm's task; tiny default entail+para+sst, full default qqp for xnli, mnli for QA); data= (full)
+arm's task; tiny default entail (the demo's default), full default qqp for xnli, mnli for QA); data= (full)
 """
 from xtreme_jax.study import spec
 
@@ -39,7 +39,7 @@ def get_config(arg=None):
     if c.scale == "tiny":
         c.recipe = "configs/demo.py"
         c.fixed = "arm=with,mlm=all,size=tiny"
-        inter, langs = a["intermediate"] or "entail+para+sst", TINY_LANGS
+        inter, langs = a["intermediate"] or "entail", TINY_LANGS
         c.factors.target_examples = (100, 200, 400, 800, 1600)   # per language; 1600 translated each
         c.analysis.full_size = 1600
     else:
