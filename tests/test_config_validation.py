@@ -140,3 +140,16 @@ def test_a_data_copy_that_lists_its_languages_is_taken_at_its_word(tmp_path):
     (d / "languages.txt").write_text("de\n")  # a copy listing other languages than the entry's
     with pytest.raises(ConfigError, match=r"^config.intermediate.tasks\[0\].lang='en': task 'mnli' has no such"):
         C.validate(c, num_devices=8)
+
+
+@pytest.mark.parametrize("field, value", [("data.buckets", (64, 32)), ("evaluate.buckets", (16, 0, 32)),
+                                          ("evaluate.buckets", (16, 16, 32))])
+def test_length_buckets_must_increase(field, value):
+    c = _config()
+    section, key = field.split(".")
+    c[section][key] = value
+    with pytest.raises(ConfigError) as e:
+        C.validate(c, num_devices=8)
+    assert str(e.value) == (f"config.{field}={value} must be increasing positive lengths, "
+                            f"e.g. --config.{field}='(16, 32, 64, 128, 256)'")
+

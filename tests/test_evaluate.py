@@ -658,3 +658,14 @@ def test_frozen_encoder_retrieval_scores_say_they_are_not_comparable(env, tmp_pa
     output.say(out, "test")
     said = capsys.readouterr().out.splitlines()
     assert said == [f"note: mewslix: {doc['notes']['mewslix']}", f"note: lareqa: {doc['notes']['lareqa']}"]
+
+
+def test_a_short_bucket_processes_fewer_tokens_for_the_same_results(env):
+    """config.evaluate.buckets starts at 16 for short retrieval sentences: the same embeddings and
+    predictions from fewer padded tokens (the kit's Tatoeba: 2.49M -> 1.76M, docs/benchmarks.md)."""
+    short = E.Evaluator(env["model"], env["mesh"], batch_size=BATCH, buckets=(12,) + BUCKETS)
+    res = short.evaluate_task("tatoeba", env["sets"]["tatoeba"])
+    ref = env["results"]["tatoeba"]
+    assert res.predictions == ref.predictions and res.scores == ref.scores
+    assert res.info["buckets"] == [12, 24] and ref.info["buckets"] == [24]
+    assert res.info["processed_tokens_per_host"] < ref.info["processed_tokens_per_host"]

@@ -72,6 +72,10 @@ def base_config() -> mlc.ConfigDict:
         tasks=[],
         benchmark="xtreme-r",  # aggregate.json: task averages, group and overall scores of this benchmark
         split="test", languages="", batch_size=64,
+        # The evaluator's length buckets (training uses data.buckets): the 16-token bucket is for
+        # short sentences, Tatoeba 2.49M -> 1.76M tokens processed on the kit (docs/benchmarks.md);
+        # a bucket no batch needs costs no compilation.
+        buckets=(16, 32, 64, 128, 256),
         # Retrieval tasks embed one layer's hidden states (0 = embeddings output, negative = from
         # the end: -1 is the last layer), pooled mean (over the mask) or cls (first token). None / ""
         # = each task's official setting (evaluation/retrieval.py SCORERS: Tatoeba mean at
@@ -261,6 +265,11 @@ def _check_model_and_data(config):
                           "bad record) or 'skip' (skip and count bad records)")
     if config.evaluate.batch_size <= 0:
         raise ConfigError(f"config.evaluate.batch_size={config.evaluate.batch_size} must be positive")
+    for field in ("data.buckets", "evaluate.buckets"):
+        b = config.data.buckets if field == "data.buckets" else config.evaluate.get("buckets", ())
+        if b and not (all(isinstance(x, int) and x > 0 for x in b) and list(b) == sorted(set(b))):
+            raise ConfigError(f"config.{field}={tuple(b)} must be increasing positive lengths, "
+                              f"e.g. --config.{field}='(16, 32, 64, 128, 256)'")
 
 
 def usable_positions(model_cfg) -> int:

@@ -138,7 +138,8 @@ def evaluate_phase(context: RunContext, handoff: Handoff | None, out_dir: str | 
     nnx.update(model, state)
     # Retrieval layer / pooling: a task entry's, else evaluate's, else the task's official ones
     # (evaluation/retrieval.py); results.json records those used ("evaluator" section).
-    evaluator = Evaluator(model, context.mesh, batch_size=ecfg.batch_size, buckets=context.config.data.buckets,
+    evaluator = Evaluator(model, context.mesh, batch_size=ecfg.batch_size,
+                          buckets=ecfg.get("buckets") or context.config.data.buckets,
                           retrieval_layer=ecfg.get("retrieval_layer"), retrieval_pooling=ecfg.get("retrieval_pooling"))
     done = {}
     for task, entry in zip(tasks, ecfg.tasks):

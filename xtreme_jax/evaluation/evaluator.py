@@ -274,7 +274,8 @@ class Evaluator:
         else:  # no head: the encoder's embeddings are scored directly
             scores, preds, info = score_retrieval(task, sets, outputs, self.knn_chunk)
         t2 = time.perf_counter()
-        info.update(stats, split=main_split(sets), mode=mode, forward_s=t1 - t0,
+        info.update(stats, split=main_split(sets), mode=mode, buckets=list(self.buckets or ()),
+                    forward_s=t1 - t0,
                     decode_s=t2 - t1, compiles=sum((self.compiles - before).values()),
                     languages=list(dict.fromkeys(s.lang for s in sets if s.split != "candidates")),
                     real_tokens=int(sum(s.features.row_splits[-1] for s in sets)))
