@@ -33,6 +33,9 @@ The evaluation copy (written once to ~/.cache/xtreme_jax/real/kit-subsets/) hold
 has a test split only, while config.evaluate.split is one split for all tasks. Nothing is tuned
 on them, so they serve as this run's held-out test sets; the results say "test".
   target_steps=N, intermediate_steps=N   training steps (defaults TARGET_STEPS, INTERMEDIATE_STEPS)
+  tasks=udpos+tatoeba     the evaluated tasks; `tasks=tatoeba` scores the encoder alone, e.g. the
+                          pretrained one: python -m xtreme_jax.evaluate --config=configs/real.py:tasks=tatoeba
+                          --checkpoint=$(python -m tools.convert_e5) --workdir=runs/real_e5
   pretrained=DIR          another HF checkpoint (default: tools.convert_e5's output directory)
   data=DIR                the data kit (default ../shared/data beside the checkout)
 """
@@ -55,7 +58,7 @@ EVAL_EXAMPLES = 64
 TARGET_STEPS = 32
 INTERMEDIATE_STEPS = 16
 ARGS = dict(arm="both", eval_examples=str(EVAL_EXAMPLES), target_steps=str(TARGET_STEPS),
-            intermediate_steps=str(INTERMEDIATE_STEPS), pretrained="", data=KIT)
+            intermediate_steps=str(INTERMEDIATE_STEPS), pretrained="", data=KIT, tasks="udpos+tatoeba")
 
 
 def fail(msg: str):
@@ -72,6 +75,9 @@ def parse(arg):
         if k not in ARGS:
             fail(f"unknown arg {k!r}; known: {', '.join(sorted(ARGS))}")
         a[k] = v
+    a["tasks"] = [t for t in a["tasks"].split("+") if t]
+    if not a["tasks"] or any(t not in ("udpos", "tatoeba") for t in a["tasks"]):
+        fail(f"tasks={'+'.join(a['tasks'])!r}; choose udpos and/or tatoeba, joined with +")
     if a["arm"] not in ("both", "with", "without"):
         fail(f"arm={a['arm']!r}; choose both, with or without")
     for k in ("eval_examples", "target_steps", "intermediate_steps"):
@@ -176,11 +182,12 @@ def get_config(arg=None):
         num_steps=n_target, batch_size=8, lr=1e-4, warmup=0.1, eval_every=0, save_every=n_target,
         log_every=max(1, n_target // 4), keep=1, packing=True)  # rows of 128 tokens, ~6 sentences each
     ud, tatoeba = os.path.join(evalkit, "ud"), os.path.join(evalkit, "tatoeba")
-    c.evaluate.tasks = [
-        C.eval_task("udpos", C.source("official", ud), languages=",".join(ud_languages(ud))),
-        C.eval_task("tatoeba", C.source("official", tatoeba), languages=",".join(tatoeba_languages(tatoeba)),
-                    retrieval_layer=-1, retrieval_pooling="mean"),
-    ]
+    entries = {
+        "udpos": C.eval_task("udpos", C.source("official", ud), languages=",".join(ud_languages(ud))),
+        "tatoeba": C.eval_task("tatoeba", C.source("official", tatoeba), languages=",".join(tatoeba_languages(tatoeba)),
+                               retrieval_layer=-1, retrieval_pooling="mean"),
+    }
+    c.evaluate.tasks = [entries[t] for t in a["tasks"]]
     c.evaluate.split = "test"       # UD: the kit's dev files (see kit_subset); Tatoeba: its only split
     c.evaluate.benchmark = "xtreme-r"
     c.evaluate.batch_size = 64
