@@ -105,6 +105,7 @@ def test_demo_gain_aggregates_seeds(tmp_path):
     assert 4.0 <= t["related"]["gain"]["ci95"][0] < t["related"]["gain"]["ci95"][1] <= 8.0
     assert t["all non-English"]["gain"]["mean"] == 6.0 * len(demo_gain.RELATED) / (len(langs) - 1)
     assert out["intermediate_dev_accuracy"]["mnli"]["values"] == [70.0, 80.0]
+    assert out["transfer_gap"]["reduction"]["values"] == [4.0, 8.0]  # English unchanged: all of it
     md = (tmp_path / "gain.md").read_text()
     assert "| xa | 55.0 ± 7.1 | 61.0 ± 9.9 | +6.0 ± 2.8 |" in md
     assert "mnli 75.0 ± 7.1" in md and "wall 200 s" in md

@@ -13,7 +13,8 @@ language: test accuracy without and with, and the gain, as mean ± std over seed
 bootstrap CI over seeds (numpy, fixed seed); the same for the mean over the languages that share
 English's function words (`SHARED_FUNCTION_WORDS`, the "related" languages), over those that share
 nothing but names and digits ("unrelated"), and over all eight; each intermediate task's English dev
-accuracy at the end of its phase; and each seed's wall time, CPU time (user + system of the run and
+accuracy at the end of its phase; the cross-lingual gap (English minus the related mean) per arm and
+its reduction; and each seed's wall time, CPU time (user + system of the run and
 its children) and load average. Writes DIR/gain.json and DIR/gain.md and prints the table.
 Re-running resumes: finished phases (and their recorded times) are reused.
 
@@ -124,7 +125,12 @@ def measure(args):
     for name, group in GROUPS:
         w0, w1 = (np.mean([scores[arm][l] for l in group], axis=0) for arm in ARMS)
         table[name] = {"without": stats(w0), "with": stats(w1), "gain": stats(w1 - w0), "languages": group}
-    return {"seeds": seeds, "command": " ".join(shlex.quote(c) for c in seed_command(args, "SEED")),
+    # English minus the related mean, per arm: the cross-lingual gap. Its reduction (= related gain -
+    # English gain) is the part of the zero-shot gain that better English alone does not explain.
+    gap = {arm: np.array(scores[arm]["en"]) - np.mean([scores[arm][l] for l in RELATED], axis=0) for arm in ARMS}
+    transfer_gap = {"without": stats(gap["without"]), "with": stats(gap["with"]),
+                    "reduction": stats(gap["without"] - gap["with"])}
+    return {"seeds": seeds, "transfer_gap": transfer_gap, "command": " ".join(shlex.quote(c) for c in seed_command(args, "SEED")),
             "test_accuracy": table, "intermediate_dev_accuracy": {t: stats(v) for t, v in dev.items()},
             "timing": timing}
 
@@ -142,6 +148,11 @@ def render(out):
     per_seed = ", ".join(f"{v:+.1f}" for v in out["test_accuracy"]["related"]["gain"]["values"])
     en = ", ".join(f"{v:.1f}" for v in out["test_accuracy"]["en"]["without"]["values"])
     times = list(out["timing"].values())
+    g = out["transfer_gap"]
+    lo, hi = g["reduction"]["ci95"]
+    lines += ["", f"Cross-lingual gap (English minus the related mean): without {f(g['without'])}, with "
+              f"{f(g['with'])}; reduction {g['reduction']['mean']:+.1f} ± {g['reduction']['std']:.1f} "
+              f"[{lo:+.1f}, {hi:+.1f}] (related gain minus English gain)."]
     lines += ["", f"Related-language gain per seed: {per_seed}. English without intermediate training, per "
               f"seed: {en}.", "",
               "Intermediate tasks, English dev accuracy (%) at the end of the intermediate phase: " +
