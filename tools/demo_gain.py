@@ -130,8 +130,8 @@ def measure(args):
     gap = {arm: np.array(scores[arm]["en"]) - np.mean([scores[arm][l] for l in RELATED], axis=0) for arm in ARMS}
     transfer_gap = {"without": stats(gap["without"]), "with": stats(gap["with"]),
                     "reduction": stats(gap["without"] - gap["with"])}
-    return {"seeds": seeds, "transfer_gap": transfer_gap, "command": " ".join(shlex.quote(c) for c in seed_command(args, "SEED")),
-            "test_accuracy": table, "intermediate_dev_accuracy": {t: stats(v) for t, v in dev.items()},
+    return {"seeds": seeds, "command": " ".join(shlex.quote(c) for c in seed_command(args, "SEED")),
+            "transfer_gap": transfer_gap, "test_accuracy": table, "intermediate_dev_accuracy": {t: stats(v) for t, v in dev.items()},
             "timing": timing}
 
 
