@@ -131,8 +131,8 @@ def measure(args):
     transfer_gap = {"without": stats(gap["without"]), "with": stats(gap["with"]),
                     "reduction": stats(gap["without"] - gap["with"])}
     return {"seeds": seeds, "command": " ".join(shlex.quote(c) for c in seed_command(args, "SEED")),
-            "transfer_gap": transfer_gap, "test_accuracy": table, "intermediate_dev_accuracy": {t: stats(v) for t, v in dev.items()},
-            "timing": timing}
+            "transfer_gap": transfer_gap, "test_accuracy": table,
+            "intermediate_dev_accuracy": {t: stats(v) for t, v in dev.items()}, "timing": timing}
 
 
 def render(out):
