@@ -170,7 +170,7 @@ def get_config(arg=None):
     c.mesh = (-1, 1, 1)
     c.data.buckets = (32, 64)
     # Few steps, so every phase trains to its end and hands on the last step (no validation);
-    # one checkpoint at the end (the 117M-parameter state with AdamW moments is 1.4 GB a save).
+    # one checkpoint at the end (the 117M-parameter training state is about 0.5 GB on disk a save).
     n_inter, n_target = int(a["intermediate_steps"]), int(a["target_steps"])
     c.intermediate = C.train_phase(
         [C.task_entry("cosmosqa", split="dev", src=C.source("official", os.path.join(kit, "cosmosqa")),
