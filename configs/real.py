@@ -20,7 +20,7 @@ prefix (config.model.input_prefix). Data: the kit at ../shared/data (its README)
 By default (`arm=both`) the run is the X-STILTs comparison (config.ablate = "intermediate",
 xtreme_jax/ablation.py): the target task with (DIR/with) and without (DIR/without) the English
 intermediate phase from the same encoder, and a per-language gain table (DIR/comparison).
-Steps and evaluation sizes are cut to finish in about 15 minutes on 2 CPU cores: a smoke-scale
+Steps and evaluation sizes are cut to finish within 15 minutes on 2 CPU cores (11 measured): a smoke-scale
 real experiment, not a benchmark result (docs/real_data.md says how far from one).
 
 args (comma-separated key=value):
