@@ -371,11 +371,11 @@ def model_size(col, study) -> dict:
             w = matrix(sc, col, {**other, task_f: t}, size_f, sizes, seeds)
             wo = matrix(sc, col, {**other, task_f: base}, size_f, sizes, seeds)
             per.append(w - wo)
-        G[g] = np.nanmean(np.stack(per), 0)   # seeds x sizes: mean gain of the group
+        G[g] = fits._colmean(np.stack(per))   # seeds x sizes: mean gain of the group (NaN where none)
     diff = G["semantic"] - G["syntactic"]
     est = {g: {s: stats.mean_estimate(G[g][:, j]) for j, s in enumerate(sizes)} for g in G}
     est["semantic_minus_syntactic"] = {s: stats.mean_estimate(diff[:, j]) for j, s in enumerate(sizes)}
-    v, ci, _ = stats.bootstrap([diff], lambda d: np.nanmean(d[:, -1]) - np.nanmean(d[:, 0]))
+    v, ci, _ = stats.bootstrap([diff], lambda d: fits._colmean(d[:, [0, -1]]) @ [-1, 1])  # NaN where a size has no gain
     est["difference_in_differences"] = stats.estimate(v, ci, len(seeds), "seed",
                                                       of=f"(semantic - syntactic gain) at {sizes[-1]} minus at {sizes[0]}")
     if all(math.isfinite(params.get(s, math.nan)) for s in sizes):
@@ -393,8 +393,8 @@ def model_size(col, study) -> dict:
     lines += ["", f"Difference in differences ({est['difference_in_differences']['of']}): "
               f"{_fmt(est['difference_in_differences'])}"]
     if "slope_per_decade_of_parameters" in est:
-        lines.append(f"; slope of (semantic - syntactic) per decade of parameters: "
-                     f"{_fmt(est['slope_per_decade_of_parameters'])}")
+        lines[-1] += (f"; slope of (semantic - syntactic) per decade of parameters: "
+                      f"{_fmt(est['slope_per_decade_of_parameters'])}")
     lines.append("")
 
     def plot(ax):
