@@ -42,11 +42,14 @@ MEASURED = (
         "docs/benchmarks.md 'H100: measured': XLM-R large, B=32, S=128, bf16, 22.0% MFU"),
     Row("FacebookAI/xlm-roberta-large", "h100", 256, 128, 0.192,
         "docs/benchmarks.md 'H100: measured': XLM-R large, B=256, S=128, bf16, 31.9% MFU"),
-    # The demo presets on this 2-core CPU (Xeon 2.0 GHz), fp32, no dropout, 5 rounds x 10 steps:
-    # python -m benchmarks.bench --what step --size S --batch 32 --seq 64 --no-torch --dropout 0
-    Row("tiny", "cpu", 32, 64, 0.043, "benchmarks.bench --what step --size tiny --batch 32 --seq 64 on this 2-core CPU"),
-    Row("mini", "cpu", 32, 64, 0.122, "benchmarks.bench --what step --size mini --batch 32 --seq 64 on this 2-core CPU"),
-    Row("midi", "cpu", 32, 64, 0.276, "benchmarks.bench --what step --size midi --batch 32 --seq 64 on this 2-core CPU"),
+    # The demo presets on this 2-core CPU (Xeon 2.0 GHz), fp32, no dropout, 5 rounds x 10 steps, each
+    # with the preset's own layers and 1024 vocabulary (the bench's CPU default is 2 layers x 32k):
+    Row("tiny", "cpu", 32, 64, 0.043, "benchmarks.bench --what step --size tiny --layers 2 --vocab 1024 --batch 32 "
+        "--seq 64 --no-torch --dropout 0 on this 2-core CPU (load ~2.1)"),
+    Row("mini", "cpu", 32, 64, 0.208, "benchmarks.bench --what step --size mini --layers 4 --vocab 1024 --batch 32 "
+        "--seq 64 --no-torch --dropout 0 on this 2-core CPU (load ~2.1)"),
+    Row("midi", "cpu", 32, 64, 0.616, "benchmarks.bench --what step --size midi --layers 4 --vocab 1024 --batch 32 "
+        "--seq 64 --no-torch --dropout 0 on this 2-core CPU (load ~2.1)"),
 )
 # Fixed cost of one run at tiny scale on this CPU: process start (imports ~5 s), tracing and
 # compiling (~5 s with the persistent cache warm), data, checkpoints: a 200-step tiny target run
