@@ -36,7 +36,10 @@ on them, so they serve as this run's held-out test sets; the results say "test".
   tasks=udpos+tatoeba     the evaluated tasks; `tasks=tatoeba` scores the encoder alone, e.g. the
                           pretrained one: python -m xtreme_jax.evaluate --config=configs/real.py:tasks=tatoeba
                           --checkpoint=$(python -m tools.convert_e5) --workdir=runs/real_e5
-  pretrained=DIR          another HF checkpoint (default: tools.convert_e5's output directory)
+  pretrained=DIR          another HF checkpoint (default: tools.convert_e5's output directory), e.g.
+                          the English-only MiniLM: pretrained=$(python -m tools.convert_e5 --model minilm)
+  prefix=auto|none|TEXT   the input prefix: auto = e5's "query: " for the default encoder, none for
+                          another checkpoint (MiniLM was trained without one)
   data=DIR                the data kit (default ../shared/data beside the checkout)
 """
 import glob
@@ -58,7 +61,8 @@ EVAL_EXAMPLES = 64
 TARGET_STEPS = 32
 INTERMEDIATE_STEPS = 16
 ARGS = dict(arm="both", eval_examples=str(EVAL_EXAMPLES), target_steps=str(TARGET_STEPS),
-            intermediate_steps=str(INTERMEDIATE_STEPS), pretrained="", data=KIT, tasks="udpos+tatoeba")
+            intermediate_steps=str(INTERMEDIATE_STEPS), pretrained="", data=KIT, tasks="udpos+tatoeba",
+            prefix="auto")
 
 
 def fail(msg: str):
@@ -165,7 +169,9 @@ def get_config(arg=None):
     c.phases = ("intermediate,target,evaluate" if a["arm"] != "without" else "target,evaluate")
     c.ablate = "intermediate" if a["arm"] == "both" else ""
     c.model.pretrained = pretrained
-    c.model.input_prefix = "query: "  # e5's model card: "query: " before every input outside asymmetric retrieval
+    # e5's model card: "query: " before every input outside asymmetric retrieval; other encoders none
+    auto = "" if a["pretrained"] else "query: "
+    c.model.input_prefix = {"auto": auto, "none": ""}.get(a["prefix"], a["prefix"])
     c.model.dropout = 0.1
     c.mesh = (-1, 1, 1)
     c.data.buckets = (32, 64)

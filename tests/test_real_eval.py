@@ -216,3 +216,14 @@ def test_real_config_is_valid(shared_data, e5_dir):
     names = [t.name for t in c.evaluate.tasks]
     assert names == ["udpos", "tatoeba"]
     assert c.target.tasks[0].name == "udpos" and c.target.tasks[0].lang == "en"
+
+
+def test_real_config_takes_the_english_only_minilm_without_e5s_prefix(shared_data, e5_dir):
+    """The difficulty study's English-only stand-in runs the same path: no "query: " for MiniLM."""
+    from tools import convert_e5
+    mod = load_real_config()
+    assert mod.get_config().model.input_prefix == "query: "
+    c = mod.get_config(f"pretrained={convert_e5.minilm_dir()}")
+    C.validate(c, 1)
+    assert c.model.pretrained == convert_e5.minilm_dir() and c.model.input_prefix == ""
+    assert mod.get_config("prefix=passage: ").model.input_prefix == "passage: "
