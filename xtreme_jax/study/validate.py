@@ -117,7 +117,7 @@ def eval_languages(config: dict, entry: dict) -> list[str]:
         return langs
     src = entry["source"]
     task = get_task(entry["name"])
-    if src["type"] in ("official", "local") and task.language_source is not None:
+    if src["type"] in ("official", "local") and src.get("path"):  # a copy may list its own (languages.txt)
         return list(task.language_list(Source(**{k: src.get(k, "") or "" for k in ("type", "path", "config", "split")})))
     return list(task.languages)
 

@@ -10,7 +10,6 @@ from __future__ import annotations
 import os
 
 from xtreme_jax.data import formats
-from xtreme_jax.data.errors import DataError
 from xtreme_jax.tasks.base import HubSpec, Rec, Task, register
 from xtreme_jax.tasks.common import INVALID, NO_GOLD, first_existing, norm_label, pick
 from xtreme_jax.tasks.languages import XTREME
@@ -170,14 +169,6 @@ SST2 = ("negative", "positive")
 _glue = {"train": "train", "dev": "validation", "test": "test"}
 
 
-def _demo_languages(source):
-    path = os.path.join(source.path, "languages.txt")
-    langs = [l.strip() for l in formats.read_lines(path) if l.strip()]
-    if not langs:
-        raise DataError("empty languages.txt", file=path, reason="empty", fix="one language code per line")
-    return langs
-
-
 register(Task(
     name="xnli", kind="classification", labels=NLI, languages=tuple(XTREME["xnli"]), metric="accuracy",
     train_from="MNLI (train-en.tsv of the XTREME download)", translate_splits=("translate_train",),
@@ -246,5 +237,5 @@ register(Task(
     name="demo_nli", kind="classification", labels=NLI, languages=("en",), metric="accuracy",
     group="demo", splits=("train", "dev", "test"), translate_splits=("translate_train",),
     read_official=_xtreme_layout(NLI, NLI_MAP), parse_row=_nli_row,
-    language_source=_demo_languages,
-    description="bundled synthetic NLI in the XNLI layout; languages from <dir>/languages.txt"))
+    description="bundled synthetic NLI in the XNLI layout; languages from <dir>/languages.txt "
+                "(sources.listed_languages)"))
