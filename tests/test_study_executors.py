@@ -10,7 +10,6 @@ import stat
 import subprocess
 import sys
 
-import numpy as np
 import pytest
 
 from xtreme_jax.study import executors, plan as plan_lib, report, spec
@@ -269,3 +268,10 @@ def test_every_analysis_recovers_the_fake_worlds_answers(name, tmp_path, monkeyp
         sat = a["zero-shot"]["saturating"]
         assert sat["tau"]["value"] == pytest.approx(1.5, rel=1e-3) and sat["tau"]["unit"] == "seed x order"
         assert len(doc["cells"]) == 2 * 4 * 4 and doc["points"]["planned"] == 2 * (2 * 4 - 1)  # k=0 once per seed
+        # model-free answers: rise 4 (1 - e^-2) from k=0 to 3; slope over k 2..3 minus over k 0..2
+        rise, change = head["rise"]["value"], head["slope_change"]["value"]
+        assert rise == pytest.approx(4 * (1 - math.exp(-2)))
+        assert change == pytest.approx(4 * (math.exp(-4 / 3) - math.exp(-2)) - 2 * (1 - math.exp(-4 / 3)))
+        # 90% of the rise is reached at k = 1.5 ln 10 = 3.45, beyond the largest k tested: not reported
+        assert head["x90"]["value"] is None and sat["x90"]["value"] is None
+        assert "Diminishing returns: rise 3.46 [3.46, 3.46]" in open(f"{root}/report/report.md").read()

@@ -77,6 +77,10 @@ def test_fits_recover_known_parameters():
         s = fits.segmented(k, y)
         assert math.isnan(s["knee"]) and s["slope_before"] == s["slope_after"] == pytest.approx(y[1] - y[0])
     assert math.isnan(fits.saturating(k, np.full_like(k, 33.3))["x90"])
+    # a saturation point beyond the data (tau ln 10 = 9.2 > 6) or a falling curve: none reported
+    assert math.isnan(fits.saturating(k, 70 - 20 * np.exp(-k / 4))["x90"])
+    assert fits.saturating(k, 70 - 20 * np.exp(-k / 4))["tau"] == pytest.approx(4, rel=1e-3)
+    assert math.isnan(fits.saturating(k, 50 + 20 * np.exp(-k / 1.5))["x90"])
 
 
 def test_bootstrapped_fits_cover_the_true_exponent_and_knee():

@@ -10,7 +10,9 @@ checkpoint, so their errors are correlated) and refits.
   segmented    y = a + b1 x, slope b2 after the knee (continuous, knee by grid search; no knee,
                NaN, where two segments fit no better than one line)
   saturating   y = c - d exp(-x / tau)   (90% of the total rise reached at x = tau ln 10; NaN when
-               the curve is flat)
+               the curve is flat or falls, and when that point lies beyond the largest x tested:
+               a curve still rising at the end shows no saturation, and an extrapolated x90
+               would be a threshold the data never saw)
 """
 from __future__ import annotations
 
@@ -113,7 +115,9 @@ def saturating(x, y, grid: int = 60) -> dict:
                                           options={"xatol": 1e-6 * span})
     tau = float(best.x)
     (c, d), = solve(tau)[0]
-    return {"c": float(c), "d": float(d), "tau": tau, "x90": tau * math.log(10)}
+    x90 = tau * math.log(10)
+    within = d > 0 and x90 <= x.max() + 1e-9 * span  # rises, and saturates inside the data
+    return {"c": float(c), "d": float(d), "tau": tau, "x90": x90 if within else math.nan}
 
 
 # --------------------------------------------------------------------------- with bootstrap CIs

@@ -178,10 +178,10 @@ def build(plan, root: str) -> dict:
         idx = {(tuple((k, v) for k, v in d.items() if k in col.factors), d["language"]): d for d in deltas}
         for k in keys:
             md.append("| " + " | ".join(v for _, v in k) + " | " + " | ".join(
-                analyses._fmt(idx[(k, l)], 1) if (k, l) in idx else "–" for l in langs) + " |")
+                analyses.fmt(idx[(k, l)], 1) if (k, l) in idx else "–" for l in langs) + " |")
         md.append("")
     md += ["Files: `results_long.csv` (every value), `analysis.json` (every estimate with its CI, provenance).", ""]
     write_atomic(f"{out}/report.md", "\n".join(md))
-    summary = [f"{study.name}: " + "; ".join(f"{k} = {analyses._fmt(v) if isinstance(v, dict) and 'ci95' in v else v}"
+    summary = [f"{study.name}: " + "; ".join(f"{k} = {analyses.fmt(v) if isinstance(v, dict) and 'ci95' in v else v}"
                                              for k, v in result["headline"].items())]
     return {"dir": out, "summary": "\n".join(summary), "doc": doc}

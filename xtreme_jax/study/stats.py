@@ -9,7 +9,6 @@ A fixed seed makes every number in a report reproducible.
 """
 from __future__ import annotations
 
-import itertools
 import math
 
 import numpy as np

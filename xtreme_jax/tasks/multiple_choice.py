@@ -12,7 +12,7 @@ import os
 from xtreme_jax.data import formats
 from xtreme_jax.data.errors import DataError
 from xtreme_jax.tasks.base import HubSpec, Rec, Task, register
-from xtreme_jax.tasks.common import first_existing, pick
+from xtreme_jax.tasks.common import first_existing
 from xtreme_jax.tasks.languages import XTREME_R
 
 

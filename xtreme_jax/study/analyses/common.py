@@ -1,0 +1,97 @@
+"""What the five analyses share: tables of scores out of the collected rows, estimate formatting
+and error-bar plots.
+
+Scores are the primary metric (percent), averaged over a point's tasks and over a set of
+languages: `zero-shot` = every evaluation language except English; `seen` / `unseen` = those the
+point's task training did / did not include (translated data, translate-train).
+"""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from xtreme_jax.study import stats
+
+
+def cell_scores(col, which: str = "zero-shot") -> dict:
+    """{(labels tuple, seed): score} averaged over tasks and the chosen languages."""
+    per = {}
+    for r in col.rows:
+        if not r["primary"] or math.isnan(r["value"]):
+            continue
+        lang, seen = r["language"], r["seen"]
+        keep = {"zero-shot": lang != "en", "en": lang == "en", "all": True, "seen": seen and lang != "en",
+                "unseen": not seen}.get(which, lang == which)
+        if keep:
+            key = (tuple((f, r[f]) for f in col.factors), r["seed"])
+            per.setdefault(key, {}).setdefault(r["task"], []).append(r["value"])
+    return {k: float(np.mean([np.mean(v) for v in tasks.values()])) for k, tasks in per.items()}
+
+
+def languages(col, which="zero-shot") -> list[str]:
+    langs = sorted({r["language"] for r in col.rows})
+    return [l for l in langs if l != "en"] if which == "zero-shot" else langs
+
+
+def matrix(scores: dict, col, fixed: dict, vary: str, levels: list, seeds: list) -> np.ndarray:
+    """seeds x levels of `vary`, the other factors as in `fixed` (NaN where missing)."""
+    out = np.full((len(seeds), len(levels)), np.nan)
+    for (labels, seed), v in scores.items():
+        lab = dict(labels)
+        if seed in seeds and lab.get(vary) in levels and all(lab.get(k) == x for k, x in fixed.items()):
+            out[seeds.index(seed), levels.index(lab[vary])] = v
+    return out
+
+
+def seeds_of(col) -> list:
+    return sorted({r["seed"] for r in col.rows})
+
+
+def levels_of(col, factor) -> list:
+    return list(dict.fromkeys(r[factor] for r in col.rows))
+
+
+def fmt(e: dict, digits: int = 2) -> str:
+    v, (lo, hi) = e.get("value"), e.get("ci95", [None, None])
+    if v is None and e.get("defined") is not None:  # e.g. no knee in a straight curve
+        return f"none (defined in {100 * e['defined']:.0f}% of bootstrap resamples)"
+    if v is None:
+        return "–"
+    ci = f" [{lo:.{digits}f}, {hi:.{digits}f}]" if lo is not None and hi is not None else " [no CI: n < 2]"
+    return f"{v:.{digits}f}{ci}"
+
+
+def size_of(label: str, full: int) -> float:
+    n = int(label)
+    return float(full if n == 0 else n)
+
+
+def errorbars(ax, x, est_list, **kw):
+    v = np.array([e["value"] if e["value"] is not None else np.nan for e in est_list], float)
+    lo = np.array([e["ci95"][0] if e["ci95"][0] is not None else np.nan for e in est_list], float)
+    hi = np.array([e["ci95"][1] if e["ci95"][1] is not None else np.nan for e in est_list], float)
+    ax.errorbar(x, v, yerr=[np.nan_to_num(v - lo), np.nan_to_num(hi - v)], capsize=3, marker="o", **kw)
+
+
+def paired_examples(col, pts_a: list, pts_b: list, langs: list) -> dict | None:
+    """Gain over test examples where both arms wrote predictions (seeds stacked, examples resampled)."""
+    a, b = [], []
+    for pa, pb in zip(pts_a, pts_b):
+        ra = [col.correct.get((pa, t, l)) for t, l in langs]
+        rb = [col.correct.get((pb, t, l)) for t, l in langs]
+        if any(x is None for x in ra + rb):
+            return None
+        a.append(np.concatenate(ra))
+        b.append(np.concatenate(rb))
+    if not a:
+        return None
+    return stats.paired_examples(np.array(a), np.array(b))
+
+
+def point_of(col) -> dict:
+    return {(tuple((f, r[f]) for f in col.factors), r["seed"]): r["point"] for r in col.rows}
+
+
+def key_of(col, labels: dict) -> tuple:
+    return tuple((f, labels[f]) for f in col.factors)

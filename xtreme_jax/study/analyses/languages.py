@@ -1,0 +1,106 @@
+"""Question 5: returns of adding non-English languages to multi-task intermediate training."""
+from __future__ import annotations
+
+import numpy as np
+
+from xtreme_jax.study import fits, stats
+from xtreme_jax.study.analyses.common import cell_scores, errorbars, fmt, levels_of, matrix, seeds_of
+
+
+def _returns(x, Y) -> dict:
+    """Model-free answers to "diminishing returns?", per (seed x order) unit: the rise from k = 0 to
+    the largest k, and the change in slope (score per added language) from the first half of the
+    k range to the second (negative: diminishing returns). A fitted knee alone can be produced by
+    one bad run or by noise on a flat curve; these say whether there is a rise to diminish."""
+    if len(x) < 3:
+        return {}
+    m = len(x) // 2
+    late = (Y[:, -1] - Y[:, m]) / (x[-1] - x[m])
+    early = (Y[:, m] - Y[:, 0]) / (x[m] - x[0])
+    return {"rise": stats.mean_estimate(Y[:, -1] - Y[:, 0], unit="seed x order"),
+            "slope_change": stats.mean_estimate(late - early, unit="seed x order")}
+
+
+def _returns_verdict(e: dict, k_max: int) -> str:
+    rise, change = e.get("rise"), e.get("slope_change")
+    if not rise or rise["ci95"][0] is None:
+        return "Too few runs to tell."
+    if rise["ci95"][0] <= 0:
+        return (f"No rise shown: the score at k = {k_max} minus k = 0 is {fmt(rise)}, an interval that "
+                f"includes 0, so there are no returns to diminish and no threshold to report.")
+    if change["ci95"][1] is not None and change["ci95"][1] < 0:
+        return (f"Diminishing returns: rise {fmt(rise)}; the gain per added language falls by "
+                f"{fmt(change)} from the first half of the k range to the second.")
+    return (f"Rising ({fmt(rise)}) without shown flattening: the slope change {fmt(change)} "
+            f"includes 0, so no threshold is shown up to k = {k_max}.")
+
+
+def languages_added(col, study) -> dict:
+    seeds = seeds_of(col)
+    order_f, count_f = study.prefix.order, study.prefix.count
+    orders = levels_of(col, order_f)
+    ks = sorted(levels_of(col, count_f), key=int)
+    x = np.array([int(k) for k in ks], float)
+    reserved = [l for l in str(study.unseen).replace("+", ",").split(",") if l]
+    est, lines, plots, rows_by, knee_dist = {}, [], {}, {}, {}
+    sets = {"zero-shot": "zero-shot", "unseen (reserved)": "unseen", "seen (added so far)": "seen"}
+    for name, which in sets.items():
+        sc = cell_scores(col, which)
+        if name == "unseen (reserved)" and reserved:  # the fixed set never added in any order
+            sc = {}
+            per = {}
+            for r in col.rows:
+                if r["primary"] and r["language"] in reserved:
+                    key = (tuple((f, r[f]) for f in col.factors), r["seed"])
+                    per.setdefault(key, []).append(r["value"])
+            sc = {k: float(np.mean(v)) for k, v in per.items()}
+        units = []
+        for o in orders:
+            M = matrix(sc, col, {order_f: o}, count_f, ks, seeds)
+            units.extend(M)
+        Y = np.array(units)   # (orders x seeds) x k
+        rows_by[name] = Y
+        e = {"by_k": {k: stats.mean_estimate(Y[:, j], unit="seed x order") for j, k in enumerate(ks)}}
+        if np.isfinite(Y).sum() >= 3 and name != "seen (added so far)":
+            knee_dist[name] = {}
+            e["segmented"] = fits.fit_with_ci(x, Y, fits.segmented, unit="seed x order", dists=knee_dist[name])
+            e["saturating"] = fits.fit_with_ci(x, Y, fits.saturating, unit="seed x order")
+            e["gain_per_language_first"] = stats.mean_estimate(Y[:, 1] - Y[:, 0], unit="seed x order") if len(ks) > 1 else None
+            e.update(_returns(x, Y))
+        est[name] = e
+    head = est["unseen (reserved)"] if reserved else est["zero-shot"]
+    lines += [f"Units: {len(orders)} language orders x {len(seeds)} seeds. Languages reserved as unseen: "
+              f"{', '.join(reserved) or 'none'}.", "",
+              "| k added | " + " | ".join(sets) + " |", "|---:|" + "---:|" * len(sets)]
+    for k in ks:
+        lines.append(f"| {k} | " + " | ".join(fmt(est[n]["by_k"][k], 1) for n in sets) + " |")
+    for n in ("zero-shot", "unseen (reserved)"):
+        if "segmented" in est[n]:
+            s, t = est[n]["segmented"], est[n]["saturating"]
+            lines += ["", f"{n}: {_returns_verdict(est[n], int(x[-1]))} Segmented fit knee at k = {fmt(s['knee'])} "
+                      f"(slope before {fmt(s['slope_before'])}, after {fmt(s['slope_after'])}); saturating fit "
+                      f"reaches 90% of its rise at k = {fmt(t['x90'])}."]
+    lines.append("")
+
+    def plot(ax):
+        for k, (n, Y) in enumerate(rows_by.items()):
+            errorbars(ax, x + 0.05 * k, [est[n]["by_k"][kk] for kk in ks], color=f"C{k}", label=n)
+            if "segmented" in est[n]:
+                p = fits.segmented(x, np.nanmean(Y, 0))
+                g = np.linspace(x.min(), x.max(), 100)
+                ax.plot(g, p["a"] + p["slope_before"] * g + (p["slope_after"] - p["slope_before"]) *
+                        np.maximum(g - p["knee"], 0), color=f"C{k}", lw=0.8, ls="--")
+        ax.set_xlabel("non-English languages added to intermediate training")
+        ax.set_ylabel("zero-shot score")
+        ax.legend(fontsize=8)
+
+    def knee_hist(ax):
+        dist = np.asarray(knee_dist.get("unseen (reserved)" if reserved else "zero-shot", {}).get("knee", []), float)
+        ax.hist(dist[np.isfinite(dist)], bins=30, color="C0")
+        ax.set_xlabel("knee k (bootstrap resamples of seed x order units)")
+        ax.set_ylabel("count")
+    plots["score_vs_languages.png"] = plot
+    plots["knee_bootstrap.png"] = knee_hist
+    headline = {"rise": head.get("rise"), "slope_change": head.get("slope_change"),
+                "knee": head.get("segmented", {}).get("knee"), "x90": head.get("saturating", {}).get("x90")}
+    return {"estimates": est, "headline": headline, "lines": lines, "plots": plots}
