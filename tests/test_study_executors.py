@@ -120,6 +120,18 @@ def test_local_runs_parents_first_records_failures_and_resumes(tmp_path, small_p
     assert status_table(pl, root).splitlines()[-1] == f"points: {len(pl.points)} done; runs: {len(state)} done"
 
 
+def test_local_runs_seed_by_seed(tmp_path, small_plan, monkeypatch):
+    """A study stopped early holds whole comparisons (baselines included) for its first seeds."""
+    pl, log = small_plan, str(tmp_path / "calls.log")
+    monkeypatch.setenv("FAKE_LOG", log)
+    executors.run_local(pl, str(tmp_path / "st"), parallel=1, python=fake_python(tmp_path), echo=lambda s: None,
+                        poll_s=0.05)
+    first_seed = [min(pl.points[i].seed for i in pl.graph.nodes[h].points) for h in invocations(log)]
+    assert first_seed == sorted(first_seed) and first_seed.count(0) > len(first_seed) // 2
+    seed0 = [pl.points[i] for h in invocations(log)[:first_seed.count(0)] for i in pl.graph.nodes[h].points]
+    assert {p.labels["intermediate"] for p in seed0 if p.seed == 0} == {"entail", "none"}
+
+
 def test_report_files_and_target_size_analysis(tmp_path, monkeypatch):
     pl = plan_lib.make_plan(study(sizes=(100, 200, 400, 800, 1600, 3200), seeds=(0, 1, 2)))
     root = str(tmp_path / "st")

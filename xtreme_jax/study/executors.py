@@ -128,7 +128,10 @@ def run_local(plan, root: str, parallel: int = 1, python: str = sys.executable, 
     write_points(plan, root)
     nodes = plan.graph.nodes
     state = {h: node_state(root, n)[0] for h, n in nodes.items()}
-    todo = [h for h in nodes if state[h] != "done"]
+    # Seed by seed: a study stopped early (deadline, budget) then holds whole comparisons for its
+    # first seeds (baselines included) instead of every condition but the baselines.
+    first_seed = {h: min((plan.points[i].seed for i in n.points), default=0) for h, n in nodes.items()}
+    todo = sorted((h for h in nodes if state[h] != "done"), key=first_seed.get)
     echo(f"{len(nodes) - len(todo)} of {len(nodes)} runs already done; {len(todo)} to run, {parallel} at a time")
     running: dict = {}
     stop = {"flag": False}
