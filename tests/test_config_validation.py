@@ -153,3 +153,17 @@ def test_length_buckets_must_increase(field, value):
     assert str(e.value) == (f"config.{field}={value} must be increasing positive lengths, "
                             f"e.g. --config.{field}='(16, 32, 64, 128, 256)'")
 
+
+
+def test_row_wise_embedding_update_is_refused_where_a_head_reads_every_row():
+    assert _error(lambda c: setattr(c.target, "embedding_update", "sparse")) == (
+        "config.target.embedding_update='sparse'; choose 'dense' or 'rows'")
+    def mutate(c):
+        c.target.embedding_update = "rows"
+        c.target.tasks = [C.task_entry("xnli"), C.task_entry("mlm")]
+    assert _error(mutate) == (
+        "config.target.embedding_update='rows' with target.tasks[1].name='mlm': its mlm head's decoder is "
+        "tied to every word-embedding row; use --config.target.embedding_update=dense for this phase")
+    c = _config()
+    c.target.embedding_update = "rows"
+    C.validate(c, num_devices=8)

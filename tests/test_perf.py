@@ -1,7 +1,8 @@
 """Issue 16's waste removal, checked for exactness: the MLM loss computed at the masked positions
 only equals the dense one (loss and gradients), its static count is never exceeded silently, the
-select-based non-finite guard refuses an update like the cond did, and the divide folded into
-the loss gives the accumulated path's gradients."""
+select-based non-finite guard refuses an update like the cond did, the divide folded into
+the loss gives the accumulated path's gradients, and the opt-in row-wise embedding update is
+dense AdamW wherever every row is used and leaves unused rows alone."""
 import re
 
 import jax
@@ -180,3 +181,86 @@ def test_dropout_bits_keep_the_expectation_exact(bits, monkeypatch):
     y = E.dropout(x, 0.1, jax.random.key(1))
     np.testing.assert_allclose(float(y.mean()), float(mask.mean()) / p, rtol=1e-6)  # kept / p
     assert abs(float(y.mean()) - 1.0) < 0.01
+
+
+def _rows_setup(vocab=64, guard="auto"):
+    cfg = preset("tiny", num_layers=1, hidden_dropout=0.0, attention_dropout=0.0, vocab_size=vocab)
+    mesh = sharding.make_mesh((1, 1, 1), jax.devices()[:1])
+    kw = dict(lr=1e-2, total_steps=100, warmup=0, layer_decay=0.9, num_layers=1)  # clip 1.0 bites at step 3
+    tx, sched = optim.make_optimizer(**kw)
+    heads = {"cls": ("classification", 3)}
+    g1, s1, sh1 = T.create_state(cfg, heads, tx, mesh)
+    g2, s2, sh2 = T.create_state(cfg, heads, tx, mesh, row_embeddings=True)
+    dense = T.make_train_step(g1, sh1, "cls", sched)
+    rows = T.make_train_step(g2, sh2, "cls", sched, row_update=optim.make_row_update(**kw), guard=guard)
+    return (g1, s1, dense), (g2, s2, rows)
+
+
+def _word(g, s):
+    ts = nnx.merge(g, s)
+    w = np.asarray(ts.model.encoder.embeddings.word[...])
+    return (w, np.asarray(ts.word_mu[...]), np.asarray(ts.word_nu[...])) if hasattr(ts, "word_mu") else w
+
+
+def test_row_wise_embedding_update_is_dense_adamw_when_every_row_is_used():
+    (g1, s1, dense), (g2, s2, rows) = _rows_setup()
+    rng = np.random.default_rng(0)
+    norms = []
+    for i in range(3):
+        ids = rng.permutation(np.tile(np.arange(64), 2)).reshape(8, 16).astype(np.int32)  # each row twice
+        b = dict(input_ids=ids, attention_mask=np.ones_like(ids), labels=rng.integers(0, 3, 8).astype(np.int32))
+        s1, m1 = dense(s1, b, jax.random.key(i))
+        s2, m2 = rows(s2, b, jax.random.key(i))
+        np.testing.assert_allclose(m2["loss"], m1["loss"], rtol=1e-6)
+        np.testing.assert_allclose(m2["grad_norm"], m1["grad_norm"], rtol=1e-6)
+        norms.append(float(m1["grad_norm"]))
+    assert max(norms) > 1.0 > min(norms)   # clipping both off and on along the way
+    np.testing.assert_allclose(_word(g2, s2)[0], _word(g1, s1), atol=1e-5)
+    d1 = {jax.tree_util.keystr(p): np.asarray(v) for p, v in jax.tree.leaves_with_path(s1)}
+    d2 = {jax.tree_util.keystr(p): np.asarray(v) for p, v in jax.tree.leaves_with_path(s2)}
+    shared = [k for k in d2 if k in d1 and "word" not in k]
+    assert len(shared) > 20
+    for k in shared:   # every other parameter, and the dense optimizer's moments and counts
+        a, b = d2[k], d1[k]
+        if "qkv_bias" in k and a.ndim == 2:   # the key bias has no gradient (softmax ignores a shift):
+            a, b = a[[0, 2]], b[[0, 2]]         # Adam turns its rounding noise into lr-sized steps
+        np.testing.assert_allclose(a, b, atol=1e-5, err_msg=k)
+
+
+@pytest.mark.parametrize("guard", ["select", "cond"])
+def test_row_wise_embedding_update_leaves_unused_rows_and_refuses_non_finite_steps(guard):
+    (g1, s1, dense), (g2, s2, rows) = _rows_setup(guard=guard)
+    rng = np.random.default_rng(1)
+    for i in range(2):   # warm the moments of every row
+        ids = rng.permutation(np.tile(np.arange(64), 2)).reshape(8, 16).astype(np.int32)
+        b = dict(input_ids=ids, attention_mask=np.ones_like(ids), labels=rng.integers(0, 3, 8).astype(np.int32))
+        s1, _ = dense(s1, b, jax.random.key(i))
+        s2, _ = rows(s2, b, jax.random.key(i))
+    ids = rng.integers(5, 20, (8, 16)).astype(np.int32)    # rows 5..19 only
+    b = dict(input_ids=ids, attention_mask=np.ones_like(ids), labels=rng.integers(0, 3, 8).astype(np.int32))
+    before, dense_before = _word(g2, s2), _word(g1, s1)
+    s2, m = rows(s2, b, jax.random.key(9))
+    s1, _ = dense(s1, b, jax.random.key(9))
+    after, dense_after = _word(g2, s2), _word(g1, s1)
+    used = np.zeros(64, bool)
+    used[np.unique(ids)] = True
+    for x, y in zip(before, after):   # table, mu, nu: unused rows bit-identical, used rows moved
+        assert np.array_equal(x[~used], y[~used]) and (np.abs(x[used] - y[used]).max(1) > 0).all()
+    assert (np.abs(dense_after[~used] - dense_before[~used]).max(1) > 0).all()   # dense moves them all
+    # a non-finite gradient: nothing moves, the used rows included
+    bad = dict(b, attention_mask=np.ones_like(ids))
+    s2b, m = rows(s2, dict(bad, labels=np.full(8, 7, np.int32)), jax.random.key(10))   # label 7 of 3: NaN loss
+    if bool(m["finite"]):
+        pytest.skip("out-of-range label did not produce a non-finite loss on this backend")
+    assert all(np.array_equal(x, y) for x, y in zip(after, _word(g2, s2b)))
+
+
+def test_row_wise_embedding_update_refuses_a_tied_decoder():
+    cfg = preset("tiny", num_layers=1)
+    mesh = sharding.make_mesh((1, 1, 1), jax.devices()[:1])
+    kw = dict(lr=1e-2, total_steps=100, warmup=0)
+    tx, sched = optim.make_optimizer(**kw)
+    g, s, sh = T.create_state(cfg, {"mlm": ("mlm", 2)}, tx, mesh, row_embeddings=True)
+    step = T.make_train_step(g, sh, "mlm", sched, row_update=optim.make_row_update(**kw))
+    with pytest.raises(ValueError, match="^row_update with the 'mlm' head: its decoder reads every word-embedding row"):
+        step(s, _mlm_batch(2, 16, cfg.vocab_size), jax.random.key(0))

@@ -39,7 +39,10 @@ def train_phase(tasks=(), **kw) -> mlc.ConfigDict:
         eval_every=500, eval_examples=500, patience=0,  # patience 0 = no early stopping
         save_every=500, keep=2, log_every=50, nonfinite="stop",  # or "skip"
         keep_heads=False,  # hand the heads on to the next phase too (encoder-only otherwise)
-        export_hf=False, packing=False)
+        export_hf=False, packing=False,
+        # "rows": lazy AdamW on the word embedding, only the rows a batch uses (optim.make_row_update;
+        # a different optimizer from dense AdamW, faster with a big vocabulary and small batches)
+        embedding_update="dense")
     p.update(kw)
     return mlc.ConfigDict(p)
 
@@ -160,9 +163,16 @@ def validate(config, num_devices: int, num_processes: int = 1):
             raise ConfigError(f"config.{name}.sampler={p.sampler!r}; choose from {SAMPLERS}")
         if p.nonfinite not in ("stop", "skip"):
             raise ConfigError(f"config.{name}.nonfinite={p.nonfinite!r}; choose 'stop' or 'skip'")
+        if p.embedding_update not in ("dense", "rows"):
+            raise ConfigError(f"config.{name}.embedding_update={p.embedding_update!r}; choose 'dense' or 'rows'")
         for i, t in enumerate(p.tasks):
             task = _check_task(get_task, f"{name}.tasks[{i}].name", t.name)
             _check_split_language(task, f"config.{name}.tasks[{i}]", t)
+            if p.embedding_update == "rows" and task.family.ties_word_embedding:
+                raise ConfigError(
+                    f"config.{name}.embedding_update='rows' with {name}.tasks[{i}].name={t.name!r}: its "
+                    f"{task.kind} head's decoder is tied to every word-embedding row; use "
+                    f"--config.{name}.embedding_update=dense for this phase")
 
 
 # (field, lowest allowed value, what it means): checked before compute, since a zero or negative

@@ -1,5 +1,6 @@
 """optax AdamW as jiant / XTREME use it: no decay on biases and LayerNorm, linear warmup then
-linear decay, global-norm clipping, optional layer-wise learning-rate decay."""
+linear decay, global-norm clipping, optional layer-wise learning-rate decay; and an opt-in
+row-wise ("lazy") AdamW for the word embedding (`make_row_update`)."""
 import re
 
 import jax
@@ -74,3 +75,40 @@ def make_optimizer(*, lr: float, total_steps: int, warmup=0.1, weight_decay=0.01
     if layer_decay:
         parts.append(scale_by_layer(num_layers, layer_decay))
     return optax.chain(*parts), sched
+
+
+def make_row_update(*, lr: float, total_steps: int, warmup=0.1, weight_decay=0.01, b1=0.9, b2=0.999,
+                    eps=1e-8, clip=1.0, layer_decay=None, num_layers=None):
+    """Lazy AdamW for the word-embedding rows a batch uses (`optim.embedding_update="rows"`).
+
+    Dense AdamW rewrites all V x d rows (parameters and both moments) every step, and the
+    backward pass first fills a V x d gradient with zeros: with XLM-R's 250k-row table that is
+    half of the parameters. This update touches only the rows looked up in the batch: their
+    moments and weights get exactly the step `make_optimizer` would give them (same clipping
+    by the global norm, same optax AdamW arithmetic, weight decay, schedule and layer-decay
+    scale, bias correction by the global step); rows the batch does not use stay as they are,
+    where dense AdamW would still move them along their momentum and decay them. So it is a
+    different optimizer (TF's LazyAdam), identical to dense AdamW only while every row is used
+    in every step; opt-in, off by default.
+
+    Returns update(table, mu, nu, rows, grad_rows, count, grad_norm, ok) -> (table, mu, nu):
+    `rows` the used row ids (each once; ids >= V are padding and ignored), `grad_rows` their
+    gradients, `count` the optimizer's step count, `ok` False to leave everything unchanged.
+    """
+    tx = optax.adamw(schedule(lr, total_steps, warmup), b1=b1, b2=b2, eps=eps, weight_decay=weight_decay)
+    lr_scale = layer_decay ** (num_layers + 1) if layer_decay else 1.0   # the embeddings' layer_scales
+
+    def update(table, mu, nu, rows, grad_rows, count, grad_norm, ok):
+        if clip and clip > 0:   # optim.clip_by_global_norm's rule, with the same global norm
+            grad_rows = grad_rows * jnp.where(grad_norm < clip, 1.0, clip / grad_norm)
+        take = lambda x: jnp.take(x, rows, axis=0, mode="fill", fill_value=0)  # noqa: E731
+        p = take(table)
+        state = optax.tree_utils.tree_set(tx.init(p), count=jnp.asarray(count, jnp.int32), mu=take(mu), nu=take(nu))
+        step, state = tx.update(grad_rows.astype(p.dtype), state, p)
+        new = {"table": p + lr_scale * step, "mu": optax.tree_utils.tree_get(state, "mu"),
+               "nu": optax.tree_utils.tree_get(state, "nu")}
+        old = {"table": p, "mu": take(mu), "nu": take(nu)}
+        full = {"table": table, "mu": mu, "nu": nu}
+        return tuple(full[k].at[rows].set(jnp.where(ok, new[k], old[k]).astype(full[k].dtype), mode="drop")
+                     for k in ("table", "mu", "nu"))
+    return update

@@ -212,15 +212,18 @@ def train_phase(name: str, pcfg, context, init: Handoff | None) -> tuple[dict, H
                            pcfg.cap, [e.weight for e in entries])
 
     # ---- state, directly sharded; weights from the previous phase or the pretrained checkpoint
-    tx, sched = optim.make_optimizer(
-        lr=pcfg.lr, total_steps=pcfg.num_steps, warmup=pcfg.warmup, weight_decay=pcfg.weight_decay,
-        b1=pcfg.b1, b2=pcfg.b2, eps=pcfg.eps, clip=pcfg.clip, layer_decay=pcfg.layer_decay or None,
-        num_layers=context.model_cfg.num_layers)
+    opt_args = dict(lr=pcfg.lr, total_steps=pcfg.num_steps, warmup=pcfg.warmup, weight_decay=pcfg.weight_decay,
+                    b1=pcfg.b1, b2=pcfg.b2, eps=pcfg.eps, clip=pcfg.clip, layer_decay=pcfg.layer_decay or None,
+                    num_layers=context.model_cfg.num_layers)
+    tx, sched = optim.make_optimizer(**opt_args)
+    rows = pcfg.get("embedding_update", "dense") == "rows"
     graphdef, state, shardings = train_step.create_state(context.model_cfg, heads, tx, context.mesh,
-                                                         seed=config.seed)
+                                                         seed=config.seed, row_embeddings=rows)
     init_weights(state["model"], heads, context, init)
     grad_dtype = jnp.bfloat16 if config.model.get("bf16_grads", False) else None
-    steps = {h: train_step.make_train_step(graphdef, shardings, h, sched, pcfg.accum_steps, grad_dtype)
+    row_update = optim.make_row_update(**opt_args) if rows else None
+    steps = {h: train_step.make_train_step(graphdef, shardings, h, sched, pcfg.accum_steps, grad_dtype,
+                                           row_update=row_update)
              for h in heads}
     iters = [make_train_iterator(e.train, global_batch_size=pcfg.batch_size, seed=config.seed + i,
                                  buckets=config.data.buckets, packing=pcfg.packing,

@@ -7,12 +7,22 @@ from flax import nnx
 from xtreme_jax.models.encoder import EncoderConfig
 from xtreme_jax.models.heads import TaskModel
 from xtreme_jax.sharding import DEFAULT_RULES
+from xtreme_jax.tasks.kinds import KINDS
+
+
+# The word embedding, when its rows are updated lazily (optim.make_row_update), is left out of
+# the dense optimizer, and its two AdamW moments live beside it as word_mu / word_nu.
+WORD = nnx.PathContains("word")
 
 
 class TrainState(nnx.Module):
-    def __init__(self, model: TaskModel, tx: optax.GradientTransformation):
+    def __init__(self, model: TaskModel, tx: optax.GradientTransformation, row_embeddings: bool = False):
         self.model = model
-        self.opt = nnx.Optimizer(model, tx, wrt=nnx.Param)
+        self.opt = nnx.Optimizer(model, tx, wrt=nnx.All(nnx.Param, nnx.Not(WORD)) if row_embeddings else nnx.Param)
+        if row_embeddings:
+            word = model.encoder.embeddings.word
+            self.word_mu = nnx.OptState(jnp.zeros_like(word[...]), **word.get_metadata())
+            self.word_nu = nnx.OptState(jnp.zeros_like(word[...]), **word.get_metadata())
 
 
 def state_shardings(abstract_state, mesh):
@@ -36,10 +46,11 @@ def _create(build, mesh, rules, abstract_only: bool):
 
 
 def create_state(cfg: EncoderConfig, heads: dict, tx, mesh, rules=DEFAULT_RULES, seed: int = 0,
-                 abstract_only: bool = False):
-    """TrainState (model + optimizer) on `mesh`: returns (graphdef, state, shardings)."""
-    return _create(lambda: TrainState(TaskModel(cfg, heads, rngs=nnx.Rngs(seed)), tx), mesh, rules,
-                   abstract_only)
+                 abstract_only: bool = False, row_embeddings: bool = False):
+    """TrainState (model + optimizer) on `mesh`: returns (graphdef, state, shardings).
+    row_embeddings: the word embedding is updated by make_train_step's row_update instead."""
+    return _create(lambda: TrainState(TaskModel(cfg, heads, rngs=nnx.Rngs(seed)), tx, row_embeddings), mesh,
+                   rules, abstract_only)
 
 
 def create_model(cfg: EncoderConfig, heads: dict, mesh, rules=DEFAULT_RULES, seed: int = 0,
@@ -49,6 +60,12 @@ def create_model(cfg: EncoderConfig, heads: dict, mesh, rules=DEFAULT_RULES, see
     graphdef, state, _ = _create(lambda: TaskModel(cfg, heads, rngs=nnx.Rngs(seed)), mesh, rules,
                                  abstract_only)
     return (graphdef, state) if abstract_only else nnx.merge(graphdef, state)
+
+
+def _is_word(path) -> bool:
+    """A leaf of the lazily updated word embedding or its moments (the path ends in .../word/value)."""
+    names = {str(getattr(k, "key", getattr(k, "name", k))) for k in path[-2:]}
+    return bool(names & {"word", "word_mu", "word_nu"})
 
 
 def _microbatches(batch, n):
@@ -62,7 +79,7 @@ def _microbatches(batch, n):
 
 def make_train_step(graphdef, shardings, task: str, schedule=None, accum_steps: int = 1,
                     grad_dtype=None, rules=DEFAULT_RULES, mlm_probability: float | None = None,
-                    head_options: dict | None = None, guard: str = "auto"):
+                    head_options: dict | None = None, guard: str = "auto", row_update=None):
     """Returns step(state, batch, rng) -> (state, metrics); state buffers are donated.
 
     Traced under the state's mesh and `rules`, so the encoder's activation constraints
@@ -80,6 +97,13 @@ def make_train_step(graphdef, shardings, task: str, schedule=None, accum_steps: 
     "cond" (lax.cond: only the taken branch runs; XLA:CPU fuses it better: the select there
     costs two extra copies of the AdamW moments: 0.73x speed, 4-layer base step), "auto" = select
     on GPUs, cond elsewhere. Both refuse the same steps (tests/test_perf.py).
+
+    `row_update` (optim.make_row_update; the state made with row_embeddings=True): the word
+    embedding's gradient is taken only for the rows the batch looks up, never as a V x d array,
+    and those rows alone are updated. The forward pass is unchanged: the model runs on the
+    table of used rows with the input ids renumbered into it (the encoder reads the word
+    embedding only through that lookup; the MLM head's tied decoder needs every row, so MLM
+    tasks are refused).
     """
     if guard not in ("auto", "select", "cond"):
         raise ValueError(f"guard={guard!r}; choose 'auto', 'select' or 'cond'")
@@ -90,6 +114,18 @@ def make_train_step(graphdef, shardings, task: str, schedule=None, accum_steps: 
     def step_fn(state, batch, rng):
         ts = nnx.merge(graphdef, state)
         model_def, params, rest = nnx.split(ts.model, nnx.Param, ...)
+        if row_update is not None:
+            if KINDS[ts.model.heads[task].kind].ties_word_embedding:
+                raise ValueError(f"row_update with the {task!r} head: its decoder reads every word-embedding row")
+            if "attention_mask" not in batch:  # the encoder's default reads the pad id off the ids
+                raise ValueError("row_update needs batches with an attention_mask")
+            ids, vocab = batch["input_ids"], ts.model.encoder.embeddings.word.shape[0]
+            # Every distinct id once (static size: the batch's token count; padded with V, which
+            # the gather fills with zeros and the scatter drops), and the ids renumbered into it.
+            rows, renumbered = jnp.unique(ids.ravel(), return_inverse=True, size=ids.size, fill_value=vocab)
+            emb = params["encoder"]["embeddings"]   # a new Variable: the state's own stays whole
+            emb["word"] = emb["word"].replace(jnp.take(emb["word"][...], rows, axis=0, mode="fill", fill_value=0))
+            batch = dict(batch, input_ids=renumbered.reshape(ids.shape).astype(ids.dtype))
 
         def summed_loss(p, mb, r):
             _, (total, count) = nnx.merge(model_def, p, rest).loss(task, mb, r, **options)
@@ -130,13 +166,23 @@ def make_train_step(graphdef, shardings, task: str, schedule=None, accum_steps: 
 
         def apply(s):
             t = nnx.merge(graphdef, s)
-            t.opt.update(t.model, grads, **extra)
+            t.opt.update(t.model, grads, **extra)   # the optimizer takes its `wrt` part of grads
+            if row_update is not None:
+                word = t.model.encoder.embeddings.word
+                table, mu, nu = row_update(word[...], t.word_mu[...], t.word_nu[...], rows,
+                                           grads["encoder"]["embeddings"]["word"][...], step_no, grad_norm, finite)
+                word.set_value(table)
+                t.word_mu.set_value(mu)
+                t.word_nu.set_value(nu)
             return nnx.state(t)
         if use_select:
             old = jax.tree.leaves(state)   # before apply: merged Variables may share its buffers
             updated = apply(state)
+            # the row update keeps its rows when not finite; a select over its V x d arrays
+            # would be three full passes that the lazy update exists to avoid
+            lazy = [row_update is not None and _is_word(p) for p, _ in jax.tree.leaves_with_path(updated)]
             new = jax.tree.unflatten(jax.tree.structure(updated), [
-                jnp.where(finite, n, o) for n, o in zip(jax.tree.leaves(updated), old)])
+                n if z else jnp.where(finite, n, o) for n, o, z in zip(jax.tree.leaves(updated), old, lazy)])
         else:
             new = jax.lax.cond(finite, apply, lambda s: s, state)
         new = jax.lax.with_sharding_constraint(new, shardings)

@@ -22,6 +22,7 @@ class Kind:
     validated: bool               # training phases validate it on its English dev subset
     dev_accuracy: bool            # validation reports accuracy (argmax == label) besides the loss
     label_key: Callable           # example -> the keys it adds to the label counts (data.inspect)
+    ties_word_embedding: bool = False  # its head reads every word-embedding row (a tied decoder)
 
 
 def _class_count(task, source):
@@ -45,5 +46,5 @@ KINDS = {k.name: k for k in (
     # The decoder is tied to the word embeddings; 2 is only the head's recorded label count.
     # Not validated: the loop's dev check is for the English tasks (MLM is watched by its loss).
     Kind("mlm", F.featurize_mlm, lambda task, source: 2, False, "logits", True, False, False,
-         lambda e: []),
+         lambda e: [], ties_word_embedding=True),
 )}
