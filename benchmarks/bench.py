@@ -227,14 +227,16 @@ def padded_batch(lengths, seq: int, vocab: int, num_labels: int = 3, seed: int =
 class JaxTrainer:
     """create_state + make_train_step on a mesh over all local devices (data parallel)."""
 
-    def __init__(self, cfg, heads: dict, mesh=None, grad_dtype=None, lr=1e-5):
+    def __init__(self, cfg, heads: dict, mesh=None, grad_dtype=None, lr=1e-5, rows: bool = False):
         import jax
         from xtreme_jax import optim, sharding, train_step as train
         self.mesh = mesh or sharding.make_mesh((-1, 1, 1))
-        tx, sched = optim.make_optimizer(lr=lr, total_steps=10 ** 6, warmup=0.1)
-        self.graphdef, self.state, self.shardings = train.create_state(cfg, heads, tx, self.mesh)
+        opt = dict(lr=lr, total_steps=10 ** 6, warmup=0.1)
+        tx, sched = optim.make_optimizer(**opt)
+        row_update = optim.make_row_update(**opt) if rows else None   # embedding_update=rows
+        self.graphdef, self.state, self.shardings = train.create_state(cfg, heads, tx, self.mesh, row_embeddings=rows)
         self.new_step = lambda h: train.make_train_step(self.graphdef, self.shardings, h, sched,
-                                                        grad_dtype=grad_dtype)
+                                                        grad_dtype=grad_dtype, row_update=row_update)
         self.steps = {h: self.new_step(h) for h in heads}
         self.n = 0
         self.key = jax.random.key(0)
@@ -287,7 +289,7 @@ class TorchTrainer:
     the jiant / XTREME-scripts path."""
 
     def __init__(self, cfg, num_labels: int, batch: dict | None, threads: int, attn: str = "sdpa",
-                 lr=1e-5, kind: str = "classification", fused: bool = True):
+                 lr=1e-5, kind: str = "classification", fused: bool = True, sparse_embedding: bool = False):
         import torch
         import transformers
         torch.manual_seed(0)
@@ -303,8 +305,16 @@ class TorchTrainer:
         model_cls = (transformers.XLMRobertaForTokenClassification if kind == "tagging"
                      else transformers.XLMRobertaForSequenceClassification)
         self.model = model_cls(hf).train()
-        decay = [p for n, p in self.model.named_parameters() if not (n.endswith("bias") or "LayerNorm" in n)]
-        no_decay = [p for n, p in self.model.named_parameters() if n.endswith("bias") or "LayerNorm" in n]
+        # sparse_embedding: PyTorch's own lazy embedding update, the contender of our
+        # embedding_update=rows: a sparse word-embedding gradient and SparseAdam for it (no weight
+        # decay there: SparseAdam has none), fused AdamW for the rest.
+        word = self.model.roberta.embeddings.word_embeddings
+        word.sparse = sparse_embedding
+        self.sparse = [word.weight] if sparse_embedding else []
+        self.sparse_opt = torch.optim.SparseAdam(self.sparse, lr=lr, eps=1e-8) if sparse_embedding else None
+        named = [(n, p) for n, p in self.model.named_parameters() if not any(p is q for q in self.sparse)]
+        decay = [p for n, p in named if not (n.endswith("bias") or "LayerNorm" in n)]
+        no_decay = [p for n, p in named if n.endswith("bias") or "LayerNorm" in n]
         groups = [{"params": decay, "weight_decay": 0.01}, {"params": no_decay, "weight_decay": 0.0}]
         # PyTorch at its best: the fused AdamW kernel (CPU support since torch 2.4), else foreach.
         self.adamw = "default (foreach)"
@@ -315,8 +325,8 @@ class TorchTrainer:
             self.opt = torch.optim.AdamW(groups, lr=lr, eps=1e-8)
             self.adamw = f"default (fused unavailable: {e})"
         total, warm = 10 ** 6, 10 ** 5
-        self.sched = torch.optim.lr_scheduler.LambdaLR(
-            self.opt, lambda s: min((s + 1) / warm, max(0.0, (total - s) / (total - warm))))
+        lam = lambda s: min((s + 1) / warm, max(0.0, (total - s) / (total - warm)))  # noqa: E731
+        self.scheds = [torch.optim.lr_scheduler.LambdaLR(o, lam) for o in (self.opt, self.sparse_opt) if o]
         self.batch = self.put(batch) if batch is not None else None
         self.attn = attn
         self.threads = threads
@@ -328,10 +338,23 @@ class TorchTrainer:
     def step(self, batch=None):
         out = self.model(**(batch if batch is not None else self.batch))
         out.loss.backward()
-        self.torch.nn.utils.clip_grad_norm_(self.model.parameters(), 1.0)
+        if self.sparse:   # clip_grad_norm_ cannot take a sparse gradient: the same rule by hand
+            torch = self.torch
+            dense = [p.grad for p in self.model.parameters() if p.grad is not None and not p.grad.is_sparse]
+            g = self.sparse[0].grad = self.sparse[0].grad.coalesce()
+            norm = torch.sqrt(torch.stack([n ** 2 for n in torch._foreach_norm(dense)]).sum()
+                              + g._values().pow(2).sum())
+            scale = torch.clamp(1.0 / (norm + 1e-6), max=1.0)
+            torch._foreach_mul_(dense + [g._values()], scale)
+            self.sparse_opt.step()
+        else:
+            self.torch.nn.utils.clip_grad_norm_(self.model.parameters(), 1.0)
         self.opt.step()
-        self.sched.step()
-        self.opt.zero_grad(set_to_none=True)
+        for s in self.scheds:
+            s.step()
+        for o in (self.opt, self.sparse_opt):
+            if o:
+                o.zero_grad(set_to_none=True)
         return out.loss
 
     def timed(self, k: int, batch=None) -> float:
@@ -367,6 +390,11 @@ def bench_step(args) -> dict:
     k = args.steps_per_round or (1 if on_cpu else 10)
     contenders = {"peak": matmul,
                   "jax": lambda: trainer.timed("cls", dev, k)}
+    if args.embedding_update == "rows":   # the lazy embedding update beside the dense one, same run
+        rows_trainer = JaxTrainer(cfg, {"cls": ("classification", 3)}, rows=True,
+                                  grad_dtype=jnp.bfloat16 if args.bf16_grads else None)
+        rows_trainer.timed("cls", dev, 2)
+        contenders["jax_rows"] = lambda: rows_trainer.timed("cls", dev, k)
     torch_info = None
     if not args.no_torch:
         try:
@@ -374,9 +402,16 @@ def bench_step(args) -> dict:
             tt = TorchTrainer(cfg, 3, host, threads, attn=args.torch_attn, fused=not args.torch_unfused)
             tt.timed(1)
             contenders["torch"] = lambda: tt.timed(k)
-            contenders["torch_peak"] = make_torch_matmul(peak_n, threads)
             torch_info = {"attn_implementation": args.torch_attn, "threads": threads,
                           "torch": tt.torch.__version__, "adamw": tt.adamw}
+            if args.embedding_update == "rows":
+                ts = TorchTrainer(cfg, 3, host, threads, attn=args.torch_attn, fused=not args.torch_unfused,
+                                  sparse_embedding=True)
+                ts.timed(1)
+                contenders["torch_sparse"] = lambda: ts.timed(k)
+                torch_info["sparse_adamw"] = f"SparseAdam (word embedding) + {ts.adamw} AdamW (the rest)"
+            contenders["torch_peak"] = make_torch_matmul(peak_n, threads)
+
         except ImportError as e:
             torch_info = {"skipped": f"PyTorch / transformers not importable: {e}"}
     cpu = {}
@@ -398,7 +433,7 @@ def bench_step(args) -> dict:
            "matmul_peak": {"n": peak_n, "dtype": str(jnp.dtype(mm_dtype)), "flops_per_s": med(peaks),
                            "per_round": peaks},
            "chip_peak_flops_per_s": chip}
-    for name in [n for n in ("jax", "torch") if n in res]:
+    for name in [n for n in ("jax", "torch", "jax_rows", "torch_sparse") if n in res]:
         ts = res[name]
         r = {"step_s": med(ts), "per_round_s": ts,
              "tokens_per_s": processed / med(ts), "useful_tokens_per_s": useful / med(ts),
@@ -414,13 +449,20 @@ def bench_step(args) -> dict:
         tp = res["torch_peak"]
         out["matmul_peak_torch"] = {"n": peak_n, "dtype": "float32", "flops_per_s": med(tp), "per_round": tp,
                                     "xla_over_torch": med([x / y for x, y in zip(peaks, tp)])}
-        for name in ("jax", "torch"):   # against the faster of the two GEMMs, round by round
+        for name in [n for n in ("jax", "torch", "jax_rows", "torch_sparse") if n in res]:   # vs the faster GEMM
             out[name]["mfu_vs_best_matmul"] = med([flops_step / t / max(p, q)
                                                    for t, p, q in zip(res[name], peaks, tp)])
     if "torch" in res:
         out["torch"].update(torch_info)
         out["speedup_vs_torch"] = med([t / j for t, j in zip(res["torch"], res["jax"])])
         out["speedup_vs_torch_cpu_time"] = med([t / j for t, j in zip(cpu["torch"], cpu["jax"])])
+    if "torch_sparse" in res:
+        out["torch_sparse"]["adamw"] = torch_info["sparse_adamw"]
+    if "jax_rows" in res:   # ratios round by round: the lever itself, and against PyTorch's lazy update
+        out["rows_speedup_vs_dense"] = med([d / r for d, r in zip(res["jax"], res["jax_rows"])])
+        if "torch_sparse" in res:
+            out["rows_speedup_vs_torch_sparse"] = med([t / r for t, r in zip(res["torch_sparse"], res["jax_rows"])])
+            out["rows_speedup_vs_torch_dense"] = med([t / r for t, r in zip(res["torch"], res["jax_rows"])])
     elif torch_info:
         out["torch"] = torch_info
     # The headline MFU on CPU is against the faster of the two measured GEMMs (XLA's own is the
@@ -1063,6 +1105,9 @@ def parse_args(argv=None):
     ap.add_argument("--prng", default="threefry2x32", choices=["rbg", "threefry2x32", "unsafe_rbg"],
                     help="jax_default_prng_impl for dropout masks (xtreme_jax.main uses threefry2x32)")
     ap.add_argument("--bf16-grads", action="store_true", help="reduce gradients in bf16 (make_train_step grad_dtype)")
+    ap.add_argument("--embedding-update", default="dense", choices=["dense", "rows"],
+                    help="step: rows adds the lazy word-embedding update (ours and PyTorch's SparseAdam) "
+                         "beside the dense contenders")
     ap.add_argument("--no-torch", action="store_true", help="skip the PyTorch comparison")
     ap.add_argument("--profile", default="", help="step: write a jax.profiler trace of K more steps to this dir")
     ap.add_argument("--torch-attn", default="sdpa", choices=["sdpa", "eager"])
@@ -1176,8 +1221,10 @@ def summarize(r: dict) -> dict:
         s["mfu"] = st["mfu"]
         s["mfu_basis"] = st["mfu_basis"]
         s["jax_tokens_per_s"] = st["jax"]["tokens_per_s"]
-        if "speedup_vs_torch" in st:
-            s["speedup_vs_torch"] = st["speedup_vs_torch"]
+        for k in ("speedup_vs_torch", "rows_speedup_vs_dense", "rows_speedup_vs_torch_sparse",
+                  "rows_speedup_vs_torch_dense"):
+            if k in st:
+                s[k] = st[k]
     if "padding" in r and "xnli" in r["padding"]:
         s["xnli_useful_speedup_vs_pad_to_max"] = {m: v["useful_speedup_vs_pad_to_max"]
                                                   for m, v in r["padding"]["xnli"].items()

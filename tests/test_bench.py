@@ -93,3 +93,16 @@ def test_packing_matched_takes_as_many_examples_per_step_as_the_padded_batch():
     assert 4 <= g <= 8 and abs(per_step[g] - 16) == min(abs(v - 16) for v in per_step.values())
     with pytest.raises(SystemExit, match="error: unknown choice"):
         bench._csv("buckets,padded", bench.PAD_MODES)
+
+
+def test_step_bench_times_the_lazy_embedding_update_beside_the_dense_one():
+    from benchmarks import bench
+    args = bench.parse_args("--what step --size tiny --layers 1 --vocab 2000 --batch 8 --seq 16 --dropout 0 "
+                            "--threads 1 --rounds 2 --peak-n 64 --embedding-update rows".split())
+    out = bench.bench_step(args)
+    for name in ("jax", "jax_rows", "torch", "torch_sparse"):
+        assert out[name]["step_s"] > 0
+    assert out["torch_sparse"]["adamw"] == "SparseAdam (word embedding) + fused AdamW (the rest)"
+    for k in ("rows_speedup_vs_dense", "rows_speedup_vs_torch_sparse", "rows_speedup_vs_torch_dense"):
+        assert out[k] > 0
+    assert set(bench.summarize({"step": out})) >= {"rows_speedup_vs_dense", "speedup_vs_torch"}

@@ -173,6 +173,14 @@ def test_run_graph_shares_mlm_and_intermediate_runs():
     assert fused.config["intermediate"]["tasks"][0]["name"] == "mnli"
 
 
+def test_a_field_added_at_its_old_behaviour_keeps_finished_runs_addressable():
+    old = {"seed": 0, "target": {"lr": 1e-5, "tasks": [{"name": "xnli"}]}}
+    new = {"seed": 0, "target": {"lr": 1e-5, "tasks": [{"name": "xnli"}], "embedding_update": "dense"}}
+    assert expand.config_hash(new) == expand.config_hash(old)
+    rows = {"seed": 0, "target": {"lr": 1e-5, "tasks": [{"name": "xnli"}], "embedding_update": "rows"}}
+    assert expand.config_hash(rows) != expand.config_hash(old)
+
+
 def test_point_json_round_trips_through_configs_point(tmp_path):
     c = tiny(intermediate=("entail",))
     p = expand.expand(c)[0][0]

@@ -34,8 +34,23 @@ class Point:
         return ", ".join(f"{k}={v}" for k, v in self.labels.items()) + f", seed={self.seed}"
 
 
+# Run-config fields added after study directories existed, at the value that does what the
+# code did before the field existed. Left out of the hash at that value, so an upgrade does not
+# orphan finished runs; any other value is hashed (and changes the run, as it should).
+HASH_NEUTRAL = {"embedding_update": "dense"}
+
+
+def _without_neutral(obj):
+    if isinstance(obj, dict):
+        return {k: _without_neutral(v) for k, v in obj.items()
+                if not (k in HASH_NEUTRAL and v == HASH_NEUTRAL[k])}
+    if isinstance(obj, (list, tuple)):
+        return [_without_neutral(v) for v in obj]
+    return obj
+
+
 def config_hash(obj) -> str:
-    text = json.dumps(obj, sort_keys=True, separators=(",", ":"), default=str)
+    text = json.dumps(_without_neutral(obj), sort_keys=True, separators=(",", ":"), default=str)
     return hashlib.sha256(text.encode()).hexdigest()[:12]
 
 
