@@ -77,9 +77,12 @@ def languages_added(col, study) -> dict:
     for n in ("zero-shot", "unseen (reserved)"):
         if "segmented" in est[n]:
             s, t = est[n]["segmented"], est[n]["saturating"]
+            before, after = s["slope_before"]["value"], s["slope_after"]["value"]
+            steeper = before is not None and after is not None and after > before
             lines += ["", f"{n}: {_returns_verdict(est[n], int(x[-1]))} Segmented fit knee at k = {fmt(s['knee'])} "
-                      f"(slope before {fmt(s['slope_before'])}, after {fmt(s['slope_after'])}); saturating fit "
-                      f"reaches 90% of its rise at k = {fmt(t['x90'])}."]
+                      f"(slope before {fmt(s['slope_before'])}, after {fmt(s['slope_after'])}"
+                      f"{': steeper after it, so a dip, not diminishing returns' if steeper else ''}); "
+                      f"saturating fit reaches 90% of its rise at k = {fmt(t['x90'])}."]
     lines.append("")
 
     def plot(ax):
