@@ -264,3 +264,26 @@ def test_row_wise_embedding_update_refuses_a_tied_decoder():
     step = T.make_train_step(g, sh, "mlm", sched, row_update=optim.make_row_update(**kw))
     with pytest.raises(ValueError, match="^row_update with the 'mlm' head: its decoder reads every word-embedding row"):
         step(s, _mlm_batch(2, 16, cfg.vocab_size), jax.random.key(0))
+
+
+def test_row_wise_state_resumes_from_a_checkpoint_to_the_same_steps(tmp_path):
+    from xtreme_jax import checkpoint as ckpt_lib
+    (_, _, _), (g, s, rows) = _rows_setup()
+    rng = np.random.default_rng(2)
+    batches = []
+    for i in range(3):
+        ids = rng.integers(0, 40, (8, 16)).astype(np.int32)
+        batches.append(dict(input_ids=ids, attention_mask=np.ones_like(ids),
+                            labels=rng.integers(0, 3, 8).astype(np.int32)))
+    s, _ = rows(s, batches[0], jax.random.key(0))
+    ck = ckpt_lib.Checkpointer(str(tmp_path / "ck"), async_save=False)
+    ck.save(1, s)
+    ck.wait()
+    _, restored, _ = ck.restore(ckpt_lib.abstract_like(s))
+    ck.close()
+    for i, b in enumerate(batches[1:], 1):
+        s, _ = rows(s, b, jax.random.key(i))
+        restored, _ = rows(restored, b, jax.random.key(i))
+    for a, b in zip(jax.tree.leaves(s), jax.tree.leaves(restored)):   # word_mu / word_nu included
+        np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
+    assert int(nnx.merge(g, restored).opt.step[...]) == 3
