@@ -72,7 +72,7 @@ def test_gpu_script_smoke_on_cpu(tmp_path):
     PyTorch on the same batch, the profile summary and the JSON a GPU session reads."""
     from benchmarks import gpu
     out = tmp_path / "gpu.json"
-    r = gpu.main(["--smoke", "--stages", "large_big,torch,profile", "--out", str(out)])
+    r = gpu.main(["--smoke", "--stages", "large_big,torch,profile,large_small", "--out", str(out)])
     saved = json.loads(out.read_text())
     assert saved["summary"] == r["summary"] and saved["machine"]["cpu_model"]
     g = saved["tiny_b4"]
@@ -80,6 +80,8 @@ def test_gpu_script_smoke_on_cpu(tmp_path):
         assert g[name]["step_s"] > 0 and 0 < g[name]["mfu"] < 1 and np.isfinite(g[name]["loss"])
     assert saved["torch"]["tiny_b4"]["step_s"] > 0 and saved["torch"]["tiny_b4"]["adamw"] == "fused"
     assert saved["profile"]["kernels"] > 0 and saved["profile"]["top"]
+    small = saved["tiny_b2"]   # the row-wise embedding update as a lever at the small batch
+    assert small["best_rows"]["step_s"] > 0 and np.isfinite(small["best_rows"]["loss"])
     assert not saved["skipped"]
 
 
