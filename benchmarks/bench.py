@@ -544,9 +544,13 @@ def bench_padding(args, trainer=None) -> dict:
              _csv(getattr(args, "padding_modes", ",".join(PAD_MODES)), list(PAD_MODES) + list(OPTIONAL_PAD_MODES))}
     torch_modes = _csv(getattr(args, "padding_torch_modes", ",".join(TORCH_PAD_MODES)), TORCH_PAD_MODES)
     heads = {"xnli": ("classification", 3), "panx": ("tagging", 7)}
-    trainer = trainer or JaxTrainer(cfg, {d: heads[d] for d in dists})
+    # rows: both sides update the word embedding lazily (ours: embedding_update=rows; PyTorch: a
+    # sparse gradient and SparseAdam), so the comparison stays like for like
+    rows = getattr(args, "embedding_update", "dense") == "rows"
+    trainer = trainer or JaxTrainer(cfg, {d: heads[d] for d in dists}, rows=rows)
     out = {"config": cfg_dict(cfg), "batch": B, "max_length": S, "buckets": list(DEFAULT_BUCKETS),
-           "length_models": LENGTH_MODELS, "rounds": args.rounds}
+           "length_models": LENGTH_MODELS, "rounds": args.rounds,
+           "embedding_update": "rows (ours) / SparseAdam (PyTorch)" if rows else "dense AdamW (both)"}
     with_torch = not args.no_torch and bool(torch_modes)
     for dist, kind, head, nl in (("xnli", "classification", "xnli", 3), ("panx", "tagging", "panx", 7)):
         if dist not in dists:
@@ -577,7 +581,7 @@ def bench_padding(args, trainer=None) -> dict:
         if with_torch:   # the same examples batched the PyTorch way, through HF's model of the same config
             try:
                 tt = TorchTrainer(cfg, nl, None, args.threads or os.cpu_count(), attn=args.torch_attn, kind=kind,
-                                  fused=not args.torch_unfused)
+                                  fused=not args.torch_unfused, sparse_embedding=rows)
                 out.setdefault("torch_adamw", tt.adamw)
             except ImportError as e:
                 out["torch"], with_torch = {"skipped": f"PyTorch / transformers not importable: {e}"}, False
@@ -1107,7 +1111,7 @@ def parse_args(argv=None):
     ap.add_argument("--bf16-grads", action="store_true", help="reduce gradients in bf16 (make_train_step grad_dtype)")
     ap.add_argument("--embedding-update", default="dense", choices=["dense", "rows"],
                     help="step: rows adds the lazy word-embedding update (ours and PyTorch's SparseAdam) "
-                         "beside the dense contenders")
+                         "beside the dense contenders; padding: rows runs both sides with it")
     ap.add_argument("--no-torch", action="store_true", help="skip the PyTorch comparison")
     ap.add_argument("--profile", default="", help="step: write a jax.profiler trace of K more steps to this dir")
     ap.add_argument("--torch-attn", default="sdpa", choices=["sdpa", "eager"])
