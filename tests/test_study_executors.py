@@ -12,7 +12,7 @@ import sys
 
 import pytest
 
-from xtreme_jax.study import executors, plan as plan_lib, report, spec
+from xtreme_jax.study import collect, executors, plan as plan_lib, report, spec
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -263,7 +263,20 @@ def test_every_analysis_recovers_the_fake_worlds_answers(name, tmp_path, monkeyp
         assert a["stilts"]["vs_examples"]["loglinear"]["b"]["value"] == pytest.approx(3.5)
         assert a["direct"]["vs_examples"]["loglinear"]["b"]["value"] == pytest.approx(5.0)
         assert head["crossover_examples"]["value"] == pytest.approx(100 * math.exp(16 / 3), rel=1e-6)
-        assert a["stilts"]["vs_compute"]["powerlaw_error"]["alpha"]["n"] == 2
+        # every point trains the same steps: compute barely varies, so no exponent is fitted on it
+        assert a["stilts"]["vs_compute"]["not_fitted"].startswith("compute varies only ")
+        assert "alpha (compute)" in open(f"{root}/report/report.md").read()
+        # compute proportional to n (the plan's estimate, not the fake runs' wall times): the
+        # compute fits then equal the examples fits
+        monkeypatch.setattr(collect, "read_status", lambda d: {})
+        orig = type(pl).point_cost
+        monkeypatch.setattr(type(pl), "point_cost", lambda self, i: dict(
+            orig(self, i), accelerator_hours=int(self.points[i].labels["target_examples"]) * 1e-3))
+        a = report.build(pl, root)["doc"]["analysis"]
+        assert a["stilts"]["vs_compute"]["loglinear"]["b"]["value"] == pytest.approx(3.5)
+        assert a["direct"]["vs_compute"]["powerlaw_error"]["alpha"]["value"] == pytest.approx(
+            a["direct"]["vs_examples"]["powerlaw_error"]["alpha"]["value"])
+        assert a["crossover_compute_hours"]["value"] == pytest.approx(100 * math.exp(16 / 3) * 1e-3, rel=1e-6)
     elif name == "difficulty":
         # difficulty (normalized dev error): pos 0.325 < entail 0.6 < para 0.95 < sst 1.1 (seed 0);
         # gains 6.55, 4.55, 5.55, 3.55: Spearman = 1 - 6 * 18 / (4 * 15) = -0.8
