@@ -283,6 +283,19 @@ def make_torch_matmul(n: int, threads: int, min_seconds: float = 1.0):
     return run
 
 
+def hf_config(cfg, **kw):
+    """transformers.XLMRobertaConfig of the same shape as our EncoderConfig (dropouts, labels, the
+    attention implementation and anything else in `kw`): the PyTorch side of every benchmark."""
+    import transformers
+    base = dict(vocab_size=cfg.vocab_size, hidden_size=cfg.hidden_size, num_hidden_layers=cfg.num_layers,
+                num_attention_heads=cfg.num_heads, intermediate_size=cfg.intermediate_size,
+                max_position_embeddings=cfg.max_position_embeddings, type_vocab_size=cfg.type_vocab_size,
+                layer_norm_eps=cfg.layer_norm_eps, pad_token_id=cfg.pad_token_id,
+                hidden_dropout_prob=cfg.hidden_dropout, attention_probs_dropout_prob=cfg.attention_dropout,
+                attn_implementation="sdpa")
+    return transformers.XLMRobertaConfig(**{**base, **kw})
+
+
 class TorchTrainer:
     """HF transformers' PyTorch XLMRobertaForSequenceClassification (or ...ForTokenClassification
     for tagging) + AdamW (no decay on bias / LayerNorm) + global-norm clipping + linear schedule:
@@ -295,13 +308,7 @@ class TorchTrainer:
         torch.manual_seed(0)
         torch.set_num_threads(threads)
         self.torch = torch
-        hf = transformers.XLMRobertaConfig(
-            vocab_size=cfg.vocab_size, hidden_size=cfg.hidden_size, num_hidden_layers=cfg.num_layers,
-            num_attention_heads=cfg.num_heads, intermediate_size=cfg.intermediate_size,
-            max_position_embeddings=cfg.max_position_embeddings, type_vocab_size=cfg.type_vocab_size,
-            layer_norm_eps=cfg.layer_norm_eps, pad_token_id=cfg.pad_token_id, num_labels=num_labels,
-            hidden_dropout_prob=cfg.hidden_dropout, attention_probs_dropout_prob=cfg.attention_dropout,
-            attn_implementation=attn)
+        hf = hf_config(cfg, num_labels=num_labels, attn_implementation=attn)
         model_cls = (transformers.XLMRobertaForTokenClassification if kind == "tagging"
                      else transformers.XLMRobertaForSequenceClassification)
         self.model = model_cls(hf).train()

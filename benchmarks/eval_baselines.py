@@ -35,7 +35,7 @@ import time
 
 import numpy as np
 
-from benchmarks.bench import interleave, med
+from benchmarks.bench import hf_config, interleave, med
 from benchmarks.machine import machine_info, torch_threads_passive, uptime, write_json
 
 KIT = os.path.normpath(os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "shared", "data"))
@@ -158,11 +158,7 @@ class TorchForward:
         torch.manual_seed(0)
         torch.set_num_threads(threads)
         self.torch = torch
-        hf = transformers.XLMRobertaConfig(
-            vocab_size=cfg.vocab_size, hidden_size=cfg.hidden_size, num_hidden_layers=cfg.num_layers,
-            num_attention_heads=cfg.num_heads, intermediate_size=cfg.intermediate_size,
-            max_position_embeddings=cfg.max_position_embeddings, type_vocab_size=1, layer_norm_eps=1e-5,
-            pad_token_id=1, attn_implementation="sdpa")
+        hf = hf_config(cfg)
         self.model = transformers.XLMRobertaModel(hf, add_pooling_layer=False).eval()
         self.vocab = cfg.vocab_size
 

@@ -38,7 +38,7 @@ import time
 
 import numpy as np
 
-from benchmarks.bench import interleave, make_matmul, med, padded_batch, sample_lengths
+from benchmarks.bench import hf_config, interleave, make_matmul, med, padded_batch, sample_lengths
 from benchmarks.machine import machine_info, uptime, write_json
 from benchmarks.perf import Stepper, legacy_train_step
 
@@ -184,12 +184,7 @@ class TorchGPU:
         import transformers
         self.torch, self.device = torch, device
         torch.manual_seed(0)
-        hf = transformers.XLMRobertaConfig(
-            vocab_size=cfg.vocab_size, hidden_size=cfg.hidden_size, num_hidden_layers=cfg.num_layers,
-            num_attention_heads=cfg.num_heads, intermediate_size=cfg.intermediate_size,
-            max_position_embeddings=cfg.max_position_embeddings, type_vocab_size=1, layer_norm_eps=1e-5,
-            pad_token_id=1, num_labels=3, hidden_dropout_prob=0.1, attention_probs_dropout_prob=0.1,
-            attn_implementation="sdpa")
+        hf = hf_config(cfg, num_labels=3)
         self.model = transformers.XLMRobertaForSequenceClassification(hf).to(device).train()
         named = list(self.model.named_parameters())
         groups = [{"params": [p for n, p in named if not (n.endswith("bias") or "LayerNorm" in n)],

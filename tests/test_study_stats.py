@@ -112,3 +112,18 @@ def test_band_and_first_size_where_the_gain_ci_includes_zero():
     assert zero == pytest.approx(math.exp(10), rel=0.25)
     assert 5000 < first <= zero * 1.0001       # the CI reaches 0 at or before the fitted zero
     assert math.isnan(fits.first_where_ci_includes_zero([1, 2], [0.5, 0.4], [1.0, 0.9]))
+
+
+def test_points_at_chance_are_found_by_the_task_kinds_chance_level():
+    import types
+    from xtreme_jax.study.analyses.common import at_chance, chance
+    assert chance("demo_nli", {}) == pytest.approx(1 / 3) and chance("xcopa", {}) == 0.5
+    assert chance("udpos", {}) == 0.0   # no score by chance for tagging: never flagged
+    rows = []
+    for point, scores in {0: [33.3, 33.9, 32.8], 1: [60.0, 33.3, 33.3], 2: [0.0, 0.0, 0.0]}.items():
+        for lang, v in zip(("en", "xa", "xb"), scores):
+            rows.append({"point": point, "task": "demo_nli" if point < 2 else "udpos", "primary": True,
+                         "language": lang, "value": v})
+    rows.append({"point": 1, "task": "demo_nli", "primary": False, "language": "en", "value": 33.3})
+    assert at_chance(types.SimpleNamespace(rows=rows)) == [
+        {"point": 0, "task": "demo_nli", "chance": pytest.approx(100 / 3)}]

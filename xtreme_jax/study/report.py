@@ -100,6 +100,17 @@ def _md_cells(col, rows) -> list[str]:
     return out
 
 
+def _md_at_chance(plan, dead: list, with_results: int) -> list[str]:
+    if not dead:
+        return []
+    points = sorted({d["point"] for d in dead})
+    return [f"**Warning: {len(points)} of {with_results} points score at chance in every language** (within 1 "
+            "point of guessing, English included): those runs learnt nothing, and a gain or difference between "
+            "two of them is 0 by construction, not a finding. Longer phases or another learning rate at this "
+            "scale; the points:", "",
+            *[f"- {plan.points[i].describe()}" for i in points], ""]
+
+
 def _png(path: str, draw) -> str:
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
@@ -143,12 +154,17 @@ def build(plan, root: str) -> dict:
         print(f"warning: {len(col.missing)} of {len(plan.points)} points have no results yet "
               f"({', '.join(sorted({s for _, s in col.missing}))}); the analysis uses the others")
     result = analyses.run(col, study)
+    dead = analyses.at_chance(col)
+    if dead:
+        print(f"warning: {len(dead)} point(s) score at chance in every language: see report.md")
     plots = []
     for name, draw in result["plots"].items():
         plots.append(os.path.basename(_png(f"{out}/{name}", draw)))
     doc = {"study": study.name, "question": study.question, "scale": study.scale,
            "headline": result["headline"], "analysis": result["estimates"], "cells": cell_rows,
            "paired_deltas": deltas, "plots": plots,
+           "at_chance": [dict(d, labels=plan.points[d["point"]].labels, seed=plan.points[d["point"]].seed)
+                         for d in dead],
            "points": {"planned": len(plan.points), "with_results": len(plan.points) - len(col.missing),
                       "missing": [{"point": i, "state": s} for i, s in col.missing]},
            "provenance": {"git_commit": git_commit(), "written_at": datetime.datetime.now(
@@ -167,6 +183,7 @@ def build(plan, root: str) -> dict:
     md += [f"{len(plan.points) - len(col.missing)} of {len(plan.points)} points with results, "
            f"seeds {', '.join(str(s) for s in study.seeds)}; intervals are 95% percentile bootstrap CIs "
            f"({stats.N_BOOT} resamples, seed {stats.SEED}) over the unit named in analysis.json.", "",
+           *_md_at_chance(plan, dead, len(plan.points) - len(col.missing)),
            "## Analysis", "", *result["lines"], *[f"![{p}]({p})" for p in plots], "",
            "## Scores per point (mean ± std over seeds, primary metric)", "", *_md_cells(col, cell_rows), ""]
     if deltas:

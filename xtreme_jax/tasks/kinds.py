@@ -23,6 +23,9 @@ class Kind:
     dev_accuracy: bool            # validation reports accuracy (argmax == label) besides the loss
     label_key: Callable           # example -> the keys it adds to the label counts (data.inspect)
     ties_word_embedding: bool = False  # its head reads every word-embedding row (a tied decoder)
+    # dev score of guessing, (task, number of labels) -> [0, 1]: the study layer's difficulty
+    # measure normalizes by it (0 for tagging, spans and the rest: no score by chance)
+    chance_score: Callable = lambda task, num_labels: 0.0
 
 
 def _class_count(task, source):
@@ -31,10 +34,10 @@ def _class_count(task, source):
 
 KINDS = {k.name: k for k in (
     Kind("classification", F.featurize_classification, _class_count, True, "logits", False, True, True,
-         lambda e: [str(e["label"])]),
+         lambda e: [str(e["label"])], chance_score=lambda task, num_labels: 1.0 / max(num_labels, 1)),
     # One score per (context, choice) pair: the head has one output whatever the number of choices.
     Kind("multiple_choice", F.featurize_multiple_choice, lambda task, source: 1, False, "logits", False,
-         True, True, lambda e: [str(e["label"])]),
+         True, True, lambda e: [str(e["label"])], chance_score=lambda task, num_labels: 1.0 / max(task.num_choices, 1)),
     Kind("tagging", F.featurize_tagging, _class_count, True, "argmax", True, True, True,
          lambda e: e.get("tags") or []),
     # start / end logits per token

@@ -8,7 +8,7 @@ Gains are paired by seed: the run with intermediate training minus the run witho
 from __future__ import annotations
 
 from xtreme_jax.study import collect
-from xtreme_jax.study.analyses.common import fmt
+from xtreme_jax.study.analyses.common import at_chance, fmt
 from xtreme_jax.study.analyses.difficulty import difficulty
 from xtreme_jax.study.analyses.direct import direct
 from xtreme_jax.study.analyses.languages import languages_added
@@ -18,7 +18,7 @@ from xtreme_jax.study.analyses.target_size import target_size
 ANALYSES = {"target_size": target_size, "direct": direct, "difficulty": difficulty, "model_size": model_size,
             "languages": languages_added}
 
-__all__ = ["ANALYSES", "fmt", "run"]
+__all__ = ["ANALYSES", "at_chance", "fmt", "run"]
 
 
 def run(col, study) -> dict:

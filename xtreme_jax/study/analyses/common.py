@@ -95,3 +95,29 @@ def point_of(col) -> dict:
 
 def key_of(col, labels: dict) -> tuple:
     return tuple((f, labels[f]) for f in col.factors)
+
+
+def chance(task_name: str, heads: dict) -> float:
+    """The dev score of guessing on the task (tasks/kinds.py); labels from the task or its head."""
+    from xtreme_jax.tasks import get_task
+    t = get_task(task_name)
+    return t.family.chance_score(t, len(t.labels) if t.labels else heads.get(t.name, [None, 2])[1])
+
+
+def at_chance(col, tolerance: float = 1.0) -> list[dict]:
+    """(point, task) pairs whose primary score is chance (within `tolerance` points) in every
+    language, English included: runs that learnt nothing. A gain between two of them is 0 by
+    construction and says nothing about the factor being compared."""
+    per = {}
+    for r in col.rows:
+        if r["primary"] and math.isfinite(r["value"]):
+            per.setdefault((r["point"], r["task"]), []).append(r["value"])
+    out = []
+    for (i, task), values in sorted(per.items()):
+        try:
+            c = 100 * chance(task, {})
+        except Exception:  # noqa: BLE001 -- a task the registry does not know: no chance level to test
+            continue
+        if c > 0 and all(abs(v - c) <= tolerance for v in values):
+            out.append({"point": i, "task": task, "chance": c})
+    return out

@@ -6,18 +6,7 @@ import math
 import numpy as np
 
 from xtreme_jax.study import stats
-from xtreme_jax.study.analyses.common import cell_scores, errorbars, fmt, key_of, levels_of, matrix, point_of, seeds_of
-
-
-def chance(task_name: str, heads: dict) -> float:
-    from xtreme_jax.tasks import get_task
-    t = get_task(task_name)
-    if t.kind == "classification":
-        n = len(t.labels) if t.labels else heads.get(t.name, [None, 2])[1]
-        return 1.0 / n
-    if t.kind == "multiple_choice":
-        return 1.0 / max(t.num_choices, 1)
-    return 0.0
+from xtreme_jax.study.analyses.common import cell_scores, chance, errorbars, fmt, key_of, levels_of, matrix, point_of, seeds_of
 
 
 def difficulty_of(curve: list, p_chance: float) -> float:
