@@ -216,3 +216,33 @@ def test_evaluate_cli_missing_checkpoint_is_a_clear_error(smoke, tmp_path):
                          capture_output=True, text=True, timeout=300)
     assert out.returncode == 2
     assert "no_such_run/target: not a checkpoint directory (expected config.json" in out.stderr
+
+
+def test_a_phase_with_the_row_wise_embedding_update_trains_only_the_rows_it_reads(smoke, tmp_path):
+    """embedding_update='rows' through the real loop: the checkpointed state carries the lazy
+    moments, and only the rows of tokens in the training data have moved them."""
+    import glob
+
+    import jax
+    import orbax.checkpoint as ocp
+    from xtreme_jax.phases import run_pipeline
+    c = C.base_config()
+    c.model.tokenizer = str(smoke / "tok")
+    c.data.buckets = (32,)
+    c.data.cache_dir = str(smoke / "cache")
+    c.phases = "target"
+    c.target = C.train_phase([C.task_entry("xnli", src=C.source("official", str(smoke / "xnli")))], num_steps=4,
+                             batch_size=8, lr=1e-3, eval_every=0, save_every=4, log_every=2, embedding_update="rows")
+    run_pipeline(c, str(tmp_path / "run"))
+    summary = json.loads((tmp_path / "run" / "target" / "results" / "summary.json").read_text())
+    assert summary["steps"] == 4
+    (step_dir,) = glob.glob(str(tmp_path / "run" / "target" / "checkpoints" / "**" / "4" / "state"), recursive=True)
+    with ocp.StandardCheckpointer() as ck:
+        state = ck.restore(step_dir)
+    mu = np.asarray(state["word_mu"]["value"] if isinstance(state["word_mu"], dict) else state["word_mu"])
+    moved = np.abs(mu).sum(1) > 0
+    vocab = mu.shape[0]
+    # 4 batches of 8 short sentences over a 12-word vocabulary: a few dozen rows, not the table
+    assert 5 < moved.sum() < vocab // 2, (moved.sum(), vocab)
+    opt_paths = [jax.tree_util.keystr(p) for p, _ in jax.tree_util.tree_leaves_with_path(state["opt"])]
+    assert any("position" in p for p in opt_paths) and not any("'word'" in p for p in opt_paths)  # dense skips it
