@@ -287,3 +287,22 @@ def test_row_wise_state_resumes_from_a_checkpoint_to_the_same_steps(tmp_path):
     for a, b in zip(jax.tree.leaves(s), jax.tree.leaves(restored)):   # word_mu / word_nu included
         np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
     assert int(nnx.merge(g, restored).opt.step[...]) == 3
+
+
+def test_row_wise_update_with_gradient_accumulation_equals_one_step():
+    # the used rows are found over the whole batch, then the microbatches run on that table
+    cfg = preset("tiny", num_layers=1, hidden_dropout=0.0, attention_dropout=0.0, vocab_size=64)
+    mesh = sharding.make_mesh((1, 1, 1), jax.devices()[:1])
+    kw = dict(lr=1e-2, total_steps=100, warmup=0)
+    tx, sched = optim.make_optimizer(**kw)
+    g, s1, sh = T.create_state(cfg, {"cls": ("classification", 3)}, tx, mesh, row_embeddings=True)
+    s2 = jax.tree.map(jnp.copy, s1)
+    one = T.make_train_step(g, sh, "cls", sched, accum_steps=1, row_update=optim.make_row_update(**kw))
+    two = T.make_train_step(g, sh, "cls", sched, accum_steps=2, row_update=optim.make_row_update(**kw))
+    b = _cls_batch(40)
+    s1, m1 = one(s1, b, jax.random.key(0))
+    s2, m2 = two(s2, b, jax.random.key(0))
+    np.testing.assert_allclose(m2["loss"], m1["loss"], rtol=1e-6)
+    np.testing.assert_allclose(m2["grad_norm"], m1["grad_norm"], rtol=1e-5)
+    for x, y in zip(_word(g, s1), _word(g, s2)):
+        np.testing.assert_allclose(x, y, rtol=1e-5, atol=1e-7)
