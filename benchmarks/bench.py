@@ -374,6 +374,10 @@ class TorchTrainer:
 
 # ============================================================================ (a) train step
 
+# The step benchmark's timed trainers (jax_rows / torch_sparse with --embedding-update rows).
+STEP_CONTENDERS = ("jax", "torch", "jax_rows", "torch_sparse")
+
+
 def bench_step(args) -> dict:
     import jax
     import jax.numpy as jnp
@@ -440,7 +444,8 @@ def bench_step(args) -> dict:
            "matmul_peak": {"n": peak_n, "dtype": str(jnp.dtype(mm_dtype)), "flops_per_s": med(peaks),
                            "per_round": peaks},
            "chip_peak_flops_per_s": chip}
-    for name in [n for n in ("jax", "torch", "jax_rows", "torch_sparse") if n in res]:
+    step_contenders = [n for n in STEP_CONTENDERS if n in res]
+    for name in step_contenders:
         ts = res[name]
         r = {"step_s": med(ts), "per_round_s": ts,
              "tokens_per_s": processed / med(ts), "useful_tokens_per_s": useful / med(ts),
@@ -456,7 +461,7 @@ def bench_step(args) -> dict:
         tp = res["torch_peak"]
         out["matmul_peak_torch"] = {"n": peak_n, "dtype": "float32", "flops_per_s": med(tp), "per_round": tp,
                                     "xla_over_torch": med([x / y for x, y in zip(peaks, tp)])}
-        for name in [n for n in ("jax", "torch", "jax_rows", "torch_sparse") if n in res]:   # vs the faster GEMM
+        for name in step_contenders:   # against the faster GEMM, round by round
             out[name]["mfu_vs_best_matmul"] = med([flops_step / t / max(p, q)
                                                    for t, p, q in zip(res[name], peaks, tp)])
     if "torch" in res:

@@ -275,8 +275,7 @@ def _check_model_and_data(config):
                           "bad record) or 'skip' (skip and count bad records)")
     if config.evaluate.batch_size <= 0:
         raise ConfigError(f"config.evaluate.batch_size={config.evaluate.batch_size} must be positive")
-    for field in ("data.buckets", "evaluate.buckets"):
-        b = config.data.buckets if field == "data.buckets" else config.evaluate.get("buckets", ())
+    for field, b in (("data.buckets", config.data.buckets), ("evaluate.buckets", config.evaluate.get("buckets", ()))):
         if b and not (all(isinstance(x, int) and x > 0 for x in b) and list(b) == sorted(set(b))):
             raise ConfigError(f"config.{field}={tuple(b)} must be increasing positive lengths, "
                               f"e.g. --config.{field}='(16, 32, 64, 128, 256)'")

@@ -101,14 +101,12 @@ def make_row_update(*, lr: float, total_steps: int, warmup=0.1, weight_decay=0.0
     def update(table, mu, nu, rows, grad_rows, count, grad_norm, ok):
         if clip and clip > 0:   # optim.clip_by_global_norm's rule, with the same global norm
             grad_rows = grad_rows * jnp.where(grad_norm < clip, 1.0, clip / grad_norm)
-        take = lambda x: jnp.take(x, rows, axis=0, mode="fill", fill_value=0)  # noqa: E731
-        p = take(table)
-        state = optax.tree_utils.tree_set(tx.init(p), count=jnp.asarray(count, jnp.int32), mu=take(mu), nu=take(nu))
+        full = (table, mu, nu)
+        old = [jnp.take(x, rows, axis=0, mode="fill", fill_value=0) for x in full]
+        p = old[0]
+        state = optax.tree_utils.tree_set(tx.init(p), count=jnp.asarray(count, jnp.int32), mu=old[1], nu=old[2])
         step, state = tx.update(grad_rows.astype(p.dtype), state, p)
-        new = {"table": p + lr_scale * step, "mu": optax.tree_utils.tree_get(state, "mu"),
-               "nu": optax.tree_utils.tree_get(state, "nu")}
-        old = {"table": p, "mu": take(mu), "nu": take(nu)}
-        full = {"table": table, "mu": mu, "nu": nu}
-        return tuple(full[k].at[rows].set(jnp.where(ok, new[k], old[k]).astype(full[k].dtype), mode="drop")
-                     for k in ("table", "mu", "nu"))
+        new = (p + lr_scale * step, optax.tree_utils.tree_get(state, "mu"), optax.tree_utils.tree_get(state, "nu"))
+        return tuple(f.at[rows].set(jnp.where(ok, n, o).astype(f.dtype), mode="drop")
+                     for f, n, o in zip(full, new, old))
     return update

@@ -106,8 +106,8 @@ def _md_at_chance(plan, dead: list, with_results: int) -> list[str]:
     points = sorted({d["point"] for d in dead})
     return [f"**Warning: {len(points)} of {with_results} points score at chance in every language** (within 1 "
             "point of guessing, English included): those runs learnt nothing, and a gain or difference between "
-            "two of them is 0 by construction, not a finding. Longer phases or another learning rate at this "
-            "scale; the points:", "",
+            "two of them is 0 by construction, not a finding (their training curves: runs/<hash>/*/metrics/"
+            "train.jsonl). The points:", "",
             *[f"- {plan.points[i].describe()}" for i in points], ""]
 
 
