@@ -35,8 +35,9 @@ import time
 
 import numpy as np
 
-from benchmarks.bench import hf_config, interleave, med
+from benchmarks.common import interleave, med
 from benchmarks.machine import machine_info, torch_threads_passive, uptime, write_json
+from benchmarks.torch_ref import hf_config
 
 KIT = os.path.normpath(os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "shared", "data"))
 TASKS = {"tatoeba": ("tatoeba", "test"), "udpos": ("ud", "dev"), "xcopa": ("xcopa", "test")}

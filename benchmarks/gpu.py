@@ -38,9 +38,11 @@ import time
 
 import numpy as np
 
-from benchmarks.bench import hf_config, interleave, make_matmul, med, padded_batch, sample_lengths
+from benchmarks.common import interleave, make_matmul, make_step, med
 from benchmarks.machine import machine_info, uptime, write_json
 from benchmarks.perf import Stepper, legacy_train_step
+from benchmarks.synthetic import padded_batch, sample_lengths, synthetic_features
+from benchmarks.torch_ref import hf_config
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 # Variants: encoder settings and step options. attention_dropout None = as hidden dropout (0.1).
@@ -86,19 +88,18 @@ def build_step(cfg, variant: dict, host: dict, init=None):
     (every variant starts from the same parameters, and the initializer compiles once)."""
     import jax
     import jax.numpy as jnp
-    from xtreme_jax import optim, sharding, train_step as T
+    from xtreme_jax import sharding
     mesh = one_chip()
-    opt = dict(lr=1e-5, total_steps=10 ** 6, warmup=0.1)
-    tx, sched = optim.make_optimizer(**opt)
     rows = bool(variant.get("rows"))
-    g, state, sh = T.create_state(cfg, {"cls": ("classification", 3)}, tx, mesh,
-                                  abstract_only=init is not None and not rows, row_embeddings=rows)
+    setup = make_step(cfg, {"cls": ("classification", 3)}, mesh, rows=rows,
+                      abstract_only=init is not None and not rows)
+    state = setup.state
     if init is not None and rows:   # another optimizer state: the same weights, fresh moments
         state["model"] = jax.tree.map(jnp.copy, init["model"])
     elif init is not None:
         state = jax.tree.map(jnp.copy, init)
-    step = (legacy_train_step(g, sh, "cls", sched) if variant.get("legacy")
-            else T.make_train_step(g, sh, "cls", sched, row_update=optim.make_row_update(**opt) if rows else None))
+    step = (legacy_train_step(setup.graphdef, setup.shardings, "cls", setup.schedule) if variant.get("legacy")
+            else setup.step("cls"))
     s = Stepper(step, state, sharding.device_batch(host, mesh))
     t = time.perf_counter()
     s(1)
@@ -107,9 +108,7 @@ def build_step(cfg, variant: dict, host: dict, init=None):
 
 
 def initial_state(cfg):
-    from xtreme_jax import optim, train_step as T
-    tx, _ = optim.make_optimizer(lr=1e-5, total_steps=10 ** 6, warmup=0.1)
-    return T.create_state(cfg, {"cls": ("classification", 3)}, tx, one_chip())[1]
+    return make_step(cfg, {"cls": ("classification", 3)}, one_chip()).state
 
 
 def one_chip():
@@ -252,7 +251,6 @@ def summarize_profile(directory: str, top: int = 25) -> dict:
 def packed_batch(batch: int, seq: int, vocab: int) -> tuple:
     """One packed batch of XNLI-like pairs (the real pipeline's packing), and its real tokens."""
     import grain
-    from benchmarks.bench import synthetic_features
     from xtreme_jax.data.input_pipeline import make_train_dataset
     f = synthetic_features("classification", sample_lengths("xnli", batch * 4, seq, seed=7), vocab, seq)
     ds = make_train_dataset(f, global_batch_size=batch, seed=0, num_threads=1, packing=True,

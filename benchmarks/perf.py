@@ -27,8 +27,11 @@ import time
 
 import numpy as np
 
-from benchmarks.bench import interleave, make_matmul, make_torch_matmul, med
+from benchmarks.common import cfg_dict, interleave, make_matmul, make_step, med
 from benchmarks.machine import machine_info, torch_threads_passive, uptime, write_json
+from benchmarks.synthetic import padded_batch, sample_lengths
+from benchmarks.torch_ref import make_torch_matmul
+
 
 def _gemms(rounds_contenders: dict, n: int = 2048):
     """Adds XLA's and PyTorch's fp32 n^3 GEMM (FLOP/s) to the contenders of a CPU run."""
@@ -53,11 +56,10 @@ def _cfg(args, **over):
     return preset(args.size, **over)
 
 
-def _state(cfg, heads):
-    from xtreme_jax import optim, sharding, train_step as T
+def _setup(cfg, heads):
+    from xtreme_jax import sharding
     mesh = sharding.make_mesh((-1, 1, 1))
-    tx, sched = optim.make_optimizer(lr=1e-5, total_steps=10 ** 6, warmup=0.1)
-    return mesh, sched, T.create_state(cfg, heads, tx, mesh)
+    return mesh, make_step(cfg, heads, mesh)
 
 
 class Stepper:
@@ -83,7 +85,7 @@ class Stepper:
 # ============================================================================ MLM head
 
 def bench_mlm(args) -> dict:
-    from xtreme_jax import sharding, train_step as T
+    from xtreme_jax import sharding
     from xtreme_jax.data.batching import apply_mlm_mask
     from xtreme_jax.metrics import flops_per_token
     from xtreme_jax.models.heads import max_masked
@@ -97,9 +99,9 @@ def bench_mlm(args) -> dict:
     host = apply_mlm_mask(dict(input_ids=ids, attention_mask=np.ones_like(ids)), meta, rng, 0.15)
     steppers = {}
     for name, opts in (("gathered", None), ("dense", {"dense": True})):
-        mesh, sched, (g, state, sh) = _state(cfg, {"mlm": ("mlm", 2)})
-        step = T.make_train_step(g, sh, "mlm", sched, head_options=opts)
-        steppers[name] = Stepper(step, state, sharding.device_batch(host, mesh))
+        mesh, setup = _setup(cfg, {"mlm": ("mlm", 2)})
+        step = setup.step("mlm", head_options=opts)
+        steppers[name] = Stepper(step, setup.state, sharding.device_batch(host, mesh))
         t = time.perf_counter()
         steppers[name](1)
         print(f"[perf mlm] {name}: first step (compile + run) {time.perf_counter() - t:.1f}s",
@@ -111,7 +113,7 @@ def bench_mlm(args) -> dict:
     k = max_masked(B * S)
     frac = {"gathered": k / (B * S), "dense": 1.0}
     gemm = _best_gemm(res)
-    out = {"config": _cfg_dict(cfg), "batch": B, "seq": S, "masked_tokens": int((host["labels"] >= 0).sum()),
+    out = {"config": cfg_dict(cfg), "batch": B, "seq": S, "masked_tokens": int((host["labels"] >= 0).sum()),
            "computed_positions": {"gathered": k, "dense": B * S}, "first_step_losses": losses,
            "rounds": args.rounds}
     for n in steppers:
@@ -122,10 +124,6 @@ def bench_mlm(args) -> dict:
     out["speedup_gathered_vs_dense"] = med([d / g for d, g in zip(res["dense"], res["gathered"])])
     out["gemm_flops_per_s"] = {k_: med(res[k_]) for k_ in ("gemm_xla", "gemm_torch") if k_ in res}
     return out
-
-
-def _cfg_dict(cfg) -> dict:
-    return {k: (str(v) if k == "dtype" else v) for k, v in vars(cfg).items()}
 
 
 # ============================================================================ optimizer passes
@@ -203,23 +201,22 @@ def embedding_share_kernel(vocab: int, d: int, batch: int, seq: int):
 
 
 def bench_optimizer(args) -> dict:
-    from benchmarks.bench import padded_batch, sample_lengths
-    from xtreme_jax import sharding, train_step as T
+    from xtreme_jax import sharding
 
     cfg = _cfg(args)
     B, S = args.batch, args.seq
     host = padded_batch(sample_lengths("xnli", B, S, seed=1), S, cfg.vocab_size)
     steppers = {}
     for name in ("current", "select", "legacy"):
-        mesh, sched, (g, state, sh) = _state(cfg, {"cls": ("classification", 3)})
-        step = (legacy_train_step(g, sh, "cls", sched) if name == "legacy"
-                else T.make_train_step(g, sh, "cls", sched, guard="auto" if name == "current" else "select"))
-        steppers[name] = Stepper(step, state, sharding.device_batch(host, mesh))
+        mesh, setup = _setup(cfg, {"cls": ("classification", 3)})
+        step = (legacy_train_step(setup.graphdef, setup.shardings, "cls", setup.schedule) if name == "legacy"
+                else setup.step("cls", guard="auto" if name == "current" else "select"))
+        steppers[name] = Stepper(step, setup.state, sharding.device_batch(host, mesh))
         steppers[name](1)
     contenders = {n: (lambda s=s: s(1)) for n, s in steppers.items()}
     contenders["embedding_share"] = embedding_share_kernel(cfg.vocab_size, cfg.hidden_size, B, S)
     res = interleave(contenders, args.rounds)
-    return {"config": _cfg_dict(cfg), "batch": B, "seq": S, "rounds": args.rounds,
+    return {"config": cfg_dict(cfg), "batch": B, "seq": S, "rounds": args.rounds,
             "step_s": {n: med(res[n]) for n in res}, "per_round_s": res,
             "speedup_current_vs_legacy": med([lg / c for lg, c in zip(res["legacy"], res["current"])]),
             "speedup_select_vs_legacy": med([lg / c for lg, c in zip(res["legacy"], res["select"])]),
