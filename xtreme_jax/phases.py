@@ -27,9 +27,11 @@ from xtreme_jax import preflight, report
 from xtreme_jax import workdir as workdir_lib
 from xtreme_jax.context import RunContext, build_context, source
 from xtreme_jax.evaluation import Evaluator, checkpoints, load_eval_sets, output
+from xtreme_jax.evaluation.sets import eval_languages
 from xtreme_jax.handoff import Handoff, init_weights, read_summary
 from xtreme_jax.tasks import get_task
-from xtreme_jax.tasks.languages import BENCHMARKS, benchmark_languages
+from xtreme_jax.tasks.languages import BENCHMARKS
+from xtreme_jax.processes import sync
 from xtreme_jax.train_loop import train_phase
 from xtreme_jax.train_step import create_model
 from xtreme_jax.workdir import check_workdir  # noqa: F401  (re-exported: phases.check_workdir)
@@ -48,10 +50,10 @@ def run_pipeline(config, workdir: str) -> dict:
     lock = workdir_lib.prepare(workdir, jax.process_index())
     try:
         check_workdir(config, workdir, process_index=jax.process_index())
-        _sync("xtreme_jax_check_workdir")  # new_run / evaluate-only moves done before anyone writes
+        sync("xtreme_jax_check_workdir")  # new_run / evaluate-only moves done before anyone writes
         training = [p for p in names if p != "evaluate"]
         workdir_lib.check_finished(config, workdir, training)
-        pending = [p for p in training if workdir_lib.read_phase_summary(os.path.join(workdir, p)) is None]
+        pending = [p for p in training if workdir_lib.RunDir(workdir).phase(p).summary() is None]
         preflight.check_training_inputs(context, pending[1:])
         handoff = None
         if config.init_from:
@@ -80,12 +82,6 @@ def _check_init_from(phase_dir: str):
     except (ValueError, UnicodeDecodeError):  # a truncated summary.json
         workdir_lib.read_phase_summary(phase_dir)  # raises, naming the file and the recovery
         raise
-
-
-def _sync(name: str):
-    if jax.process_count() > 1:
-        from jax.experimental import multihost_utils
-        multihost_utils.sync_global_devices(name)
 
 
 def print_summary(summaries: dict, workdir: str = ""):
@@ -143,9 +139,9 @@ def evaluate_phase(context: RunContext, handoff: Handoff | None, out_dir: str | 
                           retrieval_layer=ecfg.get("retrieval_layer"), retrieval_pooling=ecfg.get("retrieval_pooling"))
     done = {}
     for task, entry in zip(tasks, ecfg.tasks):
-        langs = [l for l in (entry.languages or ecfg.languages).split(",") if l]
-        sets = load_eval_sets(task, context.eval_tokenizer(entry), source(entry.source), split=ecfg.split,
-                              languages=langs or benchmark_languages(task.name, ecfg.benchmark),
+        src = source(entry.source)
+        sets = load_eval_sets(task, context.eval_tokenizer(entry), src, split=ecfg.split,
+                              languages=eval_languages(task, src, (entry.languages, ecfg.languages), ecfg.benchmark),
                               cache_dir=context.cache_dir, max_length=entry.get("max_length", 0) or None)
         done[task.name] = evaluator.evaluate_task(task, sets, retrieval_layer=entry.get("retrieval_layer"),
                                                   retrieval_pooling=entry.get("retrieval_pooling"))

@@ -18,8 +18,11 @@ from etils import epath
 from xtreme_jax import config as config_lib
 from xtreme_jax.config import ConfigError
 from xtreme_jax.files import is_remote
+from xtreme_jax.workdir import PhaseDir
 
 TRAINING_PHASES = tuple(p for p in config_lib.PHASES if p != "evaluate")
+# model settings that change training only: a difference from the run's is not worth a word
+TRAINING_ONLY = ("dropout", "remat", "attention_dropout", "grad_dtype", "dropout_bits")
 
 
 def location(path: str) -> str:
@@ -46,7 +49,7 @@ def checkpoint_of(context, handoff) -> str:
 
 
 def is_finished_phase(phase_dir: str) -> bool:
-    return epath.Path(phase_dir, "results", "summary.json").exists() and epath.Path(phase_dir, "final").is_dir()
+    return PhaseDir(phase_dir).intact()
 
 
 def check_not_run_root(checkpoint: str) -> None:
@@ -99,7 +102,7 @@ def for_evaluation(config, checkpoint: str):
                 raise ConfigError(f"{run_config} is damaged (no model section): cannot tell which model "
                                   f"and tokenizer {phase_dir} was trained with") from None
             changed = [k for k, v in model.items() if k in config.model and config.model[k] != v
-                       and k not in ("dropout", "remat")]
+                       and k not in TRAINING_ONLY]
             for k, v in model.items():
                 if k in config.model:
                     config.model[k] = v
