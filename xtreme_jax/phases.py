@@ -17,7 +17,6 @@ Run directory (local, or gs://... on TPU VMs: see xtreme_jax.files):
 """
 import json
 import logging
-import os
 
 import jax
 from flax import nnx
@@ -101,14 +100,15 @@ def print_summary(summaries: dict, workdir: str = ""):
     if mfu_ref:
         print(f"MFU % is relative to {mfu_ref}")
     if workdir:
+        run = workdir_lib.RunDir(workdir)
         print(f"\nwritten to {workdir}:")
         for name, s in summaries.items():
             if name == "evaluate":
-                print(f"  evaluation   {s.get('out_dir', os.path.join(workdir, 'evaluate', 'results'))}")
+                print(f"  evaluation   {s.get('out_dir', run.phase('evaluate').results)}")
             else:
-                print(f"  {name:12s} {os.path.join(workdir, name, 'final')} (model handed on), "
-                      f"{os.path.join(workdir, name, 'results', 'summary.json')}, "
-                      f"{os.path.join(workdir, name, 'metrics')} (train.jsonl, tensorboard/)")
+                pdir = run.phase(name)
+                print(f"  {name:12s} {pdir.final} (model handed on), {pdir.summary_file}, "
+                      f"{pdir.metrics} (train.jsonl, tensorboard/)")
 
 
 def evaluate_phase(context: RunContext, handoff: Handoff | None, out_dir: str | None = None) -> dict:
@@ -119,7 +119,7 @@ def evaluate_phase(context: RunContext, handoff: Handoff | None, out_dir: str | 
     (evaluation/output.py). Default languages: the benchmark's (config.evaluate.benchmark).
     """
     ecfg = context.config.evaluate
-    out_dir = out_dir or os.path.join(context.workdir, "evaluate", "results")
+    out_dir = out_dir or workdir_lib.RunDir(context.workdir).phase("evaluate").results
     if ecfg.benchmark not in BENCHMARKS:
         raise config_lib.ConfigError(f"config.evaluate.benchmark={ecfg.benchmark!r}; choose from "
                                      f"{', '.join(BENCHMARKS)} (it sets the languages and the averages)")
@@ -177,7 +177,7 @@ def evaluate_checkpoint(config, checkpoint: str, workdir: str) -> dict:
     weights, heads loaded where present). A run directory is refused, naming its phases.
     """
     config, phase_dir, name = checkpoints.for_evaluation(config, checkpoint)
-    output.check_folder(os.path.join(workdir, "evaluate", "results"), output.record(name),
+    output.check_folder(workdir_lib.RunDir(workdir).phase("evaluate").results, output.record(name),
                         repair=jax.process_index() == 0)
     context = build_context(config, workdir)
     handoff = Handoff.load(phase_dir, context.model_cfg, context.mesh, keep_heads=True) if phase_dir else None

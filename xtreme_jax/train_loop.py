@@ -28,7 +28,7 @@ from xtreme_jax.handoff import Handoff, export_hf
 from xtreme_jax.metrics import MetricsLog, flops_per_token, peak_description, peak_flops_per_device
 from xtreme_jax.trainer import Entry, build_trainer, sampling_probs, task_for_step  # noqa: F401 (re-exported)
 from xtreme_jax.validation import Validator, dev_features, dev_line, dev_score, score_text  # noqa: F401
-from xtreme_jax.workdir import PhaseDir, damaged_final
+from xtreme_jax.workdir import RunDir, damaged_final
 
 log = logging.getLogger(__name__)
 
@@ -88,7 +88,7 @@ def train_phase(name: str, pcfg, context, init: Handoff | None) -> tuple[dict, H
     checkpoint, or random initialisation); returns (summary, the hand-off to the next phase:
     the model of the best validated step, else of the last). A phase that already finished
     (its summary.json exists) is not rerun: its final weights are loaded."""
-    pdir = PhaseDir(os.path.join(context.workdir, name))  # os.path.join keeps gs://bucket/x intact
+    pdir = RunDir(context.workdir).phase(name)
     keep_heads = pcfg.keep_heads or name == "target"  # the target's heads are what evaluation scores
     done = pdir.summary()  # None: not finished; damaged: an error naming the file
     if done is not None:
@@ -203,7 +203,7 @@ class _Run:
     # ---- the loop
     def loop(self) -> int:
         pcfg, tr, mesh = self.pcfg, self.tr, self.context.mesh
-        self.metrics = MetricsLog(os.path.join(self.pdir.path, "metrics"))
+        self.metrics = MetricsLog(self.pdir.metrics)
         self.peak = peak_flops_per_device() * jax.device_count()
         self.bar = tqdm(total=pcfg.num_steps, initial=self.start, desc=self.name,
                         disable=jax.process_index() != 0, dynamic_ncols=True)

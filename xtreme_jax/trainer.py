@@ -141,9 +141,9 @@ def build_trainer(phase_cfg, context, init: Handoff | None) -> Trainer:
     # positions (heads.max_masked) for it.
     mlm_probability = pcfg.get("mlm_probability", MLM_PROBABILITY)
     row_update = optim.make_row_update(**opt_args) if rows else None
-    steps = {h: train_step.make_train_step(graphdef, shardings, h, sched, pcfg.accum_steps,
-                                           mlm_probability=mlm_probability, row_update=row_update)
-             for h in heads}
+    steps = {h: train_step.make_train_step(graphdef, shardings, h, sched, pcfg.accum_steps, row_update=row_update,
+                                           mlm_probability=mlm_probability if kind == "mlm" else None)
+             for h, (kind, _) in heads.items()}
     iters = [make_train_iterator(e.train, global_batch_size=pcfg.batch_size, seed=config.seed + i,
                                  buckets=config.data.buckets, packing=pcfg.packing,
                                  shard_options=shard_options(), num_threads=config.data.num_threads,
