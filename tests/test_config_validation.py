@@ -27,7 +27,10 @@ def _error(mutate) -> str:
 
 
 def test_the_base_config_validates():
-    C.validate(_config(), num_devices=8)
+    c = _config()
+    before = c.to_json_best_effort(sort_keys=True)
+    assert C.validate(c, num_devices=8) is None
+    assert c.to_json_best_effort(sort_keys=True) == before  # validation reads, never fills in
 
 
 @pytest.mark.parametrize("field,value,message", [

@@ -172,13 +172,12 @@ def test_attention_masks_lengths_and_cudnn_fallback():
 
 
 @pytest.mark.parametrize("bits", [8, 16])
-def test_dropout_bits_keep_the_expectation_exact(bits, monkeypatch):
+def test_dropout_bits_keep_the_expectation_exact(bits):
     from xtreme_jax.models import encoder as E
-    monkeypatch.setattr(E, "DROPOUT_BITS", bits)
     x = jnp.ones((64, 1024))
-    mask, p = E._keep_mask(jax.random.key(1), 0.9, x.shape)
+    mask, p = E._keep_mask(jax.random.key(1), 0.9, x.shape, bits)
     assert p == round(0.9 * 2 ** bits) / 2 ** bits and abs(float(mask.mean()) - p) < 0.005
-    y = E.dropout(x, 0.1, jax.random.key(1))
+    y = E.dropout(x, 0.1, jax.random.key(1), bits)
     np.testing.assert_allclose(float(y.mean()), float(mask.mean()) / p, rtol=1e-6)  # kept / p
     assert abs(float(y.mean()) - 1.0) < 0.01
 

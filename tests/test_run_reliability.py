@@ -358,7 +358,8 @@ def test_a_run_recorded_before_a_new_config_field_still_resumes(finished, tmp_pa
     old = json.loads((workdir / "config.json").read_text())
     del old["model"]["vocab_size"]  # written by a version without the field
     (workdir / "config.json").write_text(json.dumps(old))
-    check_workdir(make_config(pathlib_parent(finished)), str(workdir))
+    check_workdir(make_config(pathlib_parent(finished)), str(workdir))  # no WorkdirError: it resumes
+    assert json.loads((workdir / "config.json").read_text())["model"]["vocab_size"] == 0  # recorded anew
 
 
 # ---------------------------------------------------------------- 6. evaluation inputs before training

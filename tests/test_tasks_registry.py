@@ -77,4 +77,5 @@ def test_unknown_task_and_aliases():
 def test_info_is_jsonable():
     import json
     for n in list_tasks():
-        json.dumps(get_task(n).info())
+        info = get_task(n).info()
+        assert json.loads(json.dumps(info)) == info and info["name"] == n

@@ -63,7 +63,12 @@ def base_config() -> mlc.ConfigDict:
         # input_prefix overrides it for that task.
         input_prefix="",
         dtype="float32",      # compute dtype; bfloat16 on TPU / GPU
-        dropout=0.1, remat=False))
+        dropout=0.1, remat=False,
+        # Accelerator levers (each an EncoderConfig field, copied by context.ENCODER_LEVERS):
+        attention_dropout=config_dict.placeholder(float),  # None = `dropout` (hidden and attention alike)
+        attention_impl="",    # "" = XLA picks; cudnn | cudnn_dropout (GPU; see models/encoder.attention)
+        grad_dtype="float32",  # bfloat16: gradients rounded to bf16 before the update (train_step)
+        dropout_bits=16))     # random bits per dropout-mask element: 16, or 8 (half the hashing)
     c.mesh = (-1, 1, 1)       # (data, fsdp, tensor); -1 = fill from the device count
     c.data = mlc.ConfigDict(dict(cache_dir="", buckets=(32, 64, 128, 256), num_threads=2,
                                  errors="raise"))
@@ -265,11 +270,33 @@ def validate_retrieval_layers(config, model_cfg):
                               f"the end; leave it unset for the task's official layer")
 
 
+GRAD_DTYPES = ("float32", "bfloat16")
+
+
+def _check_levers(m):
+    """The accelerator levers of config.model (see base_config)."""
+    from xtreme_jax.models.encoder import ATTENTION_IMPLS, DROPOUT_BIT_CHOICES
+    impls = [i for i in ATTENTION_IMPLS if i]
+    if m.get("attention_impl", "") and m.attention_impl not in impls:
+        raise ConfigError(f"config.model.attention_impl={m.attention_impl!r}; choose '' (XLA picks) or one "
+                          f"of {', '.join(impls)}")
+    rate = m.get("attention_dropout")
+    if rate is not None and not 0 <= rate < 1:
+        raise ConfigError(f"config.model.attention_dropout={rate} must lie in [0, 1) (unset: model.dropout), "
+                          "e.g. --config.model.attention_dropout=0.0")
+    if m.get("grad_dtype", "float32") not in GRAD_DTYPES:
+        raise ConfigError(f"config.model.grad_dtype={m.grad_dtype!r}; choose from {', '.join(GRAD_DTYPES)}")
+    if m.get("dropout_bits", 16) not in DROPOUT_BIT_CHOICES:
+        raise ConfigError(f"config.model.dropout_bits={m.dropout_bits!r}; choose 16 or 8 (half the hashing, "
+                          "keep probability rounded to 1/256)")
+
+
 def _check_model_and_data(config):
     from xtreme_jax.models.encoder import PRESETS
     if not config.model.pretrained and config.model.size not in PRESETS:
         raise ConfigError(f"config.model.size={config.model.size!r}; choose from {sorted(PRESETS)} "
                           "or set config.model.pretrained to an HF checkpoint")
+    _check_levers(config.model)
     if config.data.errors not in ("raise", "skip"):
         raise ConfigError(f"config.data.errors={config.data.errors!r}; choose 'raise' (stop at the first "
                           "bad record) or 'skip' (skip and count bad records)")

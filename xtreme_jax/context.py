@@ -65,8 +65,7 @@ def build_context(config, workdir: str) -> RunContext:
         raise config_lib.ConfigError(f"config.model.dtype={config.model.dtype!r}; choose from {list(DTYPES)}")
     config_lib.validate(config, jax.device_count(), jax.process_count())
     hf_path, hf_type = None, None
-    drop = dict(hidden_dropout=config.model.dropout, attention_dropout=config.model.dropout,
-                dtype=DTYPES[config.model.dtype], remat=config.model.remat)
+    drop = encoder_settings(config.model)
     if config.model.pretrained:
         try:  # a hub id while offline, a path that is not a checkpoint: a config error
             hf_path = resolve(config.model.pretrained)
@@ -105,6 +104,21 @@ def build_context(config, workdir: str) -> RunContext:
     return RunContext(config=config, workdir=workdir, mesh=sharding.make_mesh(tuple(config.mesh)),
                       tokenizer=tokenizer, model_cfg=model_cfg, cache_dir=default_cache_dir(config, workdir),
                       hf_path=hf_path, hf_type=hf_type)
+
+
+# config.model fields copied as they are into the EncoderConfig field of the same name: an
+# accelerator lever is a schema field (config.py), its name here, and its use in models/encoder.py.
+ENCODER_LEVERS = ("remat", "dropout_bits")
+
+
+def encoder_settings(m) -> dict:
+    """The EncoderConfig fields that config.model sets (besides the architecture)."""
+    attention_dropout = m.get("attention_dropout")
+    return dict(hidden_dropout=m.dropout, dtype=DTYPES[m.dtype],
+                attention_dropout=m.dropout if attention_dropout is None else attention_dropout,
+                attention_impl=m.get("attention_impl") or None,
+                grad_dtype=None if m.get("grad_dtype", "float32") == "float32" else DTYPES[m.grad_dtype],
+                **{k: m[k] for k in ENCODER_LEVERS if k in m})
 
 
 def check_pad_id(tokenizer, model_cfg, tok: str, hf_path: str | None) -> None:

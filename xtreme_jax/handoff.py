@@ -23,6 +23,7 @@ from xtreme_jax.config import ConfigError
 from xtreme_jax.files import is_remote, upload_dir
 from xtreme_jax.models import hf as hf_lib
 from xtreme_jax.train_step import create_model
+from xtreme_jax.workdir import PhaseDir
 
 
 @dataclasses.dataclass(frozen=True)
@@ -48,7 +49,7 @@ class Handoff:
         kept = summary.get("handoff_heads", sorted(heads)) if keep_heads is None else (
             sorted(heads) if keep_heads else [])
         _, abstract = create_model(model_cfg, heads, mesh, abstract_only=True)
-        model = restore_model(os.path.join(phase_dir, "final"), abstract)
+        model = restore_model(PhaseDir(phase_dir).final, abstract)
         return cls(epath.Path(phase_dir).name, model["encoder"],
                    {h: model["heads"][h] for h in kept}, heads, directory=phase_dir)
 
@@ -88,11 +89,11 @@ def init_weights(model_state, heads: dict, context, handoff: Handoff | None, *,
 def read_summary(phase_dir: str) -> dict:
     """results/summary.json of a finished phase; a ConfigError naming the path when the phase
     did not finish there (checked before any compute)."""
-    summary = epath.Path(phase_dir, "results", "summary.json")
-    if not summary.exists() or not epath.Path(phase_dir, "final").is_dir():
-        raise ConfigError(f"{phase_dir} is not a finished phase of a run: expected {summary} and "
-                          f"{os.path.join(phase_dir, 'final')}/ (a phase writes them when it finishes)")
-    return json.loads(summary.read_bytes())
+    pdir = PhaseDir(phase_dir)
+    if not pdir.intact():
+        raise ConfigError(f"{phase_dir} is not a finished phase of a run: expected {pdir.summary_file} and "
+                          f"{pdir.final}/ (a phase writes them when it finishes)")
+    return json.loads(pdir.summary_file.read_bytes())
 
 
 def export_hf(context, out_dir: str, model_state, heads: dict):

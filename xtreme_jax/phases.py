@@ -17,7 +17,6 @@ Run directory (local, or gs://... on TPU VMs: see xtreme_jax.files):
 """
 import json
 import logging
-import os
 
 import jax
 from flax import nnx
@@ -27,9 +26,11 @@ from xtreme_jax import preflight, report
 from xtreme_jax import workdir as workdir_lib
 from xtreme_jax.context import RunContext, build_context, source
 from xtreme_jax.evaluation import Evaluator, checkpoints, load_eval_sets, output
+from xtreme_jax.evaluation.sets import eval_languages
 from xtreme_jax.handoff import Handoff, init_weights, read_summary
 from xtreme_jax.tasks import get_task
-from xtreme_jax.tasks.languages import BENCHMARKS, benchmark_languages
+from xtreme_jax.tasks.languages import BENCHMARKS
+from xtreme_jax.processes import sync
 from xtreme_jax.train_loop import train_phase
 from xtreme_jax.train_step import create_model
 from xtreme_jax.workdir import check_workdir  # noqa: F401  (re-exported: phases.check_workdir)
@@ -48,10 +49,10 @@ def run_pipeline(config, workdir: str) -> dict:
     lock = workdir_lib.prepare(workdir, jax.process_index())
     try:
         check_workdir(config, workdir, process_index=jax.process_index())
-        _sync("xtreme_jax_check_workdir")  # new_run / evaluate-only moves done before anyone writes
+        sync("xtreme_jax_check_workdir")  # new_run / evaluate-only moves done before anyone writes
         training = [p for p in names if p != "evaluate"]
         workdir_lib.check_finished(config, workdir, training)
-        pending = [p for p in training if workdir_lib.read_phase_summary(os.path.join(workdir, p)) is None]
+        pending = [p for p in training if workdir_lib.RunDir(workdir).phase(p).summary() is None]
         preflight.check_training_inputs(context, pending[1:])
         handoff = None
         if config.init_from:
@@ -82,12 +83,6 @@ def _check_init_from(phase_dir: str):
         raise
 
 
-def _sync(name: str):
-    if jax.process_count() > 1:
-        from jax.experimental import multihost_utils
-        multihost_utils.sync_global_devices(name)
-
-
 def print_summary(summaries: dict, workdir: str = ""):
     """The phase table (dev scores and MFU in percent, like the evaluation tables) and where
     everything was written."""
@@ -105,14 +100,15 @@ def print_summary(summaries: dict, workdir: str = ""):
     if mfu_ref:
         print(f"MFU % is relative to {mfu_ref}")
     if workdir:
+        run = workdir_lib.RunDir(workdir)
         print(f"\nwritten to {workdir}:")
         for name, s in summaries.items():
             if name == "evaluate":
-                print(f"  evaluation   {s.get('out_dir', os.path.join(workdir, 'evaluate', 'results'))}")
+                print(f"  evaluation   {s.get('out_dir', run.phase('evaluate').results)}")
             else:
-                print(f"  {name:12s} {os.path.join(workdir, name, 'final')} (model handed on), "
-                      f"{os.path.join(workdir, name, 'results', 'summary.json')}, "
-                      f"{os.path.join(workdir, name, 'metrics')} (train.jsonl, tensorboard/)")
+                pdir = run.phase(name)
+                print(f"  {name:12s} {pdir.final} (model handed on), {pdir.summary_file}, "
+                      f"{pdir.metrics} (train.jsonl, tensorboard/)")
 
 
 def evaluate_phase(context: RunContext, handoff: Handoff | None, out_dir: str | None = None) -> dict:
@@ -123,7 +119,7 @@ def evaluate_phase(context: RunContext, handoff: Handoff | None, out_dir: str | 
     (evaluation/output.py). Default languages: the benchmark's (config.evaluate.benchmark).
     """
     ecfg = context.config.evaluate
-    out_dir = out_dir or os.path.join(context.workdir, "evaluate", "results")
+    out_dir = out_dir or workdir_lib.RunDir(context.workdir).phase("evaluate").results
     if ecfg.benchmark not in BENCHMARKS:
         raise config_lib.ConfigError(f"config.evaluate.benchmark={ecfg.benchmark!r}; choose from "
                                      f"{', '.join(BENCHMARKS)} (it sets the languages and the averages)")
@@ -143,9 +139,9 @@ def evaluate_phase(context: RunContext, handoff: Handoff | None, out_dir: str | 
                           retrieval_layer=ecfg.get("retrieval_layer"), retrieval_pooling=ecfg.get("retrieval_pooling"))
     done = {}
     for task, entry in zip(tasks, ecfg.tasks):
-        langs = [l for l in (entry.languages or ecfg.languages).split(",") if l]
-        sets = load_eval_sets(task, context.eval_tokenizer(entry), source(entry.source), split=ecfg.split,
-                              languages=langs or benchmark_languages(task.name, ecfg.benchmark),
+        src = source(entry.source)
+        sets = load_eval_sets(task, context.eval_tokenizer(entry), src, split=ecfg.split,
+                              languages=eval_languages(task, src, (entry.languages, ecfg.languages), ecfg.benchmark),
                               cache_dir=context.cache_dir, max_length=entry.get("max_length", 0) or None)
         done[task.name] = evaluator.evaluate_task(task, sets, retrieval_layer=entry.get("retrieval_layer"),
                                                   retrieval_pooling=entry.get("retrieval_pooling"))
@@ -181,7 +177,7 @@ def evaluate_checkpoint(config, checkpoint: str, workdir: str) -> dict:
     weights, heads loaded where present). A run directory is refused, naming its phases.
     """
     config, phase_dir, name = checkpoints.for_evaluation(config, checkpoint)
-    output.check_folder(os.path.join(workdir, "evaluate", "results"), output.record(name),
+    output.check_folder(workdir_lib.RunDir(workdir).phase("evaluate").results, output.record(name),
                         repair=jax.process_index() == 0)
     context = build_context(config, workdir)
     handoff = Handoff.load(phase_dir, context.model_cfg, context.mesh, keep_heads=True) if phase_dir else None

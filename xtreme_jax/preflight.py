@@ -13,9 +13,9 @@ import logging
 from xtreme_jax.context import source
 from xtreme_jax.data.errors import DataError
 from xtreme_jax.evaluation.retrieval import SCORERS
-from xtreme_jax.evaluation.sets import eval_splits
+from xtreme_jax.validation import dev_features  # the training phases' own rule for dev data
+from xtreme_jax.evaluation.sets import eval_languages, eval_splits
 from xtreme_jax.tasks import get_task
-from xtreme_jax.tasks.languages import benchmark_languages
 
 log = logging.getLogger(__name__)
 
@@ -28,8 +28,7 @@ def eval_sets(config) -> list:
     ecfg, out = config.evaluate, []
     for entry in ecfg.tasks:
         task, src = get_task(entry.name), source(entry.source)
-        langs = ([l for l in (entry.languages or ecfg.languages).split(",") if l]
-                 or benchmark_languages(task.name, ecfg.benchmark) or list(task.language_list(src)))
+        langs = eval_languages(task, src, (entry.languages, ecfg.languages), ecfg.benchmark)
         scorer = SCORERS.get(task.name)
         for split in eval_splits(task.name, ecfg.split):
             out += [(task.name, split, lang, src) for lang in langs]
@@ -61,7 +60,6 @@ def check_training_inputs(context, phases):
     """Tokenizes the training and dev data of `phases` (the unfinished ones after the first,
     whose data is read at once anyway) into the feature cache: a missing or unreadable file of
     a later phase is found before the first phase trains, and the phase later reads the cache."""
-    from xtreme_jax.train_loop import dev_features  # the loop's own rule for dev data
     for name in phases:
         pcfg = context.config[name]
         for t in pcfg.tasks:

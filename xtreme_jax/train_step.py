@@ -87,7 +87,8 @@ def make_train_step(graphdef, shardings, task: str, schedule=None, accum_steps: 
 
     Gradients are of the summed loss, divided by the global item count, so accumulation and
     multi-host batches give the exact mean. Non-finite gradients skip the update (the host
-    decides whether that stops the run, see `metrics['finite']`). `mlm_probability` (an MLM
+    decides whether that stops the run, see `metrics['finite']`). `grad_dtype`: the dtype the
+    gradients are rounded to (None: the model's EncoderConfig.grad_dtype). `mlm_probability` (an MLM
     task): the masking rate of its batches, which sizes the MLM head's gathered positions
     (`heads.max_masked`); None = the default 0.15. `head_options`: more keyword arguments of
     the head's train_loss (e.g. MLM dense=True, the benchmarks' all-positions reference).
@@ -113,6 +114,7 @@ def make_train_step(graphdef, shardings, task: str, schedule=None, accum_steps: 
 
     def step_fn(state, batch, rng):
         ts = nnx.merge(graphdef, state)
+        gdtype = ts.model.encoder.cfg.grad_dtype if grad_dtype is None else grad_dtype
         model_def, params, rest = nnx.split(ts.model, nnx.Param, ...)
         if row_update is not None:
             if KINDS[ts.model.heads[task].kind].ties_word_embedding:
@@ -138,8 +140,8 @@ def make_train_step(graphdef, shardings, task: str, schedule=None, accum_steps: 
                 total, count = summed_loss(p, mb, r)
                 return total / jnp.maximum(count, 1).astype(jnp.float32), (total, count)
             (loss, (total, count)), grads = jax.value_and_grad(mean_loss, has_aux=True)(params, batch, rng)
-            if grad_dtype is not None:  # same rounding as the accumulated path
-                grads = jax.tree.map(lambda g: g.astype(grad_dtype).astype(jnp.float32), grads)
+            if gdtype is not None:  # same rounding as the accumulated path
+                grads = jax.tree.map(lambda g: g.astype(gdtype).astype(jnp.float32), grads)
         else:
             grad_fn = jax.value_and_grad(summed_loss, has_aux=True)
 
@@ -153,8 +155,8 @@ def make_train_step(graphdef, shardings, task: str, schedule=None, accum_steps: 
             (total, count, grads), _ = jax.lax.scan(
                 body, (0.0, 0, zeros), (jnp.arange(accum_steps), mbs))
             denom = jnp.maximum(count, 1).astype(jnp.float32)
-            if grad_dtype is not None:  # e.g. bf16 gradient reduction on accelerators
-                grads = jax.tree.map(lambda g: g.astype(grad_dtype), grads)
+            if gdtype is not None:  # e.g. bf16 gradient reduction on accelerators
+                grads = jax.tree.map(lambda g: g.astype(gdtype), grads)
             grads = jax.tree.map(lambda g: (g / denom).astype(jnp.float32), grads)
             loss = total / denom
         grad_norm = optax.tree.norm(grads)

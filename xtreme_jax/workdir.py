@@ -6,6 +6,7 @@ run's config (or told to start a new one), and its finished phases intact.
                               the trained phases, re-evaluate; else refuse (or new_run=True:
                               move the old run aside, saying what moves where)
     check_finished(config, d) summary.json / final/ of every finished phase readable
+    RunDir(d), PhaseDir       the paths of a run and its phases; whether a phase is finished
 
 The lock (DIR/run.lock) is an flock(2) on a local file: the kernel drops it when the holder
 dies, so a lock left by a killed run is taken over without guessing. The file records the
@@ -16,6 +17,7 @@ the file once that run is known to be gone. gs:// has no lock (see docs/reliabil
 """
 from __future__ import annotations
 
+import dataclasses
 import errno
 import fcntl
 import json
@@ -29,6 +31,7 @@ from etils import epath
 
 from xtreme_jax.config import PHASES, ConfigError, base_config
 from xtreme_jax.files import is_remote, write_json
+from xtreme_jax.processes import alive
 
 log = logging.getLogger(__name__)
 
@@ -112,7 +115,7 @@ class WorkdirLock:
         if not holder or holder.get("pid") == os.getpid():
             return
         same_host = holder.get("host") == socket.gethostname()
-        if same_host and not _alive(holder.get("pid")):
+        if same_host and not alive(holder.get("pid")):
             return  # stale: its process is gone
         hint = "" if same_host else (" (on another host: if that run is gone, delete the lock file)")
         raise WorkdirError(f"{self.workdir} is in use by another run ({_describe(holder)}; lock "
@@ -146,16 +149,6 @@ def _describe(holder: dict) -> str:
         return "holder unknown"
     return (f"pid {holder['pid']} on host {holder.get('host', '?')}, since {holder.get('since', '?')}"
             + (f": {holder['argv']}" if holder.get("argv") else ""))
-
-
-def _alive(pid) -> bool:
-    try:
-        os.kill(int(pid), 0)
-    except (ProcessLookupError, ValueError, TypeError):
-        return False
-    except PermissionError:  # exists, another user's
-        return True
-    return True
 
 
 def prepare(workdir: str, process_index: int = 0) -> WorkdirLock | None:
@@ -249,24 +242,74 @@ def _move_aside(workdir: str, names, now=None, fresh=False) -> str | None:
     return dest
 
 
-# ---------------------------------------------------------------------------------- finished phases
+# ---------------------------------------------------------------------------------- phase directories
+
+@dataclasses.dataclass(frozen=True)
+class PhaseDir:
+    """One phase's directory (local or gs://) and the one rule for "is it finished?": a training
+    phase is finished once it wrote results/summary.json (its final/ model is written before),
+    the evaluate phase once it wrote results/results.json. `intact`: finished with the model it
+    hands on (final/) in place, as a phase that other runs start from must be."""
+    path: str
+
+    def _join(self, *parts) -> str:
+        return os.path.join(self.path, *parts)  # os.path.join keeps gs://bucket/x intact
+
+    @property
+    def name(self) -> str:
+        return epath.Path(self.path).name
+
+    checkpoints = property(lambda self: self._join("checkpoints"))  # Orbax train state + grain state
+    best = property(lambda self: self._join("best"))                # best/<step>: best validated models
+    final = property(lambda self: self._join("final"))              # the model handed on
+    metrics = property(lambda self: self._join("metrics"))          # train.jsonl, tensorboard/
+    results = property(lambda self: self._join("results"))
+
+    def best_step_dir(self, step) -> str:
+        return self._join("best", str(step))
+
+    @property
+    def summary_file(self) -> epath.Path:
+        return epath.Path(self.results, "results.json" if self.name == "evaluate" else "summary.json")
+
+    def finished(self) -> bool:
+        return self.summary_file.exists()
+
+    def intact(self) -> bool:
+        return self.finished() and (self.name == "evaluate" or epath.Path(self.final).is_dir())
+
+    def summary(self) -> dict | None:
+        """summary.json of a finished training phase (None: not finished); an error naming the
+        file and the recovery when it is damaged."""
+        if not self.finished():
+            return None
+        try:
+            out = json.loads(self.summary_file.read_bytes())
+            if not isinstance(out, dict) or "heads" not in out:
+                raise ValueError("not a phase summary (no 'heads')")
+            return out
+        except (ValueError, UnicodeDecodeError) as e:
+            raise WorkdirError(
+                f"{self.summary_file} is damaged ({type(e).__name__}: {e}); delete it and restart: the phase "
+                f"then resumes from its last checkpoint and writes it again (or delete {self.path} to "
+                "retrain the phase)") from None
+
+
+@dataclasses.dataclass(frozen=True)
+class RunDir:
+    """A run directory: DIR/config.json and one PhaseDir per phase."""
+    path: str
+
+    @property
+    def config_file(self) -> str:
+        return os.path.join(self.path, "config.json")
+
+    def phase(self, name: str) -> PhaseDir:
+        return PhaseDir(os.path.join(self.path, name))
+
 
 def read_phase_summary(phase_dir: str) -> dict | None:
-    """summary.json of a finished phase (None: not finished); an error naming the file and the
-    recovery when it is damaged."""
-    summary = epath.Path(phase_dir, "results", "summary.json")
-    if not summary.exists():
-        return None
-    try:
-        out = json.loads(summary.read_bytes())
-        if not isinstance(out, dict) or "heads" not in out:
-            raise ValueError("not a phase summary (no 'heads')")
-        return out
-    except (ValueError, UnicodeDecodeError) as e:
-        raise WorkdirError(
-            f"{summary} is damaged ({type(e).__name__}: {e}); delete it and restart: the phase then "
-            f"resumes from its last checkpoint and writes it again (or delete {phase_dir} to retrain "
-            "the phase)") from None
+    return PhaseDir(phase_dir).summary()
 
 
 def damaged_final(phase_dir: str, e: Exception) -> WorkdirError:
@@ -282,6 +325,6 @@ def damaged_final(phase_dir: str, e: Exception) -> WorkdirError:
 def check_finished(config, workdir: str, training_phases):
     """Every finished phase of this run has a readable summary and a final/ directory."""
     for name in training_phases:
-        pdir = os.path.join(workdir, name)
-        if read_phase_summary(pdir) is not None and not epath.Path(pdir, "final").is_dir():
-            raise damaged_final(pdir, FileNotFoundError(f"no directory {os.path.join(pdir, 'final')}"))
+        pdir = RunDir(workdir).phase(name)
+        if pdir.summary() is not None and not pdir.intact():
+            raise damaged_final(pdir.path, FileNotFoundError(f"no directory {pdir.final}"))

@@ -18,8 +18,11 @@ from etils import epath
 from xtreme_jax import config as config_lib
 from xtreme_jax.config import ConfigError
 from xtreme_jax.files import is_remote
+from xtreme_jax.workdir import PhaseDir, RunDir
 
 TRAINING_PHASES = tuple(p for p in config_lib.PHASES if p != "evaluate")
+# model settings that change training only: a difference from the run's is not worth a word
+TRAINING_ONLY = ("dropout", "remat", "attention_dropout", "grad_dtype", "dropout_bits")
 
 
 def location(path: str) -> str:
@@ -41,12 +44,12 @@ def checkpoint_of(context, handoff) -> str:
     """The checkpoint an evaluate phase scores: the phase handed on (its directory), else the
     pretrained weights."""
     if handoff is not None:
-        return location(handoff.directory or os.path.join(context.workdir, handoff.phase))
+        return location(handoff.directory or RunDir(context.workdir).phase(handoff.phase).path)
     return pretrained_name(context.config)
 
 
 def is_finished_phase(phase_dir: str) -> bool:
-    return epath.Path(phase_dir, "results", "summary.json").exists() and epath.Path(phase_dir, "final").is_dir()
+    return PhaseDir(phase_dir).intact()
 
 
 def check_not_run_root(checkpoint: str) -> None:
@@ -55,7 +58,7 @@ def check_not_run_root(checkpoint: str) -> None:
     started = [p for p in TRAINING_PHASES if (root / p).is_dir()]
     if not started:
         return
-    finished = [p for p in started if is_finished_phase(os.path.join(checkpoint, p))]
+    finished = [p for p in started if RunDir(checkpoint).phase(p).intact()]
     base = checkpoint.rstrip("/")
     if finished:
         rest = [p for p in started if p not in finished]
@@ -82,7 +85,7 @@ def for_evaluation(config, checkpoint: str):
         if epath.Path(checkpoint).exists() and not epath.Path(checkpoint, "config.json").exists():
             raise ConfigError(
                 f"--checkpoint={checkpoint}: neither a finished phase of a run (expected "
-                f"{os.path.join(phase_dir, 'results', 'summary.json')} and final/) nor an HF checkpoint "
+                f"{PhaseDir(phase_dir).summary_file} and final/) nor an HF checkpoint "
                 "directory (config.json)")
     if not config.evaluate.tasks:
         raise ConfigError("config.evaluate.tasks is empty: nothing to evaluate; list the tasks in the "
@@ -99,7 +102,7 @@ def for_evaluation(config, checkpoint: str):
                 raise ConfigError(f"{run_config} is damaged (no model section): cannot tell which model "
                                   f"and tokenizer {phase_dir} was trained with") from None
             changed = [k for k, v in model.items() if k in config.model and config.model[k] != v
-                       and k not in ("dropout", "remat")]
+                       and k not in TRAINING_ONLY]
             for k, v in model.items():
                 if k in config.model:
                     config.model[k] = v

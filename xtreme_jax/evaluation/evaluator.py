@@ -52,6 +52,19 @@ def default_retrieval_layer(num_layers: int) -> int:
     return mean_layer(num_layers)
 
 
+def retrieval_setting(task: str, num_layers: int, *choices) -> dict:
+    """The one place retrieval settings are resolved: `choices` are (layer, pooling) pairs, most
+    specific first (a task entry's, then config.evaluate's); an unset one (None / "") falls
+    through to the next, and last to the task's official setting (evaluation/retrieval.py)."""
+    official_layer, official_pooling = official_setting(task, num_layers)
+    layer = next((c[0] for c in choices if c[0] is not None), official_layer)
+    pooling = next((c[1] for c in choices if c[1]), official_pooling)
+    if pooling not in ("mean", "cls"):
+        raise ValueError(f"retrieval_pooling={pooling!r}; choose mean or cls")
+    return {"retrieval_layer": resolve_layer(layer, num_layers), "retrieval_pooling": pooling,
+            "retrieval_official": [official_layer, official_pooling], "num_layers": num_layers}
+
+
 def resolve_layer(layer, num_layers: int) -> int:
     """Index into hidden_states (0 = embeddings, num_layers = last); negative counts from the end."""
     if layer is None:
@@ -98,10 +111,11 @@ class Evaluator:
         self.compiles = collections.Counter()   # traces (= compilations) per forward
         self.set_model(model)
         # retrieval_layer / retrieval_pooling: one setting for every retrieval task; None = each
-        # task's official one. `retrieval_layer` (the attribute) is what `run` uses by default.
+        # task's official one. The attributes are what `run` uses by default (a retrieval task
+        # without a scorer of its own: Tatoeba's official setting).
         self._retrieval = (retrieval_layer, retrieval_pooling or None)
-        self.retrieval_layer = resolve_layer(retrieval_layer, self.num_layers)
-        self.retrieval_pooling = retrieval_pooling or "mean"
+        default = retrieval_setting("tatoeba", self.num_layers, self._retrieval)
+        self.retrieval_layer, self.retrieval_pooling = default["retrieval_layer"], default["retrieval_pooling"]
 
     # --- model ---
     def set_model(self, model) -> None:
@@ -118,17 +132,9 @@ class Evaluator:
         return sum(self.compiles.values())
 
     def retrieval_setting(self, task: str, layer=None, pooling=None) -> dict:
-        """The hidden state and pooling a retrieval task is embedded with: the given ones, else
-        the Evaluator's, else the task's official ones (evaluation/retrieval.py)."""
-        official_layer, official_pooling = official_setting(task, self.num_layers)
-        layer = self._retrieval[0] if layer is None else layer
-        pooling = pooling or self._retrieval[1]
-        if pooling not in (None, "mean", "cls"):
-            raise ValueError(f"retrieval_pooling={pooling!r}; choose mean or cls")
-        return {"retrieval_layer": resolve_layer(official_layer if layer is None else layer, self.num_layers),
-                "retrieval_pooling": pooling or official_pooling,
-                "retrieval_official": [official_layer, official_pooling],
-                "num_layers": self.num_layers}
+        """The hidden state and pooling a retrieval task is embedded with: the given ones (a task
+        entry's), else the Evaluator's (config.evaluate's), else the task's official ones."""
+        return retrieval_setting(task, self.num_layers, (layer, pooling), self._retrieval)
 
     def _forward(self, kind: str, head: str, retrieval: tuple | None = None):
         output = KINDS[kind].output

@@ -7,6 +7,7 @@ from xtreme_jax.data.cache import cached_features
 from xtreme_jax.data.features import Features
 from xtreme_jax.evaluation import retrieval
 from xtreme_jax.tasks import get_task
+from xtreme_jax.tasks.languages import benchmark_languages
 
 
 @dataclasses.dataclass
@@ -31,7 +32,7 @@ def load_eval_sets(task, tokenizer, source, *, split: str = "test", languages=No
     With `cache_dir`, features come from the tokenize-once cache.
     """
     task = get_task(task)
-    langs = list(languages or task.language_list(source))
+    langs = eval_languages(task, source, [languages or ()])
     scorer = retrieval.SCORERS.get(task.name)
     splits = eval_splits(task.name, split)
 
@@ -49,6 +50,17 @@ def load_eval_sets(task, tokenizer, source, *, split: str = "test", languages=No
     if scorer and scorer.shared_split:  # one set for all languages
         sets.append(one(scorer.shared_split, langs[0]))
     return sets
+
+
+def eval_languages(task, source, requested=(), benchmark: str = "") -> list:
+    """The one rule for the languages an evaluation of `task` reads: the first non-empty of
+    `requested` (comma-separated strings or lists: a task entry's languages, then
+    config.evaluate.languages), else the task's list in `benchmark`, else all its languages."""
+    for r in requested:
+        langs = [l for l in r.split(",") if l] if isinstance(r, str) else list(r)
+        if langs:
+            return langs
+    return (benchmark_languages(task.name, benchmark) if benchmark else None) or list(task.language_list(source))
 
 
 def eval_splits(task: str, split: str) -> tuple:

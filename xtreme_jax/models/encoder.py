@@ -33,9 +33,13 @@ class EncoderConfig:
     initializer_range: float = 0.02
     dtype: Any = jnp.float32
     remat: bool = False
-    # jax.nn.dot_product_attention implementation: None (XLA picks) or "cudnn" (flash attention
-    # on GPUs, bf16). Used when attention dropout is off (or at eval).
+    # Accelerator levers (config.model.*, validated in config.py, copied here by context.py):
+    # attention implementation, see `attention`: None (XLA picks), "cudnn", "cudnn_dropout";
     attention_impl: Optional[str] = None
+    # random bits per dropout-mask element, see `_keep_mask`: 16, or 8 (half the hashing);
+    dropout_bits: int = 16
+    # dtype the gradients are rounded to before the update (train_step; e.g. bf16 reduction), None = fp32.
+    grad_dtype: Any = None
 
     @property
     def head_dim(self) -> int:
@@ -77,28 +81,28 @@ def param(rngs: nnx.Rngs, init, shape, axes) -> nnx.Param:
     return nnx.Param(nnx.with_partitioning(init, axes)(rngs.params(), shape))
 
 
+ATTENTION_IMPLS = (None, "cudnn", "cudnn_dropout")
 # Random bits per dropout-mask element drawn from a threefry key: 16 (four uniforms per threefry
 # block) or 8 (eight per block: half the hashing; the keep probability is then rounded to 1/256,
 # e.g. rate 0.1 -> 0.1016, and the kept values are scaled by the rounded probability so the
-# expectation stays exact). A process-wide lever for the accelerator benchmarks.
-DROPOUT_BITS = 16
+# expectation stays exact). EncoderConfig.dropout_bits chooses per model.
+DROPOUT_BIT_CHOICES = (16, 8)
 
 
-def dropout(x, rate: float, rng):
+def dropout(x, rate: float, rng, bits: int = 16):
     if rng is None or rate == 0.0:
         return x
-    keep, p = _keep_mask(rng, 1.0 - rate, x.shape)
+    keep, p = _keep_mask(rng, 1.0 - rate, x.shape, bits)
     return jnp.where(keep, x / p, 0).astype(x.dtype)
 
 
-def _keep_mask(rng, keep: float, shape, bits: int | None = None):
+def _keep_mask(rng, keep: float, shape, bits: int = 16):
     """(Bernoulli mask, its keep probability). With a threefry key and a last dim divisible by
     64 / bits, each threefry block (64 bits) gives 64 / bits uniforms of `bits` bits instead of
     one 32-bit draw per element, so the mask costs 1/4 (16 bits) or 1/8 (8 bits) of the hashing
     (measured: ~20% of a CPU train step with jax.random.bernoulli, ~5% with 16 bits). The keep
     probability is rounded to 1/2**bits. Counters are element indices, so the mask does not
     depend on how the array is sharded."""
-    bits = bits or DROPOUT_BITS
     per = 64 // bits
     typed = jnp.issubdtype(rng.dtype, jax.dtypes.prng_key)
     data = jax.random.key_data(rng) if typed else rng
@@ -168,7 +172,7 @@ class Embeddings(nnx.Module):
              + jnp.take(self.position[...], position_ids, axis=0)
              + jnp.take(self.token_type[...], token_type_ids, axis=0))
         x = self.norm(x.astype(self.cfg.dtype))
-        return hidden(dropout(x, self.cfg.hidden_dropout, rng))
+        return hidden(dropout(x, self.cfg.hidden_dropout, rng, self.cfg.dropout_bits))
 
 
 class Layer(nnx.Module):
@@ -191,10 +195,10 @@ class Layer(nnx.Module):
         qkv = (qkv + self.qkv_bias[...].astype(cfg.dtype)).reshape(b, s, 3, cfg.num_heads, cfg.head_dim)
         q, k, v = qkv[:, :, 0], qkv[:, :, 1], qkv[:, :, 2]
         ctx = attention(q, k, v, mask, cfg, _fold(rng, 0))
-        attn = dropout(self.attn_out(ctx.reshape(b, s, d)), cfg.hidden_dropout, _fold(rng, 1))
+        attn = dropout(self.attn_out(ctx.reshape(b, s, d)), cfg.hidden_dropout, _fold(rng, 1), cfg.dropout_bits)
         x = self.attn_norm(x + attn)
         h = jax.nn.gelu(self.ffn_in(x), approximate=False)
-        h = dropout(self.ffn_out(h), cfg.hidden_dropout, _fold(rng, 2))
+        h = dropout(self.ffn_out(h), cfg.hidden_dropout, _fold(rng, 2), cfg.dropout_bits)
         return hidden(self.ffn_norm(x + h))
 
 
@@ -275,7 +279,7 @@ def attention(q, k, v, mask: AttentionMask, cfg: EncoderConfig, rng):
         return jax.nn.dot_product_attention(q, k, v, mask=mask.dense())
     logits = jnp.einsum("bqnh,bknh->bnqk", q, k) / jnp.sqrt(cfg.head_dim).astype(cfg.dtype)
     logits = jnp.where(mask.dense(), logits.astype(jnp.float32), jnp.finfo(jnp.float32).min)
-    probs = dropout(jax.nn.softmax(logits, axis=-1).astype(cfg.dtype), rate, rng)
+    probs = dropout(jax.nn.softmax(logits, axis=-1).astype(cfg.dtype), rate, rng, cfg.dropout_bits)
     return jnp.einsum("bnqk,bknh->bqnh", probs, v)
 
 

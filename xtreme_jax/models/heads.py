@@ -21,8 +21,16 @@ def _masked_xent(logits, labels):
     return jnp.sum(losses * valid), jnp.sum(valid)
 
 
+def argmax_correct(logits, batch):
+    """Dev accuracy's numerator (the validation in training phases): items whose argmax is the
+    label, over the items the loss counts (label >= 0). Heads override it (span: both boundaries)."""
+    labels = batch["labels"]
+    return jnp.sum((jnp.argmax(logits, -1) == labels) & (labels >= 0))
+
+
 class PooledHead(nnx.Module):
     """dense -> tanh -> out_proj on a pooled token (RoBERTa classification head / BERT pooler+classifier)."""
+    correct = staticmethod(argmax_correct)
 
     def __init__(self, cfg: EncoderConfig, num_labels: int, rngs: nnx.Rngs):
         self.cfg = cfg
@@ -30,10 +38,10 @@ class PooledHead(nnx.Module):
         self.out_proj = Dense(cfg.hidden_size, num_labels, ("hidden", "labels"), rngs, cfg.dtype)
 
     def __call__(self, pooled, rng):
-        rate = self.cfg.hidden_dropout
-        x = dropout(pooled, rate, None if rng is None else jax.random.fold_in(rng, 0))
+        rate, bits = self.cfg.hidden_dropout, self.cfg.dropout_bits
+        x = dropout(pooled, rate, None if rng is None else jax.random.fold_in(rng, 0), bits)
         x = jnp.tanh(self.dense(x))
-        x = dropout(x, rate, None if rng is None else jax.random.fold_in(rng, 1))
+        x = dropout(x, rate, None if rng is None else jax.random.fold_in(rng, 1), bits)
         return self.out_proj(x).astype(jnp.float32)
 
 
@@ -71,6 +79,7 @@ class MultipleChoiceHead(PooledHead):
 
 class TaggingHead(nnx.Module):
     kind = "tagging"
+    correct = staticmethod(argmax_correct)
 
     def __init__(self, cfg: EncoderConfig, num_labels: int, rngs: nnx.Rngs):
         self.cfg = cfg
@@ -78,7 +87,8 @@ class TaggingHead(nnx.Module):
 
     def logits(self, encoder, batch, rng):
         h = encode(encoder, batch, rng).last_hidden_state
-        return self.classifier(dropout(h, self.cfg.hidden_dropout, _head_rng(rng))).astype(jnp.float32)
+        return self.classifier(dropout(h, self.cfg.hidden_dropout, _head_rng(rng),
+                                       self.cfg.dropout_bits)).astype(jnp.float32)
 
     def loss(self, logits, batch):
         return _masked_xent(logits, batch["labels"])
@@ -101,6 +111,14 @@ class SpanHead(nnx.Module):
         ls, ns = _masked_xent(logits[..., 0], batch["start_positions"])
         le, _ = _masked_xent(logits[..., 1], batch["end_positions"])
         return (ls + le) / 2, ns
+
+    @staticmethod
+    def correct(logits, batch):
+        """Exact match of the boundaries (a cheap EM proxy): argmax start and argmax end both
+        equal the gold start and end, over the windows the loss counts (start >= 0)."""
+        start, end = batch["start_positions"], batch["end_positions"]
+        hit = (jnp.argmax(logits[..., 0], -1) == start) & (jnp.argmax(logits[..., 1], -1) == end)
+        return jnp.sum(hit & (start >= 0))
 
 
 # Tail probability allowed for a batch to hold more masked tokens than `max_masked` positions.

@@ -23,19 +23,16 @@ import time
 from etils import epath
 
 from xtreme_jax.files import write_atomic
+from xtreme_jax.workdir import RunDir
 from xtreme_jax.study.expand import REPO
 from xtreme_jax.study.graph import materialize, node_dir
-
-TRAIN_DONE = "results/summary.json"
-EVAL_DONE = "results/results.json"
-
 
 def _now() -> str:
     return datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")
 
 
 def phase_done(d: str, phase: str) -> bool:
-    return epath.Path(d, phase, EVAL_DONE if phase == "evaluate" else TRAIN_DONE).exists()
+    return RunDir(d).phase(phase).finished()
 
 
 def read_status(d: str) -> dict:

@@ -46,9 +46,3 @@ def pick(row: dict, *names, default=None):
         if n in row:
             return row[n]
     return default
-
-
-def resolve_lang_dir(data_dir: str, lang: str) -> str:
-    """Some layouts put each language in its own sub-directory; accept both."""
-    sub = os.path.join(data_dir, lang)
-    return sub if os.path.isdir(sub) else data_dir

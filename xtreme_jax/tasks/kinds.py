@@ -41,7 +41,8 @@ KINDS = {k.name: k for k in (
     Kind("tagging", F.featurize_tagging, _class_count, True, "argmax", True, True, True,
          lambda e: e.get("tags") or []),
     # start / end logits per token
-    Kind("span", F.featurize_span, lambda task, source: 2, False, "logits", True, True, False,
+    # dev accuracy: both boundaries exact (heads.SpanHead.correct, a cheap EM proxy)
+    Kind("span", F.featurize_span, lambda task, source: 2, False, "logits", True, True, True,
          lambda e: ["answerable" if e["answers"]["text"] else "no_answer"]),
     # The encoder's pooled hidden states are compared directly: no head is trained.
     Kind("retrieval", F.featurize_retrieval, None, False, "embedding", False, False, False,
