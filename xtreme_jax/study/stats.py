@@ -245,8 +245,9 @@ def spearman_estimate(x_units, y_units, unit: str = "seed") -> dict:
     both = np.concatenate([x, y], 1)
     k = x.shape[1]
     r = spearman(_nanmean0(x), _nanmean0(y))
-    _, lo, hi, _, defined = jackknife(both, lambda B: _z(spearman(_nanmean0(B[:, :k]), _nanmean0(B[:, k:]))))
-    return estimate(r, (np.tanh(lo[0]), np.tanh(hi[0])), len(x), unit, items=k, defined=_num(defined[0]),
+    _, lo, hi, se, defined = jackknife(both, lambda B: _z(spearman(_nanmean0(B[:, :k]), _nanmean0(B[:, k:]))))
+    ci = (r, r) if not se[0] > 1e-9 else (np.tanh(lo[0]), np.tanh(hi[0]))   # every seed agrees: no spread
+    return estimate(r, ci, len(x), unit, items=k, defined=_num(defined[0]),
                     method="jackknife t on Fisher z")
 
 
