@@ -39,7 +39,8 @@ def _spearman_contrast(data: dict, first: list, second: list):
     cuts = np.cumsum([0] + widths)
 
     def stat(B):
-        r = [stats.spearman(np.nanmean(B[:, cuts[2 * i]:cuts[2 * i + 1]], 0), np.nanmean(B[:, cuts[2 * i + 1]:cuts[2 * i + 2]], 0))
+        m = stats._nanmean0
+        r = [stats.spearman(m(B[:, cuts[2 * i]:cuts[2 * i + 1]]), m(B[:, cuts[2 * i + 1]:cuts[2 * i + 2]]))
              for i in range(len(order))]
         return np.mean(r[:len(first)]) - np.mean(r[len(first):])
     return np.concatenate(blocks, 1), stat
