@@ -8,17 +8,6 @@ import scipy.stats
 from xtreme_jax.study import fits, stats
 
 
-def test_bootstrap_of_two_points_matches_the_exact_distribution():
-    # Resampling [0, 1] twice gives means 0, 0.5, 1 with probabilities 1/4, 1/2, 1/4.
-    value, ci, dist = stats.bootstrap([[0.0, 1.0]], np.mean, n_boot=4000, seed=0)
-    assert value == 0.5 and ci == (0.0, 1.0)
-    freq = [np.mean(dist == v) for v in (0.0, 0.5, 1.0)]
-    assert freq == pytest.approx([0.25, 0.5, 0.25], abs=0.03)
-    again = stats.bootstrap([[0.0, 1.0]], np.mean, n_boot=4000, seed=0)[2]
-    assert np.array_equal(dist, again)                       # fixed seed: the same resamples
-    assert not np.array_equal(dist, stats.bootstrap([[0.0, 1.0]], np.mean, n_boot=4000, seed=1)[2])
-
-
 def test_mean_estimate_constant_single_and_missing():
     assert stats.mean_estimate([2.0, 2.0, 2.0]) == {"value": 2.0, "ci95": [2.0, 2.0], "n": 3, "unit": "seed",
                                                      "std": 0.0, "se": 0.0, "df": 2, "p": 0.0, "method": "t"}

@@ -15,8 +15,8 @@ the ones whose coverage tests/test_study_calibration.py measures at the studies'
   every language), see `two_level_gain`;
 - p-values are two-sided t tests against 0; `holm` adjusts a family of them (Holm 1979: family-wise
   error at 5%); `tost` tests equivalence to 0 within a stated margin (two one-sided t tests).
-The bootstrap left (item level, Spearman differences) uses numpy's Generator(PCG64(SEED)), so every
-number in a report is reproducible.
+The item-level bootstrap uses numpy's Generator(PCG64(SEED)), so every number in a report is
+reproducible.
 """
 from __future__ import annotations
 
@@ -53,28 +53,6 @@ def t_pvalue(value, se, df) -> float:
     if se == 0:
         return 1.0 if value == 0 else 0.0
     return float(2 * scipy.stats.t.sf(abs(value) / se, df))
-
-
-def bootstrap(samples, statistic, *, n_boot: int = N_BOOT, seed: int = SEED):
-    """(value, (lo, hi), distribution) of statistic(*samples), one index set along axis 0 for all
-    samples (paired units), 95% percentile interval. Used where no t interval applies (a difference
-    of rank correlations); never over a handful of seeds for a mean."""
-    samples = [np.asarray(s, float) for s in samples]
-    value = float(statistic(*samples))
-    n = len(samples[0])
-    if n < 2:
-        return value, (math.nan, math.nan), np.empty(0)
-    rng = np.random.Generator(np.random.PCG64(seed))
-    dist = np.array([statistic(*(s[idx] for s in samples)) for idx in rng.integers(0, n, (n_boot, n))], float)
-    ok = dist[np.isfinite(dist)]
-    lo, hi = (np.percentile(ok, [100 * (1 - LEVEL) / 2, 100 * (1 + LEVEL) / 2]) if len(ok) else (math.nan,) * 2)
-    return value, (float(lo), float(hi)), dist
-
-
-def defined_fraction(dist) -> float:
-    """Share of resamples where the statistic was defined (finite)."""
-    d = np.asarray(dist, float)
-    return float(np.mean(np.isfinite(d))) if d.size else math.nan
 
 
 # --------------------------------------------------------------------------- over seeds

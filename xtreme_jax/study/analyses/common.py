@@ -55,7 +55,7 @@ def levels_of(col, factor) -> list:
 def fmt(e: dict, digits: int = 2) -> str:
     v, (lo, hi) = e.get("value"), e.get("ci95", [None, None])
     if v is None and e.get("defined") is not None:  # e.g. no knee in a straight curve
-        return f"none (defined in {100 * e['defined']:.0f}% of bootstrap resamples)"
+        return f"none (defined in {100 * e['defined']:.0f}% of leave-one-unit-out fits)"
     if v is None:
         return "–"
     ci = f" [{lo:.{digits}f}, {hi:.{digits}f}]" if lo is not None and hi is not None else " [no CI: n < 2]"

@@ -123,7 +123,7 @@ def direct(col, study) -> dict:
     c = est["crossover_examples"]
     lines += ["", f"Crossover of the two log-linear fits: {fmt(c, 0)} training examples "
               f"({'inside' if c['within_measured_range'] else 'outside'} the range both arms measured, {lo_x:.0f}-{hi_x:.0f}; "
-              f"defined in {100 * (c.get('defined') or 0):.0f}% of bootstrap resamples); in compute: "
+              f"defined in {100 * (c.get('defined') or 0):.0f}% of leave-one-seed-out fits); in compute: "
               + (f"{fmt(est['crossover_compute_hours'], 4)} accelerator-hours." if compute_fitted else
                  "not fitted (compute does not vary enough in an arm)."), ""]
 
