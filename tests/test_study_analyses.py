@@ -109,3 +109,25 @@ def test_a_crossover_is_inside_only_where_both_arms_were_measured():
     assert cross["within_measured_range"] is False and cross["measured_by_both_arms"] == [3200.0, 800.0]
     assert any("outside the range both arms measured" in line for line in out["lines"])
     assert out["estimates"]["stilts"]["vs_examples"]["powerlaw_error_floor"]["floor"]["value"] is not None
+
+
+def test_languages_reports_each_budget_arm_and_no_knee_on_a_line():
+    from xtreme_jax.study.analyses.languages import languages_added
+    cells, rng = {}, np.random.default_rng(0)
+    for seed in (0, 1, 2):
+        for budget, slope in (("english_fixed", 1.0), ("total_fixed", 0.0)):
+            for o in ("o0", "o1"):
+                for k in range(5):   # a straight rise (or none): no knee either way
+                    noise = rng.normal(0, 0.3)
+                    labels = (("budget", budget), ("k", str(k)), ("order", o))
+                    cells[(labels, seed)] = {"en": 80, "xa": 50 + slope * k + noise, "xe": 40 + slope * k + noise}
+    c = spec.study("languages", "q", "tiny")
+    c.prefix.order, c.prefix.count, c.unseen = "order", "k", "xe"
+    c.analysis.budget = "budget"
+    out = languages_added(world(cells, ["budget", "k", "order"]), c)
+    head, by = out["headline"], out["estimates"]["by_budget"]
+    assert set(by) == {"english_fixed", "total_fixed"}
+    assert head["rise"]["value"] == pytest.approx(4.0, abs=0.5) and head["rise (total_fixed)"]["value"] == pytest.approx(0, abs=0.5)
+    assert head["knee"]["value"] is None and head["knee_verdict"].startswith("no knee")
+    assert any(l == "### Budget `total_fixed`" for l in out["lines"])
+    assert set(out["plots"]) == {"english_fixed_score_vs_languages.png", "total_fixed_score_vs_languages.png"}
