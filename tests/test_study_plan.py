@@ -235,14 +235,65 @@ def test_every_study_plans_at_full_scale_offline(name):
     c = study_config(name, "scale=full")
     pl = plan_lib.make_plan(c)
     table = plan_lib.table(pl)
-    assert len(pl.points) >= 20 and "h100 accelerator-hours" in table
+    assert len(pl.points) >= 20 and "h100 accelerator-hours" in table and len(c.seeds) >= 5
     assert pl.data.hub or pl.data.files            # what must be downloaded is listed
     if name in ("direct", "languages"):           # translate-train data: files, not on the hub
         assert any("translate_train" in line for line in pl.data.needed_files())
         with pytest.raises(StudyError, match="not on the hub"):
             plan_lib.check_runnable(pl)
-    if name == "languages":
-        assert len(pl.collapsed) == 2 * 2        # k=0: orders o1, o2 are o0's run, for 2 seeds
+    assert "power: headline" in table and "seeds needed for" in table
+    if name == "languages":                  # k=0: orders o1-o4 are o0's run (2 budgets x 2 targets x 5 seeds)
+        assert len(pl.collapsed) == 4 * 2 * 2 * 5 + 2 * 5   # and total-fixed k=0 (o0) is the English-fixed run
     if name == "target_size":
         assert sorted({p.labels["target_examples"] for p in pl.points}, key=int) == [
             "0", "1000", "3000", "10000", "30000", "100000"]
+
+
+def test_full_scale_direct_varies_compute_enough_in_every_arm():
+    # the stilts chain pays one intermediate run at every size: its compute must still span
+    # MIN_COMPUTE_SPAN, or the compute exponent the design promises can never be fitted
+    from xtreme_jax.study.analyses.direct import MIN_COMPUTE_SPAN
+    pl = plan_lib.make_plan(study_config("direct", "scale=full"))
+    hours = {}
+    for i, p in enumerate(pl.points):
+        if p.seed == 0:
+            hours.setdefault(p.labels["arm"], []).append(pl.point_cost(i)["accelerator_hours"])
+    assert set(hours) == {"english", "stilts", "direct", "stilts_all"}     # the 2x2
+    assert all(max(h) / min(h) >= MIN_COMPUTE_SPAN for h in hours.values()), hours
+    # gold in-language data for a tagging target: the all-language arms train on its train split
+    gold = plan_lib.make_plan(study_config("direct", "scale=full,target=udpos")).points
+    direct = next(p for p in gold if p.labels["arm"] == "direct").config["target"]["tasks"]
+    assert {t["split"] for t in direct} == {"train"} and len(direct) == 8
+
+
+def test_floors_and_a_factor_level_that_sets_a_scaled_path():
+    c = tiny(intermediate=("entail",), target_examples=(100,))
+    c.floor = ("target.num_steps=700", "target.eval_every=10")
+    p = expand.expand(c)[0][0].config
+    assert p["target"]["num_steps"] == 700 and p["target"]["eval_every"] == 100   # raised, never lowered
+    c.floor = ("target.num_steps=big",)
+    with pytest.raises(StudyError, match="config.floor entry 'target.num_steps=big'"):
+        expand.expand(c)
+    c = tiny(order={"o0": "xa+xb"}, k=(0, 2), budget={"english": "", "total": "intermediate.num_steps=100"})
+    c.fixed = "arm=with,mlm=all,size=tiny,intermediate=entail"
+    c.prefix.arg, c.prefix.order, c.prefix.count = "translated", "order", "k"
+    c.prefix.scale = "intermediate.num_steps=100"
+    steps = {(p.labels["budget"], p.labels["k"]): p.config["intermediate"]["num_steps"] for p in expand.expand(c)[0]}
+    assert steps == {("english", "0"): 100, ("english", "2"): 300, ("total", "2"): 100}   # k=0 collapsed
+
+
+def test_plan_prints_power_and_warns_when_the_headline_cannot_detect_the_effect():
+    from xtreme_jax.study import power
+    assert power.power_of(0.0, 1.0, 5) == pytest.approx(0.05, abs=1e-6)          # the test's own size
+    sd = 2 ** 0.5
+    assert power.units_needed(1.0, sd) == 18 and power.power_of(1.0, sd, 18) >= 0.8 > power.power_of(1.0, sd, 17)
+    assert power.mde(sd, 18) == pytest.approx(0.99, abs=0.01)
+    table = plan_lib.table(plan_lib.make_plan(study_config("target_size", "scale=full")))
+    assert "minimum detectable effect at the planned seeds: 0.99 points" in table and "warning" not in table
+    c = study_config("target_size", "scale=full")
+    c.seeds = (0, 1, 2)
+    table = plan_lib.table(plan_lib.make_plan(c))
+    assert ("warning: the headline cannot detect the named effect: minimum detectable 4.62 > 1 points with 3 seeds; "
+            "18 seeds are needed") in table
+    c.power.seed_sd = 0.0
+    assert "power: not computed" in plan_lib.table(plan_lib.make_plan(c))

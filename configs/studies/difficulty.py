@@ -21,7 +21,7 @@ averaged over the targets.
 
 args: scale=tiny|full; data= (full: local data root, default the hub; CCG needs local files)
 """
-from xtreme_jax.study import spec
+from xtreme_jax.study import power, spec
 
 QUESTION = ("How does the choice of intermediate-task difficulty (easy vs. hard) affect zero-shot cross-lingual "
             "transfer performance on XTREME when using English-only pretrained models?")
@@ -48,7 +48,16 @@ def get_config(arg=None):
         c.factors.intermediate = FULL_TASKS + ("ccg", "none")
         c.factors.target = ("pawsx", "udpos", "panx", "tydiqa")
         c.analysis.average_over = ("target",)
+        # one fixed intermediate budget for every task (the difficulty measure integrates the curve
+        # over it): 10k steps of B=32, validated every 1000 on up to 2000 dev examples
+        c.set = ("intermediate.num_steps=10000", "intermediate.eval_every=1000", "intermediate.patience=0")
     c.analysis.encoder = "encoder"
     c.analysis.task = "intermediate"
     c.analysis.baseline = "none"
+    tiny = c.scale == "tiny"
+    c.analysis.english_only = ("english-only",) if tiny else ("roberta-large", "bert-large")
+    c.analysis.multilingual = ("multilingual",) if tiny else ("xlm-r-large",)
+    power.configure(c, "one task's zero-shot gain (with - without, same encoder and seed)", 2 ** 0.5,
+                    effect=2.0, seeds=7)
     return c
+

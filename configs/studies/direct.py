@@ -23,7 +23,7 @@ upstream but not in the registry yet.
 args: scale=tiny|full; target= (full: xnli|xquad|mlqa, default xnli); intermediate= (the stilts
 arm's task; tiny default entail (the demo's default), full default qqp for xnli, mnli for QA); data= (full)
 """
-from xtreme_jax.study import spec
+from xtreme_jax.study import power, spec
 
 QUESTION = ("How does scaling law behavior differ between English intermediate-task training and direct "
             "target-language fine-tuning for zero-shot cross-lingual transfer on XTREME-R?")
@@ -31,6 +31,9 @@ QUESTION = ("How does scaling law behavior differ between English intermediate-t
 TRANSLATE_TRAIN = {"xnli": "ar bg de el es fr hi ru sw th tr ur vi zh",
                    "xquad": "ar de el es hi ru th tr vi zh", "mlqa": "ar de es hi vi zh"}
 TINY_LANGS = "xa xb xc xd xe xf xg xh"
+# Targets with gold training data in other languages (UD treebanks, WikiANN): the "all languages"
+# arms train on it instead of translations (TyDiQA-GoldP's is not in the registry's train split yet).
+GOLD = {"udpos": "ar de es fr hi ru zh", "panx": "ar de es fr hi ru zh"}
 
 
 def get_config(arg=None):
@@ -43,18 +46,33 @@ def get_config(arg=None):
         c.factors.target_examples = (100, 200, 400, 800, 1600)   # per language; 1600 translated each
         c.analysis.full_size = 1600
     else:
-        if a["target"] not in TRANSLATE_TRAIN:
+        if a["target"] not in TRANSLATE_TRAIN and a["target"] not in GOLD:
             raise spec.StudyError(f"direct: target={a['target']!r}; choose from {sorted(TRANSLATE_TRAIN)} "
-                                  "(the XTREME-R tasks with translate-train data)")
+                                  f"or {sorted(GOLD)} (translate-train or gold in-language training data)")
         c.recipe = "configs/stilts.py"
         c.fixed = f"target={a['target']},model=large,data={a['data']}"
         inter = a["intermediate"] or ("qqp" if a["target"] == "xnli" else "mnli")
-        langs = TRANSLATE_TRAIN[a["target"]]
-        c.factors.target_examples = (1000, 3000, 10000, 30000, 80000)
+        langs = TRANSLATE_TRAIN.get(a["target"]) or GOLD[a["target"]]
+        # up to all of the data: with the intermediate run's cost fixed, the stilts chain's compute
+        # must still vary >= MIN_COMPUTE_SPAN (2x) for a compute exponent (to 80k it varied 1.41x)
+        c.factors.target_examples = (1000, 3000, 10000, 30000, 100000, 0)
         c.analysis.full_size = 88000 if a["target"] != "xnli" else 392702
+        c.floor = ("target.num_steps=1000", "target.eval_every=250", "target.save_every=250")
+    every = "+".join(["en"] + langs.split())
+    gold = ""
+    if c.scale == "full" and a["target"] in GOLD:   # gold in-language training data, not translations
+        gold = "," + ",".join(f"target.tasks[{i + 1}].split=train" for i in range(len(langs.split())))
+    # the 2x2: intermediate (none / yes) x target-language data (English / every language), so the
+    # two factors are not confounded; stilts vs direct is the diagonal the question names
     c.factors.arm = {"stilts": f"intermediate={inter},target_langs=en",
-                     "direct": "intermediate=none,target_langs=" + "+".join(["en"] + langs.split())}
+                     "direct": f"intermediate=none,target_langs={every}{gold}"}
+    if c.scale == "full":
+        c.factors.arm["english"] = "intermediate=none,target_langs=en"
+        c.factors.arm["stilts_all"] = f"intermediate={inter},target_langs={every}{gold}"
+        c.analysis.factorial = ("english", "stilts", "direct", "stilts_all")
     c.analysis.size = "target_examples"
     c.analysis.arm = "arm"
     c.analysis.arms = ("stilts", "direct")
+    power.configure(c, "arm difference at one size (e.g. direct - stilts), two runs", 2 ** 0.5, effect=2.0, seeds=7)
     return c
+

@@ -23,7 +23,7 @@ semantic = MNLI, ANLI+, QQP; target PAWS-X.
 
 args: scale=tiny|full; data= (full: local data root, default the hub; CCG needs local files)
 """
-from xtreme_jax.study import spec
+from xtreme_jax.study import power, spec
 
 QUESTION = ("Does scaling the size of the pretrained model amplify or diminish the relative performance "
             "difference between syntactic and semantic intermediate-task training for zero-shot "
@@ -47,8 +47,15 @@ def get_config(arg=None):
     else:
         c.recipe = "configs/stilts.py"
         c.fixed = f"target=pawsx,data={a['data']}"
-        c.factors.size = {"minilm": "model=base,model.pretrained=microsoft/Multilingual-MiniLM-L12-H384",
-                          "base": "model=base", "large": "model=large"}
+        # one family (XLM-R base / large / XL / XXL); learning rate falling with size (XTREME's
+        # 2e-5 base, 1e-5 large; XL and XXL lower, not yet swept); one intermediate budget for every
+        # task, syntactic and semantic alike (10k steps of B=32)
+        c.factors.size = {
+            "base": "model=base,intermediate.lr=2e-5,target.lr=2e-5",
+            "large": "model=large,intermediate.lr=1e-5,target.lr=1e-5",
+            "xl": "model=large,model.pretrained=facebook/xlm-roberta-xl,intermediate.lr=7e-6,target.lr=7e-6",
+            "xxl": "model=large,model.pretrained=facebook/xlm-roberta-xxl,intermediate.lr=5e-6,target.lr=5e-6"}
+        c.set = ("intermediate.num_steps=10000", "intermediate.eval_every=2500")
         syntactic, semantic = ("udpos", "ccg"), ("mnli", "anli+", "qqp")
     c.factors.intermediate = syntactic + semantic + ("none",)
     c.analysis.size = "size"
@@ -56,4 +63,8 @@ def get_config(arg=None):
     c.analysis.baseline = "none"
     c.analysis.syntactic = syntactic
     c.analysis.semantic = semantic
+    # per seed: mean of 3 semantic minus 2 syntactic runs, at two sizes
+    power.configure(c, "difference in differences (semantic - syntactic gain, largest minus smallest size)",
+                    (2 * (1 / len(semantic) + 1 / len(syntactic))) ** 0.5, effect=2.0, seeds=6)
     return c
+

@@ -15,7 +15,8 @@ args: scale=tiny|full; intermediate= (tiny: demo tasks joined by +, default enta
 default: in a uniform mix with para and sst, those two stayed near chance at the demo's budget;
 full: a configs/stilts.py intermediate, default qqp); data= (full: local data root, default hub)
 """
-from xtreme_jax.study import spec
+from xtreme_jax.study import power, spec
+
 
 QUESTION = ("What is the impact of scaling the target-task fine-tuning dataset size on the effectiveness "
             "of English intermediate-task training for zero-shot cross-lingual transfer in natural language "
@@ -39,8 +40,16 @@ def get_config(arg=None):
         inter = a["intermediate"] or "qqp"
         c.factors.target_examples = (1000, 3000, 10000, 30000, 100000, 0)
         c.analysis.full_size = 392702
-    c.factors.intermediate = (inter, "none")
+        # two epochs give n=1k 62 steps, too few to learn the task at all: at least 1000 steps (and
+        # validation on the English dev set every 250, the best checkpoint evaluated) at small n
+        c.floor = ("target.num_steps=1000", "target.eval_every=250", "target.save_every=250")
+    # more than one intermediate task at full scale (a pair task and QA); one at tiny scale
+    c.factors.intermediate = ((inter,) if c.scale == "tiny" or a["intermediate"] else (inter, "squad")) + ("none",)
     c.analysis.size = "target_examples"
     c.analysis.arm = "intermediate"
     c.analysis.baseline = "none"
+    c.analysis.equivalence_margin = 1.0
+    power.configure(c, "zero-shot gain at one size (with - without intermediate, same seed)", 2 ** 0.5,
+                    effect=1.0, seeds=18)   # 1 point: the equivalence margin
     return c
+

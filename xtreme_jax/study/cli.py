@@ -39,10 +39,6 @@ _PROJECT = flags.DEFINE_string("project", "", "tpu: project")
 _DRY_RUN = flags.DEFINE_bool("dry_run", False, "tpu: print the launch commands, run nothing")
 
 
-class _Fail(Exception):
-    pass
-
-
 def main(argv):
     for noisy in ("absl", "datasets"):
         logging.getLogger(noisy).setLevel(logging.WARNING)

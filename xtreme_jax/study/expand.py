@@ -119,6 +119,22 @@ def resolve(recipe: str, args: dict, overrides: dict, seed: int) -> mlc.ConfigDi
     return config
 
 
+def apply_floors(config: mlc.ConfigDict, floors) -> mlc.ConfigDict:
+    """config.floor: each "path=N" raises the point's value at path to at least N."""
+    from xtreme_jax.study.spec import literal
+    for f in floors:
+        path, sep, n = str(f).partition("=")
+        n = literal(n)
+        if not sep or not isinstance(n, int):
+            raise StudyError(f"config.floor entry {f!r}: expected 'path.to.field=N' with a whole number N")
+        node = config
+        for part in path.split(".")[:-1]:
+            node = node[part]
+        if node[path.split(".")[-1]] < n:
+            set_path(config, path, n)
+    return config
+
+
 def to_plain(config: mlc.ConfigDict) -> dict:
     return json.loads(config.to_json_best_effort(sort_keys=True))
 
@@ -173,7 +189,7 @@ def expand(study) -> tuple[list[Point], list[tuple[Point, Point]]]:
     for labels, args, overrides in combinations(study):
         for seed in seeds:
             try:
-                config = resolve(study.recipe, args, overrides, seed)
+                config = apply_floors(resolve(study.recipe, args, overrides, seed), study.get("floor", ()))
             except StudyError as e:
                 raise StudyError(f"point ({', '.join(f'{k}={v}' for k, v in labels.items())}, "
                                  f"seed={seed}): {e}") from None

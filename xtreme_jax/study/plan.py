@@ -7,6 +7,7 @@ import json
 from xtreme_jax.files import write_atomic
 from xtreme_jax.study import cost as cost_lib
 from xtreme_jax.study import graph as graph_lib
+from xtreme_jax.study import power as power_lib
 from xtreme_jax.study.expand import expand, trained_languages
 from xtreme_jax.study.spec import StudyError
 from xtreme_jax.study.validate import DataCheck, validate_points
@@ -86,6 +87,7 @@ def table(plan: Plan) -> str:
     lines.append(f"cost: {c['accelerator_hours']:.3g} {c['accelerator']} accelerator-hours with shared runs "
                  f"({c['unshared_accelerator_hours']:.3g} if every point ran alone), {c['chips_per_run']} chip(s) per run")
     lines += [f"  step time: {s}" for s in c["sources"]]
+    lines += power_lib.lines(plan.study, c["accelerator_hours"], c["accelerator"])
     checked = len(plan.data.counts)
     lines.append(f"data: {checked} (task, split, language) sets found and read"
                  + (f"; {len(plan.data.hub)} to download from the hub (not checked offline):" if plan.data.hub else ""))
@@ -116,6 +118,7 @@ def to_json(plan: Plan) -> dict:
                  for h, n in plan.graph.nodes.items()},
         "collapsed": [[p.describe(), q.describe()] for p, q in plan.collapsed],
         "cost": {k: v for k, v in plan.cost.items() if k != "nodes"},
+        "power": power_lib.analysis(plan.study, plan.cost["accelerator_hours"]),
         "data_needed": plan.data.needed(), "data_needed_as_files": plan.data.needed_files(),
     }
 

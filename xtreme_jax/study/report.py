@@ -18,7 +18,10 @@ from xtreme_jax.files import write_atomic
 from xtreme_jax.study import analyses, stats
 from xtreme_jax.study.collect import collect, write_long_csv
 
-MAX_HASH_BYTES = 200 * 2 ** 20  # larger data sets get a names/sizes/mtimes fingerprint instead
+MAX_HASH_BYTES = 200 * 2 ** 20
+STATISTICS = ("95% t intervals over seeds (jackknife-t for fitted parameters, log scale for sizes); over seeds "
+              "and test items where runs wrote predictions (items clustered across languages); Holm-adjusted p "
+              "for per-language and per-task tables; TOST for equivalence to 0")  # larger data sets get a names/sizes/mtimes fingerprint instead
 
 
 def data_checksums(plan) -> dict:
@@ -174,15 +177,15 @@ def build(plan, root: str) -> dict:
                                    for h, n in plan.graph.nodes.items()},
                           "data": data_checksums(plan),
                           "statistics": {"bootstrap_resamples": stats.N_BOOT, "bootstrap_seed": stats.SEED,
-                                         "interval": "95% percentile bootstrap"}}}
+                                         "interval": STATISTICS}}}
     write_atomic(f"{out}/analysis.json", json.dumps(_clean(doc), indent=1) + "\n")
     md = [f"# Study `{study.name}` ({study.scale} scale)", "", f"> {study.question}", ""]
     if study.scale == "tiny":
         md += ["**Tiny scale**: these numbers come from the synthetic demo world and tiny encoders; they show "
                "that the machinery works end to end, not answers about XLM-R or XTREME.", ""]
     md += [f"{len(plan.points) - len(col.missing)} of {len(plan.points)} points with results, "
-           f"seeds {', '.join(str(s) for s in study.seeds)}; intervals are 95% percentile bootstrap CIs "
-           f"({stats.N_BOOT} resamples, seed {stats.SEED}) over the unit named in analysis.json.", "",
+           f"seeds {', '.join(str(s) for s in study.seeds)}; intervals: {STATISTICS} (each estimate's `method` and "
+           "`unit` in analysis.json).", "",
            *_md_at_chance(plan, dead, len(plan.points) - len(col.missing)),
            "## Analysis", "", *result["lines"], *[f"![{p}]({p})" for p in plots], "",
            "## Scores per point (mean ± std over seeds, primary metric)", "", *_md_cells(col, cell_rows), ""]

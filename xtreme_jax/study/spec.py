@@ -4,7 +4,7 @@ A study config is an ml_collections ConfigDict:
 
     name, question, scale        what it is about ("tiny" or "full")
     recipe                       config file whose get_config(args) builds one run (configs/stilts.py,
-                                 configs/studies/tiny_world.py), path relative to the repository
+                                 configs/demo.py), path relative to the repository
     fixed                        recipe args shared by every point, "k=v,k=v"
     set                          run-config overrides for every point, ("target.lr=2e-5", ...)
     factors.NAME                 the levels of one factor, either a tuple of values of the recipe
@@ -14,14 +14,19 @@ A study config is an ml_collections ConfigDict:
     prefix.{arg,order,count}     optional: recipe arg `arg` = the first `count` items of the
                                  `+`-list given by factor `order` (languages added in order);
                                  `order` levels are label -> "a+b+c", `count` levels are counts
-    prefix.scale                 run-config overrides "path=N,..." set to N x (1 + count) (e.g.
+    prefix.scale                 run-config overrides "path=N,..." set to N x (1 + count) unless a
+                                 factor level of the point sets that path itself (e.g.
                                  intermediate steps, so that each entry keeps N steps)
     seeds                        training seeds, crossed with every factor combination
     encoder_seed                 seed of shared pretraining (MLM) phases: fixed like a released
                                  checkpoint; -1 = each seed pretrains its own encoder
     unseen                       languages that must stay out of every point's task training
     metric                       results metric per task ("accuracy"; QA "(exact_match+f1)/2")
-    analysis                     analysis kind (= the study) and its parameters, see analyses.py
+    floor                        run-config minimums "path=N": a point's value is raised to at least
+                                 N (a minimum of target steps at small n), never lowered
+    analysis                     analysis kind (= the study) and its parameters, see analyses/
+    power.{seed_sd,source,effect,contrast_sd,units_per_seed,estimand,alpha,power}
+                                 the headline's power analysis printed by plan (power.py)
     cost.{accelerator,chips}     what the cost estimate is for
 
 Points are factor combinations x seeds; each is resolved by calling the recipe and applying `set`
@@ -47,9 +52,11 @@ def study(name: str, question: str, scale: str) -> mlc.ConfigDict:
     return mlc.ConfigDict(dict(
         name=name, question=question, scale=scale, recipe="", fixed="", set=(),
         factors=mlc.ConfigDict(), prefix=mlc.ConfigDict(dict(arg="", order="", count="", scale="")),
-        seeds=(0, 1, 2), encoder_seed=0, unseen="", metric="accuracy",
+        seeds=(0, 1, 2), encoder_seed=0, unseen="", metric="accuracy", floor=(),
         analysis=mlc.ConfigDict(dict(kind=name)),
-        cost=mlc.ConfigDict(dict(accelerator="cpu" if scale == "tiny" else "h100", chips=1))))
+        cost=mlc.ConfigDict(dict(accelerator="cpu" if scale == "tiny" else "h100", chips=1)),
+        power=mlc.ConfigDict(dict(seed_sd=0.0, source="", effect=1.0, contrast_sd=1.0, units_per_seed=1,
+                                  estimand="", alpha=0.05, power=0.8))))
 
 
 def parse_args(arg: str | None, **defaults) -> dict:
@@ -123,7 +130,7 @@ def combinations(config) -> list[tuple[dict, dict, dict]]:
                          f"(have {sorted(levels)})")
     out = []
     for combo in itertools.product(*levels.values()):
-        labels, args, over = {}, dict(fixed), dict(fixed_over)
+        labels, args, over, by_factor = {}, dict(fixed), dict(fixed_over), set()
         for name, (label, a, o) in zip(levels, combo):
             labels[name] = label
             if p.arg and name == p.order:
@@ -132,6 +139,7 @@ def combinations(config) -> list[tuple[dict, dict, dict]]:
                 continue
             args.update(a)
             over.update(o)
+            by_factor |= set(o)
         if p.arg:
             order = dict((lab, a[p.order]) for lab, a, _ in levels[p.order])[labels[p.order]]
             count = labels[p.count]
@@ -145,7 +153,8 @@ def combinations(config) -> list[tuple[dict, dict, dict]]:
             for path, n in parse_bundle(p.scale, "config.prefix.scale")[1].items():
                 if not isinstance(n, int):
                     raise StudyError(f"config.prefix.scale: {path}={n!r} is not a whole number")
-                over[path] = n * (1 + int(count))
+                if path not in by_factor:   # a factor level that sets it wins (a fixed-total-budget arm)
+                    over[path] = n * (1 + int(count))
         out.append((labels, args, over))
     return out
 

@@ -28,6 +28,9 @@ CONTAINS = {"anli+": ("anli", "mnli", "snli")}
 KNOWN_MODELS = {
     "FacebookAI/xlm-roberta-base": dict(layers=12, hidden=768, ffn=3072, positions=514, style="roberta"),
     "FacebookAI/xlm-roberta-large": dict(layers=24, hidden=1024, ffn=4096, positions=514, style="roberta"),
+    # pre-LayerNorm encoders (XLMRobertaXL in transformers): sizes from their hub config.json
+    "facebook/xlm-roberta-xl": dict(layers=36, hidden=2560, ffn=10240, positions=514, style="roberta"),
+    "facebook/xlm-roberta-xxl": dict(layers=48, hidden=4096, ffn=16384, positions=514, style="roberta"),
     "FacebookAI/roberta-base": dict(layers=12, hidden=768, ffn=3072, positions=514, style="roberta"),
     "FacebookAI/roberta-large": dict(layers=24, hidden=1024, ffn=4096, positions=514, style="roberta"),
     "google-bert/bert-base-cased": dict(layers=12, hidden=768, ffn=3072, positions=512, style="bert"),

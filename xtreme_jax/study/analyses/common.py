@@ -55,7 +55,7 @@ def levels_of(col, factor) -> list:
 def fmt(e: dict, digits: int = 2) -> str:
     v, (lo, hi) = e.get("value"), e.get("ci95", [None, None])
     if v is None and e.get("defined") is not None:  # e.g. no knee in a straight curve
-        return f"none (defined in {100 * e['defined']:.0f}% of bootstrap resamples)"
+        return f"none (defined in {100 * e['defined']:.0f}% of leave-one-unit-out fits)"
     if v is None:
         return "–"
     ci = f" [{lo:.{digits}f}, {hi:.{digits}f}]" if lo is not None and hi is not None else " [no CI: n < 2]"
@@ -75,18 +75,23 @@ def errorbars(ax, x, est_list, **kw):
 
 
 def paired_examples(col, pts_a: list, pts_b: list, langs: list) -> dict | None:
-    """Gain over test examples where both arms wrote predictions (seeds stacked, examples resampled)."""
+    """Gain over seeds and test items where both arms wrote predictions for every seed: one
+    (seeds, items) array per (task, language), items clustered across languages (stats.two_level_gain)."""
     a, b = [], []
-    for pa, pb in zip(pts_a, pts_b):
-        ra = [col.correct.get((pa, t, l)) for t, l in langs]
-        rb = [col.correct.get((pb, t, l)) for t, l in langs]
-        if any(x is None for x in ra + rb):
+    for t, l in langs:
+        ra = [col.correct.get((p, t, l)) for p in pts_a]
+        rb = [col.correct.get((p, t, l)) for p in pts_b]
+        if not ra or any(x is None for x in ra + rb) or len({len(x) for x in ra + rb}) != 1:
             return None
-        a.append(np.concatenate(ra))
-        b.append(np.concatenate(rb))
-    if not a:
-        return None
-    return stats.paired_examples(np.array(a), np.array(b))
+        a.append(np.array(ra, float))
+        b.append(np.array(rb, float))
+    return stats.two_level_gain(a, b) if a else None
+
+
+def significance(e: dict) -> str:
+    """' *' when the estimate's Holm-adjusted p is below 0.05 (its family named in analysis.json)."""
+    q = e.get("p_holm")
+    return " *" if q is not None and q < 0.05 else ""
 
 
 def point_of(col) -> dict:

@@ -6,17 +6,44 @@ import math
 import numpy as np
 
 from xtreme_jax.study import stats
-from xtreme_jax.study.analyses.common import cell_scores, chance, errorbars, fmt, key_of, levels_of, matrix, point_of, seeds_of
+from xtreme_jax.study.analyses.common import (cell_scores, chance, errorbars, fmt, key_of, levels_of, matrix, point_of,
+                                              seeds_of, significance)
+
+
+class NotAScore(ValueError):
+    """A learning curve whose dev values are not scores in [0, 1] (e.g. -loss): no difficulty."""
 
 
 def difficulty_of(curve: list, p_chance: float) -> float:
     """Mean over the intermediate phase's dev evaluations of the error normalized by the error of
     chance: 1 = never better than chance, 0 = perfect from the first evaluation (an area above the
-    learning curve, so a task learnt late counts as harder than one learnt early)."""
+    learning curve, so a task learnt late counts as harder than one learnt early).
+
+    The dev values must be scores in [0, 1]: a run whose validator recorded something else (span
+    tasks once recorded -loss as dev/score) raises NotAScore, never a loss read as an error."""
     if not curve:
         return math.nan
     s = np.array([v for _, v in curve], float)
+    bad = s[~((s >= 0) & (s <= 1))]
+    if len(bad):
+        raise NotAScore(f"dev/score {bad[0]:.4g} is not a score in [0, 1] (a loss?): no difficulty from this curve")
     return float(np.mean(np.clip((1 - s) / max(1 - p_chance, 1e-9), 0, None)))
+
+
+def _spearman_contrast(data: dict, first: list, second: list):
+    """Mean Spearman(difficulty, gain) of the `first` encoders minus that of the `second`, over the
+    seeds (rows of every matrix, the same seeds for all encoders)."""
+    order = first + second
+    blocks = [m for e in order for m in data[e]]
+    widths = [m.shape[1] for m in blocks]
+    cuts = np.cumsum([0] + widths)
+
+    def stat(B):
+        m = stats._nanmean0
+        r = [stats.spearman(m(B[:, cuts[2 * i]:cuts[2 * i + 1]]), m(B[:, cuts[2 * i + 1]:cuts[2 * i + 2]]))
+             for i in range(len(order))]
+        return np.mean(r[:len(first)]) - np.mean(r[len(first):])
+    return np.concatenate(blocks, 1), stat
 
 
 def difficulty(col, study) -> dict:
@@ -28,7 +55,7 @@ def difficulty(col, study) -> dict:
     sc = cell_scores(col)
     point = point_of(col)
     other = {f: levels_of(col, f)[0] for f in col.factors if f not in (enc_f, task_f)}
-    est, lines, plots, data = {}, [], {}, {}
+    est, lines, plots, data, skipped = {}, [], {}, {}, []
     for enc in encoders:
         S = matrix(sc, col, {**other, enc_f: enc}, task_f, tasks + [base], seeds)
         gain = S[:, :-1] - S[:, -1:]
@@ -42,26 +69,43 @@ def difficulty(col, study) -> dict:
                 heads = curve.get("intermediate_heads", {})
                 names = col.points.get(p, {}).get("intermediate_tasks", [])
                 p_chance = float(np.mean([chance(n, heads) for n in names])) if names else 0.0
-                diff[i, j] = difficulty_of(curve.get("intermediate", []), p_chance)
+                try:
+                    diff[i, j] = difficulty_of(curve.get("intermediate", []), p_chance)
+                except NotAScore as err:
+                    skipped.append({"point": p, "encoder": enc, "task": t, "seed": sd, "reason": str(err)})
         data[enc] = (diff, gain)
         est[enc] = {"difficulty": {t: stats.mean_estimate(diff[:, j]) for j, t in enumerate(tasks)},
                     "gain": {t: stats.mean_estimate(gain[:, j]) for j, t in enumerate(tasks)},
                     "spearman_difficulty_gain": stats.spearman_estimate(diff, gain),
                     "gain_ranking_stability": stats.ranking_stability(gain)}
-    if len(encoders) >= 2:
-        (d0, g0), (d1, g1) = data[encoders[0]], data[encoders[1]]
-        stat = lambda a0, b0, a1, b1: (stats.spearman(np.nanmean(a1, 0), np.nanmean(b1, 0))  # noqa: E731
-                                       - stats.spearman(np.nanmean(a0, 0), np.nanmean(b0, 0)))
-        v, ci, dist = stats.bootstrap([d0, g0, d1, g1], stat)
-        est["spearman_difference"] = stats.estimate(v, ci, len(seeds), "seed", of=f"{encoders[1]} - {encoders[0]}",
-                                                    defined=stats.defined_fraction(dist))
+    stats.adjust([est[e]["gain"][t] for e in encoders for t in tasks],
+                 f"task gains, {len(encoders)} encoders x {len(tasks)} tasks")
+    if skipped:
+        est["skipped"] = skipped
+    # The question's contrast: English-only encoders against the multilingual one(s), by their
+    # declared roles (never by label order).
+    english = [e for e in a.get("english_only", ()) or () if e in data]
+    multi = [e for e in a.get("multilingual", ()) or () if e in data]
+    if english and multi:
+        B, stat = _spearman_contrast(data, english, multi)
+        v, lo, hi, _, defined = stats.jackknife(B, stat)
+        est["spearman_difference"] = stats.estimate(
+            v[0], (max(lo[0], -2), min(hi[0], 2)), len(seeds), "seed", method="jackknife t",
+            of=f"mean over English-only ({', '.join(english)}) - multilingual ({', '.join(multi)})",
+            defined=stats._num(defined[0]))
     lines += ["Difficulty = mean normalized dev error over the intermediate phase's evaluations (1 = chance "
               "throughout, 0 = perfect from the first evaluation). Gain = zero-shot score minus the run "
               "without intermediate training, same encoder and seed.", "",
               "| encoder | task | difficulty | zero-shot gain |", "|---|---|---:|---:|"]
     for enc in encoders:
         for t in tasks:
-            lines.append(f"| {enc} | {t} | {fmt(est[enc]['difficulty'][t], 3)} | {fmt(est[enc]['gain'][t], 2)} |")
+            g = est[enc]["gain"][t]
+            lines.append(f"| {enc} | {t} | {fmt(est[enc]['difficulty'][t], 3)} | {fmt(g, 2)}{significance(g)} |")
+    lines += ["", "\\* = gain different from 0 at 5% after Holm's adjustment over every (encoder, task) gain."]
+    if skipped:
+        lines += ["", f"**{len(skipped)} learning curve(s) skipped**: their dev values are not scores in [0, 1], so "
+                  "no difficulty is computed from them (a loss is not an error rate). First: "
+                  f"{skipped[0]['encoder']} / {skipped[0]['task']} seed {skipped[0]['seed']}: {skipped[0]['reason']}."]
     lines += ["", "| encoder | Spearman(difficulty, gain) | gain ranking stability across seeds (leave-one-out "
               "Spearman) | Kendall's W |", "|---|---:|---:|---:|"]
     for enc in encoders:
@@ -84,4 +128,6 @@ def difficulty(col, study) -> dict:
         ax.legend(fontsize=8)
     plots["gain_vs_difficulty.png"] = plot
     headline = {enc: est[enc]["spearman_difficulty_gain"] for enc in encoders}
+    if "spearman_difference" in est:
+        headline["english_only_minus_multilingual"] = est["spearman_difference"]
     return {"estimates": est, "headline": headline, "lines": lines, "plots": plots}

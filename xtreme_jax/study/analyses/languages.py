@@ -36,13 +36,30 @@ def _returns_verdict(e: dict, k_max: int) -> str:
 
 
 def languages_added(col, study) -> dict:
+    """Per level of analysis.budget (fixed English steps / fixed total steps) when the study has
+    that factor; the first level's answers are the top-level ones."""
+    budget_f = study.analysis.get("budget")
+    if not budget_f or budget_f not in col.factors:
+        return _one(col, study, {}, "")
+    parts = {lvl: _one(col, study, {budget_f: lvl}, f"{lvl}_") for lvl in levels_of(col, budget_f)}
+    first = next(iter(parts.values()))
+    out = {"estimates": {**first["estimates"], "by_budget": {l: p["estimates"] for l, p in parts.items()}},
+           "headline": dict(first["headline"]), "lines": [], "plots": {}}
+    for lvl, p in parts.items():
+        out["headline"][f"rise ({lvl})"] = p["headline"]["rise"]
+        out["lines"] += [f"### Budget `{lvl}`", "", *p["lines"]]
+        out["plots"].update(p["plots"])
+    return out
+
+
+def _one(col, study, fixed: dict, prefix: str) -> dict:
     seeds = seeds_of(col)
     order_f, count_f = study.prefix.order, study.prefix.count
     orders = levels_of(col, order_f)
     ks = sorted(levels_of(col, count_f), key=int)
     x = np.array([int(k) for k in ks], float)
     reserved = [l for l in str(study.unseen).replace("+", ",").split(",") if l]
-    est, lines, plots, rows_by, knee_dist = {}, [], {}, {}, {}
+    est, lines, plots, rows_by = {}, [], {}, {}
     sets = {"zero-shot": "zero-shot", "unseen (reserved)": "unseen", "seen (added so far)": "seen"}
     for name, which in sets.items():
         sc = cell_scores(col, which)
@@ -56,14 +73,13 @@ def languages_added(col, study) -> dict:
             sc = {k: float(np.mean(v)) for k, v in per.items()}
         units = []
         for o in orders:
-            M = matrix(sc, col, {order_f: o}, count_f, ks, seeds)
+            M = matrix(sc, col, {**fixed, order_f: o}, count_f, ks, seeds)
             units.extend(M)
         Y = np.array(units)   # (orders x seeds) x k
         rows_by[name] = Y
         e = {"by_k": {k: stats.mean_estimate(Y[:, j], unit="seed x order") for j, k in enumerate(ks)}}
         if np.isfinite(Y).sum() >= 3 and name != "seen (added so far)":
-            knee_dist[name] = {}
-            e["segmented"] = fits.fit_with_ci(x, Y, fits.segmented, unit="seed x order", dists=knee_dist[name])
+            e["knee"] = fits.knee_test(x, Y)
             e["saturating"] = fits.fit_with_ci(x, Y, fits.saturating, unit="seed x order")
             e["gain_per_language_first"] = stats.mean_estimate(Y[:, 1] - Y[:, 0], unit="seed x order") if len(ks) > 1 else None
             e.update(_returns(x, Y))
@@ -75,20 +91,24 @@ def languages_added(col, study) -> dict:
     for k in ks:
         lines.append(f"| {k} | " + " | ".join(fmt(est[n]["by_k"][k], 1) for n in sets) + " |")
     for n in ("zero-shot", "unseen (reserved)"):
-        if "segmented" in est[n]:
-            s, t = est[n]["segmented"], est[n]["saturating"]
-            before, after = s["slope_before"]["value"], s["slope_after"]["value"]
-            steeper = before is not None and after is not None and after > before
-            lines += ["", f"{n}: {_returns_verdict(est[n], int(x[-1]))} Segmented fit knee at k = {fmt(s['knee'])} "
-                      f"(slope before {fmt(s['slope_before'])}, after {fmt(s['slope_after'])}"
-                      f"{': steeper after it, so a dip, not diminishing returns' if steeper else ''}); "
+        if "knee" in est[n]:
+            kt, t = est[n]["knee"], est[n]["saturating"]
+            if kt.get("slope_before") is not None:
+                steeper = kt["slope_after"] > kt["slope_before"]
+                knee = (f"Segmented fit against one line: {kt['verdict']}, interval {fmt(kt['knee'])} (slope before "
+                        f"{kt['slope_before']:.2f}, after {kt['slope_after']:.2f}"
+                        f"{': steeper after it, so a dip, not diminishing returns' if steeper else ''})")
+            else:
+                knee = f"Segmented fit against one line: {kt.get('verdict') or 'not tested: ' + kt.get('reason', '')}"
+            lines += ["", f"{n}: {_returns_verdict(est[n], int(x[-1]))} {knee}; "
                       f"saturating fit reaches 90% of its rise at k = {fmt(t['x90'])}."]
     lines.append("")
 
     def plot(ax):
         for k, (n, Y) in enumerate(rows_by.items()):
             errorbars(ax, x + 0.05 * k, [est[n]["by_k"][kk] for kk in ks], color=f"C{k}", label=n)
-            if "segmented" in est[n]:
+            kt = est[n].get("knee", {})
+            if kt.get("slope_before") is not None:   # drawn only where a knee beat the line
                 p = fits.segmented(x, np.nanmean(Y, 0))
                 g = np.linspace(x.min(), x.max(), 100)
                 ax.plot(g, p["a"] + p["slope_before"] * g + (p["slope_after"] - p["slope_before"]) *
@@ -96,14 +116,9 @@ def languages_added(col, study) -> dict:
         ax.set_xlabel("non-English languages added to intermediate training")
         ax.set_ylabel("zero-shot score")
         ax.legend(fontsize=8)
-
-    def knee_hist(ax):
-        dist = np.asarray(knee_dist.get("unseen (reserved)" if reserved else "zero-shot", {}).get("knee", []), float)
-        ax.hist(dist[np.isfinite(dist)], bins=30, color="C0")
-        ax.set_xlabel("knee k (bootstrap resamples of seed x order units)")
-        ax.set_ylabel("count")
-    plots["score_vs_languages.png"] = plot
-    plots["knee_bootstrap.png"] = knee_hist
+    plots[f"{prefix}score_vs_languages.png"] = plot
+    kt = head.get("knee", {})
     headline = {"rise": head.get("rise"), "slope_change": head.get("slope_change"),
-                "knee": head.get("segmented", {}).get("knee"), "x90": head.get("saturating", {}).get("x90")}
+                "knee": kt.get("knee"), "knee_verdict": kt.get("verdict") or kt.get("reason"),
+                "x90": head.get("saturating", {}).get("x90")}
     return {"estimates": est, "headline": headline, "lines": lines, "plots": plots}

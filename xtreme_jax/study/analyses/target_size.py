@@ -6,12 +6,29 @@ import math
 import numpy as np
 
 from xtreme_jax.study import fits, stats
-from xtreme_jax.study.analyses.common import cell_scores, errorbars, fmt, key_of, languages, levels_of, matrix, paired_examples, point_of, seeds_of, size_of
+from xtreme_jax.study.analyses.common import (cell_scores, errorbars, fmt, key_of, languages, levels_of, matrix,
+                                              paired_examples, point_of, seeds_of, significance, size_of)
+
+# "The gain has vanished" is an equivalence claim: the gain lies within +-MARGIN points of 0 (TOST,
+# 5%). One point of zero-shot accuracy is about the seed-to-seed spread of XNLI fine-tuning, the
+# smallest difference a reader would act on; analysis.equivalence_margin sets another.
+MARGIN = 1.0
+
+
+def _vanishes(x, g, sizes_est, margin):
+    """(fitted, measured): the smallest size where the fitted gain's 90% band lies inside +-margin,
+    and the smallest measured size whose gain TOST finds equivalent to 0."""
+    grid = np.geomspace(x.min(), x.max(), 200)
+    _, lo, hi, _ = fits.band(x, g, fits.loglinear, fits.predict_loglinear, grid, level=0.90)
+    inside = np.flatnonzero(np.isfinite(lo) & (lo > -margin) & (hi < margin))
+    measured = next((xx for xx, e in zip(x, sizes_est) if e["equivalence"]["equivalent"]), math.nan)
+    return (float(grid[inside[0]]) if len(inside) else math.nan), float(measured)
 
 
 def target_size(col, study) -> dict:
     a = study.analysis
     size_f, arm_f, base = a.size, a.arm, a.baseline
+    margin = float(a.get("equivalence_margin", MARGIN))
     seeds = seeds_of(col)
     sizes = sorted(levels_of(col, size_f), key=lambda s: size_of(s, a.full_size))
     x = np.array([size_of(s, a.full_size) for s in sizes])
@@ -20,61 +37,72 @@ def target_size(col, study) -> dict:
     langs = languages(col)
     est, lines, plots = {}, [], {}
     point = point_of(col)
+    tl = sorted({(r["task"], r["language"]) for r in col.rows if r["language"] != "en"})
     for arm in arms:
         e = est[arm] = {"per_size": {}, "per_language": {}}
         gains = {}
         for which in ["zero-shot"] + langs:
             sc = cell_scores(col, which)
-            with_ = matrix(sc, col, {**other, arm_f: arm}, size_f, sizes, seeds)
-            without = matrix(sc, col, {**other, arm_f: base}, size_f, sizes, seeds)
-            gains[which] = with_ - without
+            gains[which] = (matrix(sc, col, {**other, arm_f: arm}, size_f, sizes, seeds)
+                            - matrix(sc, col, {**other, arm_f: base}, size_f, sizes, seeds))
         g = gains["zero-shot"]
+        sc = cell_scores(col)
         for j, s in enumerate(sizes):
-            e["per_size"][s] = {"gain": stats.mean_estimate(g[:, j]),
-                                "with": stats.mean_estimate(matrix(cell_scores(col), col, {**other, arm_f: arm}, size_f, sizes, seeds)[:, j]),
-                                "without": stats.mean_estimate(matrix(cell_scores(col), col, {**other, arm_f: base}, size_f, sizes, seeds)[:, j])}
+            gain = stats.mean_estimate(g[:, j])
+            e["per_size"][s] = {"gain": gain, "equivalence": stats.tost(gain, margin),
+                                "with": stats.mean_estimate(matrix(sc, col, {**other, arm_f: arm}, size_f, sizes, seeds)[:, j]),
+                                "without": stats.mean_estimate(matrix(sc, col, {**other, arm_f: base}, size_f, sizes, seeds)[:, j])}
             pa = [point.get((key_of(col, {**other, arm_f: arm, size_f: s}), sd)) for sd in seeds]
             pb = [point.get((key_of(col, {**other, arm_f: base, size_f: s}), sd)) for sd in seeds]
-            tl = sorted({(r["task"], r["language"]) for r in col.rows if r["language"] != "en"})
             pe = paired_examples(col, pa, pb, tl) if None not in pa + pb else None
             if pe:
-                e["per_size"][s]["gain_paired_examples"] = pe
-        fit = fits.fit_with_ci(x, g, fits.loglinear, derived={"zero_gain_size": fits.zero_crossing})
-        grid = np.geomspace(x.min(), x.max(), 200)
-        v, lo, hi = fits.band(x, g, fits.loglinear, fits.predict_loglinear, grid)
-        first = fits.first_where_ci_includes_zero(grid, lo, hi)
-        measured_first = next((float(size_of(s, a.full_size)) for s in sizes
-                               if e["per_size"][s]["gain"]["ci95"][0] is not None
-                               and e["per_size"][s]["gain"]["ci95"][0] <= 0 <= e["per_size"][s]["gain"]["ci95"][1]),
-                              math.nan)
-        e["fit"] = {"model": "gain = a + b ln(n)", **fit,
-                    "first_size_ci_includes_zero": {"fitted": stats._num(first), "measured": stats._num(measured_first)}}
+                e["per_size"][s]["gain_seeds_and_items"] = pe
+        fit = fits.fit_with_ci(x, g, fits.loglinear, derived={"zero_gain_size": fits.zero_crossing},
+                               positive=("zero_gain_size",))
+        fitted, measured = _vanishes(x, g, [e["per_size"][s] for s in sizes], margin)
+        e["fit"] = {"model": "gain = a + b ln(n)", **fit}
+        e["gain_vanishes"] = {"margin": margin, "test": "TOST, 5% (90% interval inside +-margin)",
+                              "fitted_size": stats._num(fitted), "measured_size": stats._num(measured)}
+        family = []
         for l in langs:
-            e["per_language"][l] = {"gain_by_size": {s: stats.mean_estimate(gains[l][:, j]) for j, s in enumerate(sizes)},
-                                    "fit": fits.fit_with_ci(x, gains[l], fits.loglinear)}
+            by = {s: stats.mean_estimate(gains[l][:, j]) for j, s in enumerate(sizes)}
+            family += by.values()
+            e["per_language"][l] = {"gain_by_size": by, "fit": fits.fit_with_ci(x, gains[l], fits.loglinear)}
+        stats.adjust(family, f"per-language gains of {arm}, {len(langs)} languages x {len(sizes)} sizes")
         lines += [f"### Intermediate `{arm}` vs `{base}`: zero-shot gain by target training size", "",
-                  "| n | with | without | gain [95% CI over seeds] | gain, paired over test examples |", "|---:|---:|---:|---:|---:|"]
+                  f"| n | with | without | gain [95% t CI over seeds] | equivalent to 0 within +-{margin:g} (TOST p) | "
+                  "gain, over seeds and test items |", "|---:|---:|---:|---:|---:|---:|"]
         for s in sizes:
             ps = e["per_size"][s]
+            q = ps["equivalence"]
+            eq = "–" if q["equivalent"] is None else f"{'yes' if q['equivalent'] else 'no'} ({q['p']:.3g})"
             lines.append(f"| {int(size_of(s, a.full_size))} | {fmt(ps['with'], 1)} | {fmt(ps['without'], 1)} | "
-                         f"{fmt(ps['gain'])} | {fmt(ps['gain_paired_examples']) if 'gain_paired_examples' in ps else '–'} |")
+                         f"{fmt(ps['gain'])} | {eq} | "
+                         f"{fmt(ps['gain_seeds_and_items']) if 'gain_seeds_and_items' in ps else '–'} |")
+        v = e["gain_vanishes"]
         lines += ["", f"Fit gain(n) = a + b ln n: b = {fmt(fit['b'], 3)}; the fitted gain reaches 0 at n = "
-                  f"{fmt(fit['zero_gain_size'], 0)}; the fitted gain's 95% band first includes 0 at n = "
-                  f"{first:.0f}" if math.isfinite(first) else
-                  f"Fit gain(n) = a + b ln n: b = {fmt(fit['b'], 3)}; the fitted gain's 95% band excludes 0 "
-                  "over the whole measured range", "",
-                  "Per language, gain at each size (mean [95% CI]):", "",
+                  f"{fmt(fit['zero_gain_size'], 0)}. The gain vanishes (equivalent to 0 within +-{margin:g} points, "
+                  "TOST at 5%): " + (f"fitted curve from n = {v['fitted_size']:.0f}" if v["fitted_size"] else
+                                     "nowhere on the fitted curve in the measured range")
+                  + "; " + (f"first measured size n = {v['measured_size']:.0f}." if v["measured_size"] else
+                            "at no measured size."), "",
+                  "Per language, gain at each size (mean [95% CI]; * = p < 0.05 after Holm's adjustment over "
+                  "the whole table):", "",
                   "| language | " + " | ".join(str(int(size_of(s, a.full_size))) for s in sizes) + " |",
                   "|---|" + "---:|" * len(sizes)]
         for l in langs:
-            lines.append(f"| {l} | " + " | ".join(fmt(e["per_language"][l]["gain_by_size"][s], 1) for s in sizes) + " |")
+            by = e["per_language"][l]["gain_by_size"]
+            lines.append(f"| {l} | " + " | ".join(fmt(by[s], 1) + significance(by[s]) for s in sizes) + " |")
         lines.append("")
+        grid = np.geomspace(x.min(), x.max(), 200)
+        bv, blo, bhi, _ = fits.band(x, g, fits.loglinear, fits.predict_loglinear, grid)
 
-        def plot(ax, arm=arm, e=e, g=g, grid=grid, v=v, lo=lo, hi=hi):
+        def plot(ax, arm=arm, e=e, grid=grid, v=bv, lo=blo, hi=bhi):
             errorbars(ax, x, [e["per_size"][s]["gain"] for s in sizes], label="zero-shot avg (mean, 95% CI)")
             ax.plot(grid, v, color="C1", label="fit a + b ln n")
             ax.fill_between(grid, lo, hi, color="C1", alpha=0.2, label="95% band")
-            for k, l in enumerate(langs):
+            ax.axhspan(-margin, margin, color="0.85", alpha=0.5, label=f"equivalence margin +-{margin:g}")
+            for l in langs:
                 ax.plot(x, [e["per_language"][l]["gain_by_size"][s]["value"] or np.nan for s in sizes], lw=0.8,
                         alpha=0.6, ls="--", label=l)
             ax.axhline(0, color="k", lw=0.8)
@@ -84,7 +112,6 @@ def target_size(col, study) -> dict:
             ax.legend(fontsize=7)
         plots[f"gain_vs_size_{arm}.png"] = plot
     head = est[arms[0]]
-    headline = {"gain_at_smallest": head["per_size"][sizes[0]]["gain"],
-                "first_size_ci_includes_zero": head["fit"]["first_size_ci_includes_zero"],
+    headline = {"gain_at_smallest": head["per_size"][sizes[0]]["gain"], "gain_vanishes": head["gain_vanishes"],
                 "zero_gain_size": head["fit"]["zero_gain_size"]}
     return {"estimates": est, "headline": headline, "lines": lines, "plots": plots}
