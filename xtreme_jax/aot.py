@@ -74,20 +74,38 @@ def chip_of(topology: str) -> tuple[str, Chip]:
     return name, CHIPS[name]
 
 
+def device_figures(topology: str) -> tuple[str, Chip, int]:
+    """(generation, figures per jax device, devices per chip). The v4 descriptor lists each of a
+    chip's two TensorCores as a device (no megacore): its HBM, peak and bandwidth are then halved."""
+    name, chip = chip_of(topology)
+    dims = topology.split(":", 1)[1] if ":" in topology else ""
+    chips = math.prod(int(x) for x in dims.split("x")) if re.fullmatch(r"\d+(x\d+)*", dims) else 0
+    k = max(1, len(topology_devices(topology)) // chips) if chips else 1
+    if k == 1:
+        return name, chip, 1
+    return name, Chip(chip.hbm_gib / k, chip.peak_tflops / k, chip.hbm_gbps / k,
+                      f"{chip.source}; per TensorCore (1/{k} of a chip: the descriptor lists cores)"), k
+
+
 def quiet_libtpu():
     """libtpu looks for a TPU VM's metadata at start-up and warns when there is none."""
     os.environ.setdefault("TPU_ACCELERATOR_TYPE", "v5litepod-4")
     os.environ.setdefault("TPU_WORKER_HOSTNAMES", "localhost")
     os.environ.setdefault("TPU_SKIP_MDS_QUERY", "1")
+    # Compiling only: several processes (test workers, a study plan beside a compile) may load it.
+    os.environ.setdefault("ALLOW_MULTIPLE_LIBTPU_LOAD", "1")
 
 
 def topology_devices(topology: str) -> list:
     """The devices of a TPU slice, e.g. "v5e:2x4" (8 chips) or "v5e:16x16" (256 chips, 64 hosts)."""
-    chip_of(topology)
+    name, _ = chip_of(topology)
     quiet_libtpu()
     from jax.experimental import topologies
+    # v4's two TensorCores act as one device ("megacore"), as on a v4 VM; the default descriptor
+    # lists each core, and jax.make_mesh refuses those (MaxText's train_compile passes it too).
+    extra = {"chip_config_name": "megacore"} if name == "v4" else {}
     try:
-        return list(topologies.get_topology_desc(platform="tpu", topology_name=topology).devices)
+        return list(topologies.get_topology_desc(platform="tpu", topology_name=topology, **extra).devices)
     except Exception as e:  # noqa: BLE001  libtpu missing, or a shape it does not know
         first = (str(e).splitlines() or [""])[0][:300]
         raise CompileError(f"--topology={topology!r}: libtpu cannot describe it ({type(e).__name__}: {first}); "
@@ -263,15 +281,37 @@ def state_bytes_per_chip(state) -> int:
     return total
 
 
-_OOM_RE = re.compile(r"(?:Used|used) ([\d.]+)([KMGT]i?B?) of ([\d.]+)([KMGT]i?B?) hbm", re.I)
+def padded_bytes(aval, fmt) -> int:
+    """One chip's bytes of an argument: its shard's shape, in the compiled layout's dimension
+    order, rounded up to the layout's tile (TPU pads minor dims to e.g. 8 x 128 and scalars to 128)."""
+    shape, itemsize = (fmt.sharding.shard_shape(aval.shape) if aval.shape else ()), None
+    if jax.dtypes.issubdtype(aval.dtype, jax.dtypes.prng_key):  # a key: its uint32 data, (..., 2)
+        shape, itemsize = tuple(shape) + (2,), 4
+    layout = fmt.layout
+    order = layout.major_to_minor if len(layout.major_to_minor) == len(shape) else range(len(shape))
+    dims = [shape[i] for i in order] if shape else [1]
+    tile = layout.tiling[0] if layout.tiling else ()
+    for k, t in enumerate(reversed(tile)):
+        if k < len(dims):
+            dims[-1 - k] = -(-dims[-1 - k] // t) * t
+    return math.prod(dims) * (itemsize or jnp.dtype(aval.dtype).itemsize)
+
+
+def argument_bytes(compiled, args) -> int:
+    """Per-chip argument bytes computed from the argument shapes, shardings and compiled layouts."""
+    formats = jax.tree.leaves(compiled.input_formats[0])
+    avals = jax.tree.leaves(args)
+    return sum(padded_bytes(a, f) for a, f in zip(avals, formats))
+
+
+# XLA:TPU refuses a program that cannot fit: "... required for HLO temporaries (52.01G) exceeds
+# available HBM (15.75G)".
+_OOM_RE = re.compile(r"\(([\d.]+)([KMGT])\) exceeds available HBM")
 
 
 def _oom_bytes(message: str) -> int | None:
     m = _OOM_RE.search(message)
-    if not m:
-        return None
-    unit = {"K": 2 ** 10, "M": 2 ** 20, "G": 2 ** 30, "T": 2 ** 40}[m.group(2)[0].upper()]
-    return int(float(m.group(1)) * unit)
+    return int(float(m.group(1)) * {"K": 2 ** 10, "M": 2 ** 20, "G": 2 ** 30, "T": 2 ** 40}[m.group(2)]) if m else None
 
 
 def compile_program(program: Program, mesh, chip: Chip, lowered=None) -> dict:
@@ -287,8 +327,9 @@ def compile_program(program: Program, mesh, chip: Chip, lowered=None) -> dict:
         msg = str(e)
         if "RESOURCE_EXHAUSTED" not in msg and "hbm" not in msg.lower():
             raise
-        need = _oom_bytes(msg)
-        row.update(compile_s=time.perf_counter() - t, fits=False, needed_bytes=need,
+        temp = _oom_bytes(msg)  # at least: temporaries + the state the step takes
+        row.update(compile_s=time.perf_counter() - t, fits=False, temp_bytes=temp,
+                   needed_bytes=None if temp is None else temp + row["state_bytes"],
                    compiler_error=(msg.splitlines() or [""])[0][:400])
         return row
     row["compile_s"] = time.perf_counter() - t

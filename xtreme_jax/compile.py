@@ -69,7 +69,7 @@ def parse_mesh(text: str):
 def compile_config(config, topology: str, only: str = "", cache=None, log=None) -> dict:
     """{"chip", "mesh", "rows"} of every (matching) program of `config` compiled for `topology`."""
     from xtreme_jax import aot
-    chip_name, chip = aot.chip_of(topology)
+    chip_name, chip, _ = aot.device_figures(topology)
     mesh = aot.topology_mesh(topology, tuple(config.mesh))
     programs = [p for p in aot.programs_for(config, mesh) if not only or re.search(only, p.name)]
     if not programs:
@@ -123,13 +123,18 @@ def propose(config, topology: str, row: dict, log=None):
 
 def refusal(row: dict, chip_name: str, chip, proposal) -> str:
     need = row.get("needed_bytes")
-    needs = f"needs {gib(need)} GiB per chip" if need else "does not fit (the compiler ran out of HBM)"
-    what = (f" (arguments {gib(row['argument_bytes'])} + temporaries {gib(row['temp_bytes'])} + outputs "
-            f"{gib(row['output_bytes'])} - donated {gib(row['alias_bytes'])} GiB)" if "argument_bytes" in row else "")
+    if "compiler_error" in row:  # XLA:TPU refused it: its temporaries, plus the state it takes
+        needs = f"needs at least {gib(need)} GiB per chip" if need else "does not fit (the compiler ran out of HBM)"
+        what = (f" (temporaries {gib(row['temp_bytes'])} + state {gib(row['state_bytes'])} GiB; "
+                "XLA:TPU refused to compile it)" if need else "")
+    else:
+        needs = f"needs {gib(need)} GiB per chip"
+        what = (f" (arguments {gib(row['argument_bytes'])} + temporaries {gib(row['temp_bytes'])} + outputs "
+                f"{gib(row['output_bytes'])} - donated {gib(row['alias_bytes'])} GiB)")
     fix = (f"smallest change that fits (compiled): {proposal[0]} ({gib(proposal[1]['needed_bytes'])} GiB per chip)"
            if proposal else "no single change or pair of the candidates fits; use a bigger slice "
                             "(--topology) or a smaller batch")
-    return f"error: program {row['program']} {needs}{what} but a {chip_name} chip has {chip.hbm_gib:g} GiB of HBM; {fix}"
+    return f"error: program {row['program']} {needs}{what} but a {chip_name} device has {chip.hbm_gib:g} GiB of HBM; {fix}"
 
 
 def main(argv):
@@ -142,9 +147,9 @@ def main(argv):
     try:
         if _MESH.value:
             config.mesh = parse_mesh(_MESH.value)
-        chip_name, chip = aot.chip_of(_TOPOLOGY.value)
-        print(f"{_TOPOLOGY.value}: {len(aot.topology_devices(_TOPOLOGY.value))} {chip_name} chips ({chip.source})",
-              flush=True)
+        chip_name, chip, per_chip = aot.device_figures(_TOPOLOGY.value)
+        n = len(aot.topology_devices(_TOPOLOGY.value))
+        print(f"{_TOPOLOGY.value}: {n // per_chip} {chip_name} chips, {n} devices ({chip.source})", flush=True)
         say = lambda r: print(f"  compiled {r['program']} in {r['compile_s']:.1f} s", flush=True)  # noqa: E731
         result = compile_config(config, _TOPOLOGY.value, _ONLY.value, log=say)
         print(f"mesh (data, fsdp, tensor) = {tuple(result['mesh'])}\n" + table(result["rows"], chip_name))
