@@ -133,3 +133,16 @@ def test_bad_topology_and_mesh_are_one_line_errors():
         aot.topology_mesh("v9:2x2", (1, -1, 1))
     with pytest.raises(aot.CompileError, match=re.escape("(topology v5e:2x2 has 4 chips)")):
         aot.topology_mesh("v5e:2x2", (1, 8, 1))
+
+
+def test_compile_costs_compiles_shared_programs_once_and_costs_steps_at_the_mfu():
+    c = tiny_config(phases="target")
+    c.target.num_steps, c.target.save_every = 100, 50
+    cache = {}
+    a, b = compile_cli.compile_costs([c, c.to_dict()], "v5e:2x2", mfu=0.5, cache=cache)
+    assert len(cache) == 1 and a["fits"] and a["refused"] is None
+    p = a["phases"]["target"]
+    flops = a["programs"][0]["flops"]
+    assert p["steps"] == 100 and p["step_s"] == pytest.approx(flops / (197e12 * 0.5))
+    assert a["seconds"] == pytest.approx(100 * p["step_s"] + a["fixed_s"]) == pytest.approx(b["seconds"])
+    assert a["fixed_s"] > compile_cli.STARTUP_S

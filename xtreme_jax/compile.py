@@ -137,6 +137,56 @@ def refusal(row: dict, chip_name: str, chip, proposal) -> str:
     return f"error: program {row['program']} {needs}{what} but a {chip_name} device has {chip.hbm_gib:g} GiB of HBM; {fix}"
 
 
+# MFU a compiled step is costed at: the best measured full-scale figure, XLM-R large B=256 S=128
+# bf16 on an H100 (docs/benchmarks.md "H100: measured", 31.9%); MaxText reports 50-70% on TPUs
+# for decoder LMs, an encoder fine-tune with small batches reaches less. Override with mfu=.
+DEFAULT_MFU = (0.319, "measured: XLM-R large B=256 S=128 bf16 on an H100, 31.9% MFU (docs/benchmarks.md)")
+# Fixed cost of a run besides its steps (assumptions, stated, not measured on a TPU): process
+# start, imports and jax.distributed init; each distinct program's compile (the time measured
+# here, on a 2-core CPU: an upper bound for a TPU VM host); each checkpoint save at 1 GB/s per
+# host to GCS.
+STARTUP_S, CHECKPOINT_GBPS = 60.0, 1.0
+
+
+def compile_costs(configs, topology: str, mfu: float | None = None, cache: dict | None = None) -> list:
+    """For each run config (a ConfigDict or its dict): {"fits", "refused" (the error line or None),
+    "seconds" (steps + fixed cost), "steps_s", "fixed_s", "phases": {phase: {"steps", "step_s",
+    "program", "tflop_per_chip"}}, "mfu", "mfu_source", "programs": rows}. Programs shared by
+    several configs (equal fingerprints) are compiled once; each training phase is costed at its
+    longest length bucket (as study/cost.phase_seq does), every step at `mfu` of the bf16 peak."""
+    import ml_collections as mlc
+
+    from xtreme_jax import aot
+    mfu, source = (mfu, "given") if mfu else DEFAULT_MFU
+    chip_name, chip, _ = aot.device_figures(topology)
+    cache = {} if cache is None else cache
+    out = []
+    for config in configs:
+        config = config if isinstance(config, mlc.ConfigDict) else mlc.ConfigDict(config)
+        rows = compile_config(config, topology, cache=cache)["rows"]
+        bad = next((r for r in rows if not r["fits"]), None)
+        phases, steps_s = {}, 0.0
+        for r in rows:
+            if not r["train"] or not r["fits"]:
+                continue
+            p = phases.get(r["phase"])
+            if p is None or r["seq"] > p["seq"]:
+                n = int(config[r["phase"]].num_steps)
+                phases[r["phase"]] = {"steps": n, "seq": r["seq"], "program": r["program"],
+                                      "tflop_per_chip": r["flops"] / 1e12,
+                                      "step_s": r["flops"] / (chip.peak_tflops * 1e12 * mfu)}
+        for name, p in phases.items():
+            steps_s += p["steps"] * p["step_s"]
+        saves = sum(-(-int(config[n].num_steps) // int(config[n].save_every)) + 1 for n in phases)
+        state = max((r["state_bytes"] for r in rows if r["train"]), default=0)
+        fixed = (STARTUP_S + sum(r["compile_s"] for r in {r["fingerprint"]: r for r in rows}.values())
+                 + saves * state * len(aot.topology_devices(topology)) / (CHECKPOINT_GBPS * 1e9))
+        out.append({"fits": bad is None, "refused": refusal(bad, chip_name, chip, None) if bad else None,
+                    "seconds": steps_s + fixed, "steps_s": steps_s, "fixed_s": fixed, "phases": phases,
+                    "mfu": mfu, "mfu_source": source, "programs": rows})
+    return out
+
+
 def main(argv):
     del argv
     from xtreme_jax import aot
