@@ -60,6 +60,7 @@ CHIPS = {
 COLLECTIVES = ("all-gather", "all-reduce", "reduce-scatter", "collective-permute", "all-to-all")
 _OP_RE = re.compile(r"= .*?\b(" + "|".join(COLLECTIVES) + r")(?:-start)?\(")
 _COMPUTATION_RE = re.compile(r"^(?:ENTRY )?%(\S+) \(")
+_CHANNEL_RE = re.compile(r"channel_id=(\d+)")
 
 
 class CompileError(ValueError):
@@ -246,24 +247,27 @@ def programs_for(config, mesh, model_cfg=None) -> list:
 
 # ------------------------------------------------------------------------------------ compiling
 def collectives(hlo_text: str) -> dict:
-    """Collective ops in optimized HLO, by kind (each op once, wherever it sits: one inside a
-    while loop body runs once per iteration but is counted once)."""
-    counts = collections.Counter()
+    """Collective ops in optimized HLO, by kind. XLA:TPU clones one collective into several async
+    fusion computations: each is counted once, by its channel id. One inside a loop body runs once
+    per iteration but is counted once."""
+    seen = {k: set() for k in COLLECTIVES}
     inside = ""
-    for line in hlo_text.splitlines():
+    for n, line in enumerate(hlo_text.splitlines()):
         m = _COMPUTATION_RE.match(line)
         if m:
             inside = m.group(1)
             continue
         if inside.startswith("all-reduce-scatter"):
             continue
+        channel = _CHANNEL_RE.search(line)
+        key = channel.group(1) if channel else f"line{n}"
         if "calls=%all-reduce-scatter" in line:
-            counts["reduce-scatter"] += 1
+            seen["reduce-scatter"].add(f"fusion{n}")  # its channel id sits on the inner all-reduce
             continue
         op = _OP_RE.search(line.split(", metadata=")[0])
         if op:
-            counts[op.group(1)] += 1
-    return {k: counts.get(k, 0) for k in COLLECTIVES}
+            seen[op.group(1)].add(key)
+    return {k: len(v) for k, v in seen.items()}
 
 
 def fingerprint(lowered) -> str:
