@@ -348,7 +348,8 @@ def compile_program(program: Program, mesh, chip: Chip, lowered=None) -> dict:
     t_flops, t_bytes = flops / (chip.peak_tflops * 1e12), nbytes / (chip.hbm_gbps * 1e9)
     row.update(argument_bytes=arg, output_bytes=out, temp_bytes=tmp, alias_bytes=alias, code_bytes=code,
                needed_bytes=need, fits=need <= chip.hbm_gib * GiB, flops=flops, bytes_accessed=nbytes,
-               collectives=collectives(compiled.as_text()), roofline_s=max(t_flops, t_bytes),
+               collectives=collectives(compiled.as_text()), flops_s=t_flops, bytes_s=t_bytes,
+               roofline_s=max(t_flops, t_bytes),
                roofline_bound="compute" if t_flops >= t_bytes else "memory")
     return row
 
