@@ -42,6 +42,11 @@ def table(rows, chip_name) -> str:
     lines = [head]
     for r in rows:
         c = r.get("collectives") or {}
+        if "compiler_error" in r:  # refused by XLA:TPU: no memory plan, cost or HLO to report
+            lines.append(f"{r['program'][:34]:34s} {'-':>6s} {gib(r.get('temp_bytes')):>6s} {'-':>6s} "
+                         f">={gib(r.get('needed_bytes')):>6s} {'NO':>4s}  refused by the compiler: out of HBM"
+                         f"{'':>40s}{r['compile_s']:9.1f}")
+            continue
         lines.append(
             f"{r['program'][:34]:34s} {gib(r.get('argument_bytes')):>6s} {gib(r.get('temp_bytes')):>6s} "
             f"{gib(r.get('output_bytes')):>6s} {gib(r.get('needed_bytes')):>8s} {'yes' if r['fits'] else 'NO':>4s} "
