@@ -61,11 +61,14 @@ def test_fsdp_divides_the_state_by_the_factor_the_shapes_give():
         c.mesh = shape
         p = aot.programs_for(c, mesh, cfg)[0]
         per_chip[shape] = (p.lower(mesh).compile().memory_analysis().alias_size_in_bytes,
-                           aot.state_bytes_per_chip(p.args[0]))
+                           aot.state_bytes_per_chip(p.args[0]), aot.replicated_bytes(p.args[0]))
     # expected: every leaf with an "embed" dim split 4 ways, the rest (LayerNorm, "mlp" biases) whole
     expected = per_chip[(4, 1, 1)][1] / per_chip[(1, 4, 1)][1]
     assert 3.5 < expected < 4
     assert per_chip[(4, 1, 1)][0] / per_chip[(1, 4, 1)][0] == pytest.approx(expected, rel=0.03)
+    # data parallel: every leaf whole on every chip; fsdp: only LayerNorms and tensor-axis biases
+    assert per_chip[(4, 1, 1)][2] == per_chip[(4, 1, 1)][1]
+    assert per_chip[(1, 4, 1)][2] < 0.02 * per_chip[(4, 1, 1)][1]
 
 
 def test_oversized_point_is_refused_with_a_compiled_proposal():

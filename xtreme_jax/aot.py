@@ -310,6 +310,17 @@ def argument_bytes(compiled, args) -> int:
 
 # XLA:TPU refuses a program that cannot fit: "... required for HLO temporaries (52.01G) exceeds
 # available HBM (15.75G)".
+def replicated_bytes(state) -> int:
+    """Bytes of the state leaves that every chip holds whole (no mesh axis of size > 1 splits them):
+    their gradients are all-reduced whole every step, and each chip updates all of them."""
+    total = 0
+    for x in jax.tree.leaves(state):
+        spec, mesh = x.sharding.spec, x.sharding.mesh
+        if all(mesh.shape[a] == 1 for d in spec if d for a in ((d,) if isinstance(d, str) else d)):
+            total += math.prod(x.shape) * x.dtype.itemsize
+    return total
+
+
 _OOM_RE = re.compile(r"\(([\d.]+)([KMGT])\) exceeds available HBM")
 
 
@@ -324,7 +335,8 @@ def compile_program(program: Program, mesh, chip: Chip, lowered=None) -> dict:
     lowered = lowered or program.lower(mesh)
     fp = fingerprint(lowered)
     row = dict(program=program.name, fingerprint=fp, **{k: v for k, v in program.meta.items() if k != "state"},
-               hbm_bytes=int(chip.hbm_gib * GiB), state_bytes=state_bytes_per_chip(program.meta["state"]))
+               hbm_bytes=int(chip.hbm_gib * GiB), state_bytes=state_bytes_per_chip(program.meta["state"]),
+               replicated_state_bytes=replicated_bytes(program.meta["state"]))
     try:
         compiled = lowered.compile()
     except Exception as e:  # noqa: BLE001  XLA:TPU refuses a program that cannot fit in HBM

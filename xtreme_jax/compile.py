@@ -209,6 +209,12 @@ def main(argv):
         result = compile_config(config, _TOPOLOGY.value, _ONLY.value, log=say)
         print(f"mesh (data, fsdp, tensor) = {tuple(result['mesh'])}\n" + table(result["rows"], chip_name))
         print(f"note: {NOT_SHOWN}")
+        train = [r for r in result["rows"] if r["train"]]
+        data, fsdp, tensor = result["mesh"]
+        if train and data > 1 and train[0]["replicated_state_bytes"] > train[0]["state_bytes"] / 2:
+            print(f"note: {gib(train[0]['replicated_state_bytes'])} GiB of the train state is whole on every chip "
+                  f"(data-parallel mesh): its gradients are all-reduced whole each step (the word embedding's "
+                  f"among them); --mesh=1,{data * fsdp},{tensor} shards it over fsdp (docs/tpu.md)")
         bad = next((r for r in result["rows"] if not r["fits"]), None)
         proposal = propose(config, _TOPOLOGY.value, bad, say) if bad and _PROPOSE.value else None
         out = {"topology": _TOPOLOGY.value, "chip": chip_name, "chip_figures": chip.__dict__, **result,
