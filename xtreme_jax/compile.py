@@ -76,6 +76,8 @@ def compile_config(config, topology: str, only: str = "", cache=None, log=None) 
     from xtreme_jax import aot
     chip_name, chip, _ = aot.device_figures(topology)
     mesh = aot.topology_mesh(topology, tuple(config.mesh))
+    from xtreme_jax import config as config_lib  # the run's own checks, before any compile
+    config_lib.validate(config, mesh.devices.size, len({d.process_index for d in mesh.devices.flat}))
     programs = [p for p in aot.programs_for(config, mesh) if not only or re.search(only, p.name)]
     if not programs:
         raise aot.CompileError(f"--only={only!r} matches no program of this config")
