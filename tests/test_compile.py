@@ -1,0 +1,151 @@
+"""AOT compilation for TPU slices (xtreme_jax.aot, python -m xtreme_jax.compile) with libtpu from
+PyPI, no TPU: the tiny preset's programs compile for v5e and v4 slices, the compiler's per-chip
+argument bytes equal those computed from shapes, fsdp divides the state as the shapes say, an
+oversized point is refused with a compiled proposal, and the run jits the program compiled here."""
+import math
+import re
+
+import jax
+import pytest
+
+pytest.importorskip("libtpu", reason="libtpu not installed (pip install -e .[tpu]); the AOT compiler needs it")
+
+from xtreme_jax import aot, compile as compile_cli  # noqa: E402
+from xtreme_jax import config as C  # noqa: E402
+from xtreme_jax.models.encoder import preset  # noqa: E402
+
+
+def tiny_config(phases="target,evaluate", **model):
+    c = C.base_config()
+    c.phases = phases
+    c.model.update(model)
+    c.data.buckets = (32,)
+    c.target = C.train_phase([C.task_entry("xnli", max_length=32, src=C.source("hub"))], batch_size=32)
+    c.evaluate.tasks = [C.eval_task("xnli", C.source("hub"), max_length=32)]
+    c.evaluate.buckets = (32,)
+    c.mesh = (1, -1, 1)
+    return c
+
+
+@pytest.mark.parametrize("topology", ["v5e:2x2", "v4:2x2x1"])
+def test_tiny_train_step_and_forward_compile_and_arguments_match_the_shapes(topology):
+    mesh = aot.topology_mesh(topology, (1, -1, 1))
+    assert mesh.devices.size == 4 and mesh.devices.flat[0].platform == "tpu"
+    programs = aot.programs_for(tiny_config(), mesh)
+    assert [p.name for p in programs] == ["target/xnli/B32xS32", "evaluate/xnli/B64xS32"]
+    for p in programs:
+        compiled = p.lower(mesh).compile()
+        ma = compiled.memory_analysis()
+        # arguments = state shards (+ batch shard + key), each padded to its compiled tile
+        assert ma.argument_size_in_bytes == aot.argument_bytes(compiled, p.args)
+        if p.meta["train"]:
+            # the donated state (parameters + AdamW moments + counts) is what the step aliases
+            assert ma.alias_size_in_bytes == aot.argument_bytes(compiled, p.args[:1])
+            raw = sum(math.prod(x.sharding.shard_shape(x.shape)) * x.dtype.itemsize
+                      for x in jax.tree.leaves(p.args[0]))
+            assert raw == aot.state_bytes_per_chip(p.args[0]) < ma.alias_size_in_bytes
+    name, chip, _ = aot.device_figures(topology)
+    rows = aot.compile_all(programs, mesh, chip)
+    train = rows[0]
+    assert train["fits"] and train["flops"] > 0 and train["roofline_s"] > 0
+    # fsdp: gradients leave each chip as reduce-scatters, weights arrive as all-gathers
+    assert train["collectives"]["reduce-scatter"] >= 1 and train["collectives"]["all-gather"] >= 1
+
+
+def test_fsdp_divides_the_state_by_the_factor_the_shapes_give():
+    cfg = preset("tiny", hidden_size=256, intermediate_size=512, vocab_size=4096, num_heads=4)
+    per_chip = {}
+    for shape in ((4, 1, 1), (1, 4, 1)):
+        mesh = aot.topology_mesh("v5e:2x2", shape)
+        c = tiny_config(phases="target")
+        c.mesh = shape
+        p = aot.programs_for(c, mesh, cfg)[0]
+        per_chip[shape] = (p.lower(mesh).compile().memory_analysis().alias_size_in_bytes,
+                           aot.state_bytes_per_chip(p.args[0]), aot.replicated_bytes(p.args[0]))
+    # expected: every leaf with an "embed" dim split 4 ways, the rest (LayerNorm, "mlp" biases) whole
+    expected = per_chip[(4, 1, 1)][1] / per_chip[(1, 4, 1)][1]
+    assert 3.5 < expected < 4
+    assert per_chip[(4, 1, 1)][0] / per_chip[(1, 4, 1)][0] == pytest.approx(expected, rel=0.03)
+    # data parallel: every leaf whole on every chip; fsdp: only LayerNorms and tensor-axis biases
+    assert per_chip[(4, 1, 1)][2] == per_chip[(4, 1, 1)][1]
+    assert per_chip[(1, 4, 1)][2] < 0.02 * per_chip[(4, 1, 1)][1]
+
+
+def test_oversized_point_is_refused_with_a_compiled_proposal():
+    # a 16M-row embedding (4 GiB f32; + 2 AdamW moments + its gradient), replicated on 4 chips
+    c = tiny_config(phases="target", vocab_size=2 ** 24)
+    c.mesh = (4, 1, 1)
+    got = compile_cli.compile_config(c, "v5e:2x2")
+    row = got["rows"][0]
+    assert not row["fits"] and row["needed_bytes"] > 16 * 2 ** 30
+    proposal = compile_cli.propose(c, "v5e:2x2", row)
+    text, fixed = proposal
+    assert text == "--config.mesh='(1,4,1)'" and fixed["fits"] and fixed["needed_bytes"] < 16 * 2 ** 30
+    line = compile_cli.refusal(row, "v5e", aot.CHIPS["v5e"], proposal)
+    g = lambda b: f"{b / 2 ** 30:.2f}"  # noqa: E731
+    assert row["compiler_error"].startswith("RESOURCE_EXHAUSTED")  # XLA:TPU itself refused it
+    assert line == (f"error: program target/xnli/B32xS32 needs at least {g(row['needed_bytes'])} GiB per chip "
+                    f"(temporaries {g(row['temp_bytes'])} + state {g(row['state_bytes'])} GiB; XLA:TPU refused "
+                    f"to compile it) but a v5e device has 16 GiB of HBM; smallest change that fits (compiled): "
+                    f"--config.mesh='(1,4,1)' ({g(fixed['needed_bytes'])} GiB per chip)")
+
+
+def test_the_run_jits_the_program_the_compiler_compiles(smoke, tmp_path, monkeypatch):
+    """One tiny target phase runs for real; the step train_loop built is lowered beside the one
+    programs_for builds for the run's own mesh and model: same StableHLO fingerprint, and the
+    batches the run fed it have the shapes the compiler assumed."""
+    import importlib.util
+
+    from smoke import write_config
+    from xtreme_jax import phases, train_step
+    from xtreme_jax.context import build_context
+    spec = importlib.util.spec_from_file_location("smoke_cfg", write_config(smoke, tmp_path / "cfg.py", "target"))
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    config = module.get_config()
+    config.target.num_steps, config.target.save_every = 1, 1
+    built, fed = [], []
+    real = train_step.make_train_step
+
+    def recording(*args, **kw):
+        fn = real(*args, **kw)
+        built.append(fn)
+
+        def step(state, batch, rng):
+            fed.append({k: (v.shape, v.dtype) for k, v in batch.items()})
+            return fn(state, batch, rng)
+        return step
+    monkeypatch.setattr(train_step, "make_train_step", recording)
+    phases.run_pipeline(config, str(tmp_path / "run"))
+    monkeypatch.setattr(train_step, "make_train_step", real)
+    context = build_context(config, str(tmp_path / "run2"))
+    seq = fed[0]["input_ids"][0][-1]  # the length bucket the run's batch took (one per bucket)
+    (program,) = [p for p in aot.programs_for(config, context.mesh, context.model_cfg) if p.meta["seq"] == seq]
+    assert len(built) == 1
+    assert fed[0] == {k: (v.shape, v.dtype) for k, v in program.args[1].items()}
+    run_fp = aot.fingerprint(aot.Program("run", built[0], program.args, {}).lower(context.mesh))
+    assert run_fp == aot.fingerprint(program.lower(context.mesh))
+    # a different phase setting is a different program: the fingerprint can tell
+    config.target.lr = 2e-3
+    (other,) = [p for p in aot.programs_for(config, context.mesh, context.model_cfg) if p.meta["seq"] == seq]
+    assert aot.fingerprint(other.lower(context.mesh)) != run_fp
+
+
+def test_bad_topology_and_mesh_are_one_line_errors():
+    with pytest.raises(aot.CompileError, match=r"unknown TPU generation 'v9'; choose one of v4, v5e, v5p, v6e"):
+        aot.topology_mesh("v9:2x2", (1, -1, 1))
+    with pytest.raises(aot.CompileError, match=re.escape("(topology v5e:2x2 has 4 chips)")):
+        aot.topology_mesh("v5e:2x2", (1, 8, 1))
+
+
+def test_compile_costs_compiles_shared_programs_once_and_costs_steps_at_the_mfu():
+    c = tiny_config(phases="target")
+    c.target.num_steps, c.target.save_every = 100, 50
+    cache = {}
+    a, b = compile_cli.compile_costs([c, c.to_dict()], "v5e:2x2", mfu=0.5, cache=cache)
+    assert len(cache) == 1 and a["fits"] and a["refused"] is None
+    p = a["phases"]["target"]
+    flops = a["programs"][0]["flops"]
+    assert p["steps"] == 100 and p["step_s"] == pytest.approx(flops / (197e12 * 0.5))
+    assert a["seconds"] == pytest.approx(100 * p["step_s"] + a["fixed_s"]) == pytest.approx(b["seconds"])
+    assert a["fixed_s"] > compile_cli.STARTUP_S
