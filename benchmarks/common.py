@@ -109,37 +109,32 @@ def cfg_dict(cfg) -> dict:
 
 # ============================================================================ the step
 
+def make_step(cfg, heads: dict, mesh, *, lr: float = 1e-5, total_steps: int = 10 ** 6, warmup: float = 0.1,
+              rows: bool = False, grad_dtype=None, abstract_only: bool = False) -> "TrainSetup":
+    """The optimizer, the train state and the step, built by the runs' own
+    xtreme_jax.trainer.build_steps from a phase config with the schema's defaults (so a benchmark
+    times the step a run takes); `abstract_only`: shapes and shardings, no arrays."""
+    from xtreme_jax import config as config_lib
+    from xtreme_jax.trainer import build_steps
+    pcfg = config_lib.train_phase(lr=lr, num_steps=total_steps, warmup=warmup,
+                                  embedding_update="rows" if rows else "dense")
+    return TrainSetup(build_steps(pcfg, cfg, mesh, heads, abstract_only=abstract_only), grad_dtype)
+
+
 @dataclasses.dataclass
 class TrainSetup:
-    """What make_step assembles: the sharded train state and how to make its jitted steps."""
-    graphdef: Any
-    state: Any
-    shardings: Any
-    schedule: Any                 # the learning-rate schedule (legacy steps of benchmarks/perf.py take it)
-    row_update: Any = None        # optim.make_row_update's update, with rows=True
+    """make_step's StepParts and the gradient dtype the benchmark asked for."""
+    parts: Any
     grad_dtype: Any = None
+
+    def __getattr__(self, name):  # graphdef, state, shardings, schedule, row_update
+        if name == "parts":
+            raise AttributeError(name)
+        return getattr(self.parts, name)
 
     def step(self, head: str, *, guard: str = "auto", head_options: dict | None = None):
         """A new jitted, donated step(state, batch, rng) -> (state, metrics) for `head`."""
-        from xtreme_jax import train_step
-        return train_step.make_train_step(self.graphdef, self.shardings, head, self.schedule, 1, self.grad_dtype,
-                                          row_update=self.row_update, guard=guard, head_options=head_options)
-
-
-def make_step(cfg, heads: dict, mesh, *, lr: float = 1e-5, total_steps: int = 10 ** 6, warmup: float = 0.1,
-              rows: bool = False, grad_dtype=None, abstract_only: bool = False) -> TrainSetup:
-    """The optimizer, the train state and the step, assembled as a run's train phase does
-    (xtreme_jax/train_loop.py: optim.make_optimizer, train_step.create_state, make_row_update
-    for embedding_update=rows, make_train_step per head), with the optimizer's other settings
-    at their defaults. The one place every benchmark builds a step: when the runs build theirs
-    elsewhere, only this function follows. `abstract_only`: shapes and shardings, no arrays."""
-    from xtreme_jax import optim, train_step
-    opt_args = dict(lr=lr, total_steps=total_steps, warmup=warmup)
-    tx, sched = optim.make_optimizer(**opt_args)
-    graphdef, state, shardings = train_step.create_state(cfg, heads, tx, mesh, abstract_only=abstract_only,
-                                                         row_embeddings=rows)
-    row_update = optim.make_row_update(**opt_args) if rows else None
-    return TrainSetup(graphdef, state, shardings, sched, row_update, grad_dtype)
+        return self.parts.step(head, grad_dtype=self.grad_dtype, guard=guard, head_options=head_options)
 
 
 class JaxTrainer:

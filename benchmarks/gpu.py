@@ -75,9 +75,11 @@ def _log(msg: str):
 
 def model_cfg(size: str, dtype, seq: int, smoke: bool, **over):
     from xtreme_jax.models.encoder import preset
+    bits = over.get("bits", 16)   # a variant's dropout bits: EncoderConfig.dropout_bits, as a run sets it
     over = {k: v for k, v in over.items() if k not in ("legacy", "bits", "rows")}
     extra = dict(num_layers=1, vocab_size=1024) if smoke else {}
-    cfg = preset(size, dtype=dtype, hidden_dropout=0.1, attention_dropout=0.1, **{**extra, **over})
+    cfg = preset(size, dtype=dtype, hidden_dropout=0.1, attention_dropout=0.1, dropout_bits=bits,
+                 **{**extra, **over})
     if cfg.max_position_embeddings < seq + 2:
         cfg = cfg.replace(max_position_embeddings=seq + 2)
     return cfg
@@ -118,11 +120,6 @@ def one_chip():
     return sharding.make_mesh((1, 1, 1), jax.devices()[:1])
 
 
-def with_bits(bits: int):
-    from xtreme_jax.models import encoder
-    encoder.DROPOUT_BITS = bits
-
-
 def peak(on_cpu: bool) -> tuple:
     import jax
     from xtreme_jax.metrics import table_peak
@@ -138,7 +135,6 @@ def time_group(cfg_of, variants: dict, host: dict, *, rounds: int, steps: int, f
     steppers, out = {}, {}
     init = initial_state(cfg_of({}))
     for name, v in variants.items():
-        with_bits(v.get("bits", 16))
         try:
             steppers[name] = build_step(cfg_of(v), v, host, init)
             out[name] = {"compile_s": steppers[name].compile_s}
@@ -147,7 +143,6 @@ def time_group(cfg_of, variants: dict, host: dict, *, rounds: int, steps: int, f
             _log(f"{name}: {out[name]['error']}")
 
     def timed(name):
-        with_bits(variants[name].get("bits", 16))  # trace-time only; set for symmetry
         return steppers[name](steps)
     del init
     res = interleave({n: (lambda n=n: timed(n)) for n in steppers}, rounds)
@@ -160,7 +155,6 @@ def time_group(cfg_of, variants: dict, host: dict, *, rounds: int, steps: int, f
     if "baseline" in res:
         for name, ts in res.items():
             out[name]["speedup_vs_baseline"] = med([b / x for b, x in zip(res["baseline"], ts)])
-    with_bits(16)
     HELD.clear()
     HELD.update(steppers)   # the last group's steppers, for the profile
     return out
@@ -360,7 +354,6 @@ def main(argv=None) -> dict:
     VARIANTS["best"] = best_v
 
     def profile_stage():
-        with_bits(best_v.get("bits", 16))
         s = profiled.get(best)
         if s is None:
             cfg = model_cfg(large, dtype, S, smoke, **best_v)
@@ -368,7 +361,6 @@ def main(argv=None) -> dict:
         d = tempfile.mkdtemp(prefix="xtj-gpu-prof-")
         with jax.profiler.trace(d):
             step_s = s(max(1, min(steps, 3)))
-        with_bits(16)
         return {"variant": best, "step_s": step_s, "trace_dir": d, **summarize_profile(d)}
     stage("profile", 30, profile_stage, "profile")
     profiled.clear()

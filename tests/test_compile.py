@@ -149,3 +149,35 @@ def test_compile_costs_compiles_shared_programs_once_and_costs_steps_at_the_mfu(
     assert p["steps"] == 100 and p["step_s"] == pytest.approx(flops / (197e12 * 0.5))
     assert a["seconds"] == pytest.approx(100 * p["step_s"] + a["fixed_s"]) == pytest.approx(b["seconds"])
     assert a["fixed_s"] > compile_cli.STARTUP_S
+
+
+def test_study_plan_costs_every_run_from_its_compile_and_refuses_a_run_that_does_not_fit():
+    """`study plan --compile`: every run of the graph gets compiled seconds (steps at the MFU +
+    the fixed cost), the totals add up, shared programs compile once; an oversized model refuses
+    the plan with the run named and the compiler's numbers."""
+    from xtreme_jax.study import plan as plan_lib, spec
+    from xtreme_jax.study.spec import StudyError
+
+    def study(**fixed_model):
+        c = spec.study("target_size", "q", "tiny")
+        c.recipe = "configs/demo.py"
+        c.fixed = "arm=with,mlm=all,size=tiny"
+        c.seeds = (0,)
+        c.factors["target_examples"] = (100, 400)
+        return c
+
+    plan = plan_lib.make_plan(study())
+    got = plan_lib.add_compiled_cost(plan, "v5e:2x2", mfu=0.5)
+    nodes = plan.cost["nodes"]
+    assert got["chips_per_run"] == 4 and got["mfu"] == 0.5 and got["mfu_source"] == "given"
+    assert all(nodes[h]["compiled_seconds"] > nodes[h]["compiled_fixed_seconds"] > 0 for h in plan.graph.nodes)
+    assert math.isclose(got["chip_hours"], sum(nodes[h]["compiled_chip_hours"] for h in plan.graph.nodes))
+    assert "compiled cost on v5e:2x2 (4 chips per run)" in plan_lib.table(plan)
+
+    big = plan_lib.make_plan(study())
+    for n in big.graph.nodes.values():
+        n.config["model"]["vocab_size"] = 2 ** 24
+        n.config["mesh"] = [4, 1, 1]
+    with pytest.raises(StudyError, match=r"^run \w+ \(mlm\S*\): program mlm/mlm/B\d+xS\d+ needs .* 16 GiB of HBM; "
+                                         r"smallest change that fits \(compiled\): --config.mesh='\(1,4,1\)'"):
+        plan_lib.add_compiled_cost(big, "v5e:2x2")

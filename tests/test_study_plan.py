@@ -297,3 +297,21 @@ def test_plan_prints_power_and_warns_when_the_headline_cannot_detect_the_effect(
             "18 seeds are needed") in table
     c.power.seed_sd = 0.0
     assert "power: not computed" in plan_lib.table(plan_lib.make_plan(c))
+
+
+def test_model_levers_at_their_defaults_leave_run_hashes_unchanged():
+    """The accelerator levers added to config.model (issue 24) are hash-neutral at the value that
+    does what the code did before them, so finished study runs keep their directories; any other
+    value is a different run."""
+    import copy
+    from xtreme_jax.config import base_config
+    from xtreme_jax.study.expand import config_hash
+    cfg = base_config().to_dict()
+    before = copy.deepcopy(cfg)
+    for k in ("attention_dropout", "attention_impl", "grad_dtype", "dropout_bits"):
+        before["model"].pop(k)
+    assert config_hash(cfg) == config_hash(before)
+    for k, v in (("dropout_bits", 8), ("grad_dtype", "bfloat16"), ("attention_dropout", 0.0)):
+        changed = copy.deepcopy(cfg)
+        changed["model"][k] = v
+        assert config_hash(changed) != config_hash(before), k

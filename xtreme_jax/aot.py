@@ -5,7 +5,7 @@ libtpu (PyPI `jax[tpu]`) compiles for a described topology without the hardware:
 multi-host slice), a mesh over them is built as the run builds its own, and
 `jit(...).lower(abstract args).compile()` returns the compiler's memory plan, cost analysis and
 HLO. `programs_for` builds the programs of a run through the same functions the run calls
-(train_loop: optim.make_optimizer -> train_step.create_state -> train_step.make_train_step; the
+(trainer.build_steps: optim.make_optimizer -> train_step.create_state -> make_train_step; the
 evaluate phase: evaluation.Evaluator's forward), so what is compiled here is what the run jits.
 
 What a compile does not show: the real step time (the roofline is a lower bound: FLOPs at the
@@ -28,7 +28,8 @@ from flax import nnx
 from jax.sharding import NamedSharding, PartitionSpec as P
 
 from xtreme_jax import config as config_lib
-from xtreme_jax import optim, sharding, train_step
+from xtreme_jax import sharding, train_step
+from xtreme_jax.trainer import build_steps
 from xtreme_jax.context import DTYPES, source
 from xtreme_jax.data.batching import resolve_buckets
 from xtreme_jax.models import encoder as enc_lib
@@ -177,26 +178,19 @@ def _buckets(length: int, buckets) -> tuple:
 
 
 def train_programs(name: str, pcfg, config, model_cfg, mesh) -> list:
-    """The train steps of one phase, one per head and length bucket, built as train_loop builds them."""
+    """The train steps of one phase, one per head and length bucket, built by the run's own
+    trainer.build_steps."""
     entries = []
     for t in pcfg.tasks:
         task = get_task(t.name)
         entries.append((t.head or t.name, task, task.num_labels(source(t.source)), t.max_length or task.max_length))
     heads = {h: (task.kind, n) for h, task, n, _ in entries}
-    opt_args = dict(lr=pcfg.lr, total_steps=pcfg.num_steps, warmup=pcfg.warmup, weight_decay=pcfg.weight_decay,
-                    b1=pcfg.b1, b2=pcfg.b2, eps=pcfg.eps, clip=pcfg.clip, layer_decay=pcfg.layer_decay or None,
-                    num_layers=model_cfg.num_layers)
-    tx, sched = optim.make_optimizer(**opt_args)
-    rows = pcfg.get("embedding_update", "dense") == "rows"
-    graphdef, state, shardings = train_step.create_state(model_cfg, heads, tx, mesh, seed=config.seed,
-                                                         abstract_only=True, row_embeddings=rows)
-    grad_dtype = jnp.bfloat16 if config.model.get("bf16_grads", False) else None
-    row_update = optim.make_row_update(**opt_args) if rows else None
+    parts = build_steps(pcfg, model_cfg, mesh, heads, seed=config.seed, abstract_only=True)  # as the run builds them
+    state = parts.state
     key = jax.eval_shape(lambda: jax.random.key(0))
     out, seen = [], set()
     for head, task, _, length in entries:
-        step = train_step.make_train_step(graphdef, shardings, head, sched, pcfg.accum_steps, grad_dtype,
-                                          row_update=row_update)
+        step = parts.step(head)
         for seq in _buckets(length, config.data.buckets):
             if (head, seq) in seen:
                 continue

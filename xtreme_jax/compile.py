@@ -18,12 +18,20 @@ import sys
 from absl import app, flags
 from ml_collections import config_flags
 
-_CONFIG = config_flags.DEFINE_config_file("config", None, "configs/X.py[:args]", lock_config=False)
-_TOPOLOGY = flags.DEFINE_string("topology", "v5e:2x4", "TPU slice, e.g. v5e:2x4, v4:2x2x1, v5p:2x2x1, v6e:2x4, v5e:16x16")
-_MESH = flags.DEFINE_string("mesh", "", "(data,fsdp,tensor) as 1,8,1; default: config.mesh")
-_ONLY = flags.DEFINE_string("only", "", "compile only the programs whose name matches this regex")
-_WORKDIR = flags.DEFINE_string("workdir", "", "where compile.json goes (default: print only)")
-_PROPOSE = flags.DEFINE_bool("propose", True, "on a program that does not fit, compile candidate fixes")
+
+
+def _define_flags():
+    """The command's flags, defined only when it runs as a program: `study plan --compile` imports
+    this module as a library beside its own --config."""
+    global _CONFIG, _TOPOLOGY, _MESH, _ONLY, _WORKDIR, _PROPOSE
+    _CONFIG = config_flags.DEFINE_config_file("config", None, "configs/X.py[:args]", lock_config=False)
+    _TOPOLOGY = flags.DEFINE_string("topology", "v5e:2x4",
+                                    "TPU slice, e.g. v5e:2x4, v4:2x2x1, v5p:2x2x1, v6e:2x4, v5e:16x16")
+    _MESH = flags.DEFINE_string("mesh", "", "(data,fsdp,tensor) as 1,8,1; default: config.mesh")
+    _ONLY = flags.DEFINE_string("only", "", "compile only the programs whose name matches this regex")
+    _WORKDIR = flags.DEFINE_string("workdir", "", "where compile.json goes (default: print only)")
+    _PROPOSE = flags.DEFINE_bool("propose", True, "on a program that does not fit, compile candidate fixes")
+
 
 NOT_SHOWN = ("a compile does not show the real step time (the roofline is a lower bound: FLOPs at the "
              "bf16 peak or bytes at the HBM bandwidth, whichever is slower, no overlap loss), the time "
@@ -188,7 +196,9 @@ def compile_costs(configs, topology: str, mfu: float | None = None, cache: dict 
         state = max((r["state_bytes"] for r in rows if r["train"]), default=0)
         fixed = (STARTUP_S + sum(r["compile_s"] for r in {r["fingerprint"]: r for r in rows}.values())
                  + saves * state * len(aot.topology_devices(topology)) / (CHECKPOINT_GBPS * 1e9))
-        out.append({"fits": bad is None, "refused": refusal(bad, chip_name, chip, None) if bad else None,
+        # A run that does not fit is refused with the smallest change that does, compiled.
+        refused = refusal(bad, chip_name, chip, propose(config, topology, bad)) if bad else None
+        out.append({"fits": bad is None, "refused": refused,
                     "seconds": steps_s + fixed, "steps_s": steps_s, "fixed_s": fixed, "phases": phases,
                     "mfu": mfu, "mfu_source": source, "programs": rows})
     return out
@@ -238,4 +248,5 @@ if __name__ == "__main__":
     os.environ.setdefault("JAX_PLATFORMS", "cpu")
     from xtreme_jax.aot import quiet_libtpu
     quiet_libtpu()
+    _define_flags()
     app.run(main)

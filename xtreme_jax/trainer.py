@@ -121,6 +121,46 @@ def optimizer_args(pcfg, model_cfg) -> dict:
                 num_layers=model_cfg.num_layers)
 
 
+@dataclasses.dataclass
+class StepParts:
+    """The optimizer, the sharded train state and how to make a head's jitted step: the part of a
+    Trainer that needs no data. The runs (build_trainer), the benchmarks (benchmarks/common.py)
+    and the TPU compiler (aot.py) all build their steps here, so all three take the same step."""
+    tx: optax.GradientTransformation
+    schedule: Callable
+    graphdef: object
+    state: object
+    shardings: object
+    heads: dict
+    accum_steps: int
+    mlm_probability: float
+    row_update: Callable | None = None
+
+    def step(self, head: str, **options):
+        """A new jitted, donated step(state, batch, rng) -> (state, metrics) for `head`; `options`
+        (grad_dtype, guard, head_options) go to train_step.make_train_step as they are."""
+        kind = self.heads[head][0]
+        # The masking rate reaches both the batches and the MLM head, which sizes its gathered
+        # positions (heads.max_masked) for it.
+        return train_step.make_train_step(self.graphdef, self.shardings, head, self.schedule, self.accum_steps,
+                                          row_update=self.row_update,
+                                          mlm_probability=self.mlm_probability if kind == "mlm" else None,
+                                          **options)
+
+
+def build_steps(pcfg, model_cfg, mesh, heads: dict, seed: int = 0, abstract_only: bool = False) -> StepParts:
+    """StepParts of a phase config (`pcfg`, a config.train_phase section) for `heads`
+    ({head: (kind, num_labels)}); `abstract_only`: shapes and shardings, no arrays."""
+    opt_args = optimizer_args(pcfg, model_cfg)
+    tx, sched = optim.make_optimizer(**opt_args)
+    rows = pcfg.get("embedding_update", "dense") == "rows"
+    graphdef, state, shardings = train_step.create_state(model_cfg, heads, tx, mesh, seed=seed,
+                                                         abstract_only=abstract_only, row_embeddings=rows)
+    return StepParts(tx=tx, schedule=sched, graphdef=graphdef, state=state, shardings=shardings, heads=dict(heads),
+                     accum_steps=pcfg.accum_steps, mlm_probability=pcfg.get("mlm_probability", MLM_PROBABILITY),
+                     row_update=optim.make_row_update(**opt_args) if rows else None)
+
+
 def build_trainer(phase_cfg, context, init: Handoff | None) -> Trainer:
     """The parts of one training phase (see the module docstring), built from `phase_cfg` (a
     config.train_phase section) on `context` (RunContext: config, mesh, model config, features),
@@ -131,19 +171,11 @@ def build_trainer(phase_cfg, context, init: Handoff | None) -> Trainer:
     probs = sampling_probs([e.train.num_examples for e in entries], pcfg.sampler, pcfg.temperature,
                            pcfg.cap, [e.weight for e in entries])
     # ---- state, directly sharded; weights from the previous phase or the pretrained checkpoint
-    opt_args = optimizer_args(pcfg, context.model_cfg)
-    tx, sched = optim.make_optimizer(**opt_args)
-    rows = pcfg.get("embedding_update", "dense") == "rows"
-    graphdef, state, shardings = train_step.create_state(context.model_cfg, heads, tx, context.mesh,
-                                                         seed=config.seed, row_embeddings=rows)
+    parts = build_steps(pcfg, context.model_cfg, context.mesh, heads, seed=config.seed)
+    tx, sched, graphdef, state, shardings = parts.tx, parts.schedule, parts.graphdef, parts.state, parts.shardings
     init_weights(state["model"], heads, context, init)
-    # The masking rate reaches both the batches and the MLM head, which sizes its gathered
-    # positions (heads.max_masked) for it.
-    mlm_probability = pcfg.get("mlm_probability", MLM_PROBABILITY)
-    row_update = optim.make_row_update(**opt_args) if rows else None
-    steps = {h: train_step.make_train_step(graphdef, shardings, h, sched, pcfg.accum_steps, row_update=row_update,
-                                           mlm_probability=mlm_probability if kind == "mlm" else None)
-             for h, (kind, _) in heads.items()}
+    steps = {h: parts.step(h) for h in heads}
+    mlm_probability = parts.mlm_probability
     iters = [make_train_iterator(e.train, global_batch_size=pcfg.batch_size, seed=config.seed + i,
                                  buckets=config.data.buckets, packing=pcfg.packing,
                                  shard_options=shard_options(), num_threads=config.data.num_threads,

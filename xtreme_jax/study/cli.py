@@ -2,6 +2,8 @@
 
   plan     expand factors x seeds, validate every point, print the point table, the shared runs and
            the cost; writes DIR/plan.json. --budget_hours=H refuses a plan that costs more.
+           --compile=v5e:2x4 [--mfu=F] also compiles every distinct program for that TPU slice
+           (libtpu) and costs each run from its compiled FLOPs; a run that does not fit refuses the plan.
   run      plan, then run the graph: --executor=local (--parallel=N processes), slurm (writes an
            sbatch array per graph level and DIR/slurm/submit.sh; --submit submits it) or tpu
            (--tpu=NAME[,NAME] TPU VMs through launch/sweep.sh; --dry_run prints the commands).
@@ -36,6 +38,9 @@ _SLURM_MAX = flags.DEFINE_integer("slurm_max_parallel", 64, "slurm: array tasks 
 _TPU = flags.DEFINE_list("tpu", [], "tpu: TPU VM names (each runs its share of a level in turn)")
 _ZONE = flags.DEFINE_string("zone", "", "tpu: zone (default: launch/common.sh's)")
 _PROJECT = flags.DEFINE_string("project", "", "tpu: project")
+_COMPILE = flags.DEFINE_string("compile", "", "plan: AOT-compile every distinct program for this TPU topology "
+                                "(e.g. v5e:2x4; needs libtpu) and cost the runs from it")
+_MFU = flags.DEFINE_float("mfu", None, "plan --compile: the MFU each compiled step runs at (default: measured, named)")
 _DRY_RUN = flags.DEFINE_bool("dry_run", False, "tpu: print the launch commands, run nothing")
 
 
@@ -70,6 +75,8 @@ def run_command(cmd: str, study, root: str) -> int:
     _quiet()
     root = root if "://" in root else os.path.abspath(root)
     plan = plan_lib.make_plan(study)
+    if _COMPILE.value:
+        plan_lib.add_compiled_cost(plan, _COMPILE.value, _MFU.value)
     if cmd == "plan":
         print(plan_lib.table(plan))
         plan_lib.check_budget(plan, _BUDGET.value)

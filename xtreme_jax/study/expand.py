@@ -37,7 +37,8 @@ class Point:
 # Run-config fields added after study directories existed, at the value that does what the
 # code did before the field existed. Left out of the hash at that value, so an upgrade does not
 # orphan finished runs; any other value is hashed (and changes the run, as it should).
-HASH_NEUTRAL = {"embedding_update": "dense"}
+HASH_NEUTRAL = {"embedding_update": "dense", "attention_dropout": None, "attention_impl": "",
+                "grad_dtype": "float32", "dropout_bits": 16}
 
 
 def _without_neutral(obj):

@@ -8,7 +8,7 @@ from xtreme_jax.files import write_atomic
 from xtreme_jax.study import cost as cost_lib
 from xtreme_jax.study import graph as graph_lib
 from xtreme_jax.study import power as power_lib
-from xtreme_jax.study.expand import expand, trained_languages
+from xtreme_jax.study.expand import expand, run_config, trained_languages
 from xtreme_jax.study.spec import StudyError
 from xtreme_jax.study.validate import DataCheck, validate_points
 
@@ -50,6 +50,34 @@ def make_plan(study, num_devices: int | None = None) -> Plan:
     return Plan(study, points, collapsed, graph, data, cost)
 
 
+def add_compiled_cost(plan: Plan, topology: str, mfu: float | None = None) -> dict:
+    """Costs every run of the plan from what XLA:TPU compiles for `topology` (xtreme_jax.compile:
+    each distinct program once, its FLOPs at `mfu` of the chip's bf16 peak, plus a fixed cost per
+    run: start-up, its compiles, checkpoint saves). A run with a program that does not fit
+    refuses the plan. Adds plan.cost["compiled"] and each node's compiled seconds and chip-hours."""
+    from xtreme_jax import aot
+    from xtreme_jax.compile import compile_costs
+    nodes = list(plan.graph.nodes.items())
+    # A branch's parent weights do not change its programs: compiled without init_from.
+    costs = compile_costs([run_config(dict(n.config, init_from=""), where=f"run {h}") for h, n in nodes],
+                          topology, mfu)
+    for (h, n), c in zip(nodes, costs):
+        if not c["fits"]:
+            raise StudyError(f"run {h} ({n.stage}): " + c["refused"].removeprefix("error: "))
+    _, _, per_chip = aot.device_figures(topology)
+    chips = len(aot.topology_devices(topology)) // per_chip
+    total = fixed = 0.0
+    for (h, _), c in zip(nodes, costs):
+        hours = c["seconds"] * chips / 3600
+        plan.cost["nodes"][h].update(compiled_seconds=c["seconds"], compiled_fixed_seconds=c["fixed_s"],
+                                     compiled_chip_hours=hours)
+        total, fixed = total + hours, fixed + c["fixed_s"] * chips / 3600
+    plan.cost["compiled"] = {"topology": topology, "chips_per_run": chips, "chip_hours": total,
+                             "fixed_chip_hours": fixed, "mfu": costs[0]["mfu"] if costs else mfu,
+                             "mfu_source": costs[0]["mfu_source"] if costs else ""}
+    return plan.cost["compiled"]
+
+
 def check_budget(plan: Plan, budget_hours: float | None):
     if budget_hours is not None and plan.cost["accelerator_hours"] > budget_hours:
         raise StudyError(f"the plan needs {plan.cost['accelerator_hours']:.2f} {plan.cost['accelerator']} "
@@ -87,6 +115,11 @@ def table(plan: Plan) -> str:
     lines.append(f"cost: {c['accelerator_hours']:.3g} {c['accelerator']} accelerator-hours with shared runs "
                  f"({c['unshared_accelerator_hours']:.3g} if every point ran alone), {c['chips_per_run']} chip(s) per run")
     lines += [f"  step time: {s}" for s in c["sources"]]
+    if "compiled" in c:
+        k = c["compiled"]
+        lines.append(f"compiled cost on {k['topology']} ({k['chips_per_run']} chips per run): {k['chip_hours']:.3g} "
+                     f"chip-hours, of which {k['fixed_chip_hours']:.3g} fixed (start-up, compiles, checkpoint saves), "
+                     f"every step at {100 * k['mfu']:.1f}% MFU ({k['mfu_source']}); beside the estimate above")
     lines += power_lib.lines(plan.study, c["accelerator_hours"], c["accelerator"])
     checked = len(plan.data.counts)
     lines.append(f"data: {checked} (task, split, language) sets found and read"
