@@ -363,6 +363,7 @@ def _check_model_and_data(config):
     if config.data.errors not in ("raise", "skip"):
         raise ConfigError(f"config.data.errors={config.data.errors!r}; choose 'raise' (stop at the first "
                           "bad record) or 'skip' (skip and count bad records)")
+    _check_cache_dir(config.data.cache_dir)
     dropout = config.model.dropout
     if not (_finite(dropout) and 0 <= dropout < 1):
         raise ConfigError(f"config.model.dropout={dropout} must lie in [0, 1) (the fraction of activations "
@@ -373,6 +374,21 @@ def _check_model_and_data(config):
         if b and not (all(isinstance(x, int) and x > 0 for x in b) and list(b) == sorted(set(b))):
             raise ConfigError(f"config.{field}={tuple(b)} must be increasing positive lengths, "
                               f"e.g. --config.{field}='(16, 32, 64, 128, 256)'")
+
+
+def _check_cache_dir(cache_dir: str):
+    """A local cache_dir that cannot be created or written is refused before any phase runs."""
+    import os
+    if not cache_dir or "://" in cache_dir:
+        return
+    there = os.path.abspath(cache_dir)
+    while not os.path.exists(there):
+        there = os.path.dirname(there)
+    why = ("is a file" if not os.path.isdir(there) else
+           "is not writable" if not os.access(there, os.W_OK | os.X_OK) else "")
+    if why:
+        raise ConfigError(f"config.data.cache_dir={cache_dir!r}: {there} {why}; set --config.data.cache_dir "
+                          "to a writable directory (or '' for the run's own cache)")
 
 
 def usable_positions(model_cfg) -> int:
