@@ -50,6 +50,7 @@ def _cluster_detected() -> bool:
 def main(argv):
     # The library (jax, orbax, grain, every task) is imported after the flags are parsed, so
     # --help and a bad flag answer at once, and after the compilation cache is configured.
+    signal.signal(signal.SIGINT, _on_interrupt)  # Ctrl-C: save and stop, never a traceback
     from xtreme_jax.checkpoint import CheckpointError
     from xtreme_jax.config import ConfigError
     from xtreme_jax.data.errors import DataError
@@ -73,8 +74,6 @@ def main(argv):
     from xtreme_jax.ablation import run_ablation
     from xtreme_jax.config import check_runnable
     from xtreme_jax.phases import run_pipeline
-    if jax.process_count() == 1:
-        signal.signal(signal.SIGINT, _on_interrupt)
     try:
         _check_workdir_path(_WORKDIR.value)
         check_runnable(_CONFIG.value)
