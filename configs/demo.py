@@ -47,11 +47,15 @@ TASKS = {
     "pos": ("udpos", "official", "demo_pos"),     # XTREME udpos layout: UPOS tagging (syntactic)
 }
 # entail alone: in a mix with para and sst (uniform sampling, same steps) para and sst stayed near
-# chance. Target 3200 examples x 600 steps: without intermediate training the target sits on its
-# chance plateau for 100-300 steps on some seeds, and with fewer examples it then memorizes, so the
-# comparison gives it room to learn (docs/demo_data.md, "How the default was chosen").
+# chance. Target 800 examples x 300 steps, seed 8: measured over 10 seeds the related-language gain
+# is +15.1 (95% CI [+8.1, +22.0]), positive on 9 of 10 seeds; seed 8 (+10.6) is a middle seed, not
+# the best. With 3200 examples the target alone reached the with-arm's level on some seeds and the
+# gain vanished there (+0.5), the README's "zero-shot -0.0" (docs/demo_data.md, "How the default
+# was chosen").
 DEFAULT_INTERMEDIATE = "entail"
-TARGET_EXAMPLES = 3200
+TARGET_EXAMPLES = 800
+TARGET_STEPS = 300
+DEFAULT_SEED = 8  # the median-gain seed of the 10 measured, not the luckiest
 SIZES = ("tiny", "mini", "midi")
 ARGS = dict(arm="both", intermediate="", translated="", target_examples=str(TARGET_EXAMPLES),
             target_langs="en", mlm="all", size="tiny", quick=False)
@@ -106,7 +110,7 @@ def get_config(arg=None):
     a = parse(arg)
     quick = a["quick"]
     c = C.base_config()
-    c.seed = 0
+    c.seed = DEFAULT_SEED
     phases = (["mlm"] if a["mlm"] != "none" else []) + (["intermediate"] if a["arm"] != "without" else [])
     c.phases = ",".join(phases + ["target", "evaluate"])
     c.ablate = "intermediate" if a["arm"] == "both" else ""
@@ -130,8 +134,8 @@ def get_config(arg=None):
     c.target = C.train_phase(
         [C.task_entry("demo_nli", lang=l, split="train" if l == "en" else "translate_train", src=nli,
                       max_examples=n) for l in a["target_langs"]],
-        num_steps=30 if quick else 600, batch_size=32, lr=1e-3, eval_every=30 if quick else 100,
-        eval_examples=300, save_every=200, log_every=25)
+        num_steps=30 if quick else TARGET_STEPS, batch_size=32, lr=1e-3, eval_every=30 if quick else 100,
+        eval_examples=300, save_every=100, log_every=25)
     c.evaluate.tasks = [C.eval_task("demo_nli", nli)]
     c.evaluate.split = "test"
     c.evaluate.batch_size = 64

@@ -41,7 +41,16 @@ def test_the_base_config_validates():
     ("eval_every", -1, "config.target.eval_every=-1 must be zero (off) or positive, e.g. "
                        "--config.target.eval_every=0"),
     ("keep", 0, "config.target.keep=0 must be positive"),
-    ("warmup", -0.1, "config.target.warmup=-0.1 must not be negative"),
+    ("warmup", -0.1, "config.target.warmup=-0.1 must be a non-negative fraction of num_steps below 1 "
+                     "or a whole number of steps"),
+    ("warmup", float("nan"), "config.target.warmup=nan must be a non-negative fraction"),
+    ("lr", float("inf"), "config.target.lr=inf must be positive and finite"),
+    ("layer_decay", 1.5, "config.target.layer_decay=1.5 must be 0 (off) or in (0, 1]"),
+    ("layer_decay", float("nan"), "config.target.layer_decay=nan must be 0 (off) or in (0, 1]"),
+    ("b1", 1.0, "config.target.b1=1.0 must be in [0, 1)"),
+    ("eps", -1e-8, "config.target.eps=-1e-08 must be positive and finite"),
+    ("clip", float("nan"), "config.target.clip=nan must be zero (off) or a positive global norm"),
+    ("weight_decay", float("inf"), "config.target.weight_decay=inf must be zero or positive (finite)"),
     ("warmup", 1.5, "config.target.warmup=1.5: use a fraction of num_steps below 1"),
 ])
 def test_phase_numbers(field, value, message):
@@ -170,3 +179,44 @@ def test_row_wise_embedding_update_is_refused_where_a_head_reads_every_row():
     c = _config()
     c.target.embedding_update = "rows"
     C.validate(c, num_devices=8)
+
+
+@pytest.mark.parametrize("value", [0.0, 1.0, -0.15, float("nan")])
+def test_mlm_probability_lies_strictly_between_0_and_1(value):
+    """Before: mlm_probability=0.0 trained with an MLM loss of 0.0000 (nothing masked)."""
+    def mutate(c):
+        c.phases = "mlm,target,evaluate"
+        c.mlm.tasks = [C.task_entry("mlm", head="mlm")]
+        c.mlm.mlm_probability = value
+    assert _error(mutate).startswith(f"config.mlm.mlm_probability={value} must be strictly between 0 and 1")
+
+
+@pytest.mark.parametrize("value", [1.0, -0.1, float("inf")])
+def test_dropout_is_a_fraction_below_1(value):
+    assert _error(lambda c: setattr(c.model, "dropout", value)).startswith(
+        f"config.model.dropout={value} must lie in [0, 1)")
+
+
+def test_phases_out_of_order_or_repeated_are_refused_before_any_phase_trains():
+    assert _error(lambda c: setattr(c, "phases", "evaluate,target")) == (
+        "config.phases='evaluate,target': list each phase once, in the order "
+        "mlm,intermediate,pretarget,target,evaluate, e.g. --config.phases=target,evaluate")
+    assert _error(lambda c: setattr(c, "phases", "target,target,evaluate")).startswith(
+        "config.phases='target,target,evaluate': list each phase once")
+
+
+def test_evaluate_alone_is_refused_unless_something_trained_is_loaded():
+    """Before: phases=evaluate scored a randomly initialised model and head without a word."""
+    c = _config()
+    c.phases = "evaluate"
+    with pytest.raises(ConfigError, match=r"^config.phases='evaluate' trains nothing, so it would score a "
+                                          r"randomly initialised encoder and heads"):
+        C.check_runnable(c)
+    c.model.pretrained = "FacebookAI/xlm-roberta-base"  # a pretrained encoder, but xnli's head is new
+    with pytest.raises(ConfigError, match=r"would score the heads of xnli\. "):
+        C.check_runnable(c)
+    c.evaluate.tasks = [C.eval_task("tatoeba")]  # retrieval: scored from the encoder alone
+    C.check_runnable(c)
+    c.model.pretrained, c.init_from, c.evaluate.tasks = "", "/runs/a/target", [C.eval_task("xnli")]
+    C.check_runnable(c)
+    C.check_runnable(_config())

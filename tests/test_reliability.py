@@ -282,7 +282,22 @@ def cli(smoke, tmp_path, monkeypatch, capsys):
 
 # (CLI arguments, the start of what the user reads). Copied into docs/reliability.md.
 BAD_INPUTS = [
-    (["--config.intermediate.lr=-1e-5"], "error: config.intermediate.lr=-1e-05 must be positive, e.g. --config.intermediate.lr=1e-5"),
+    (["--config.intermediate.lr=-1e-5"], "error: config.intermediate.lr=-1e-05 must be positive and finite, e.g. --config.intermediate.lr=1e-5"),
+    (["--config.intermediate.lr=nan"], "error: config.intermediate.lr=nan must be positive and finite"),
+    (["--config.intermediate.lr=inf"], "error: config.intermediate.lr=inf must be positive and finite"),
+    (["--config.intermediate.warmup=nan"], "error: config.intermediate.warmup=nan must be a non-negative fraction"),
+    (["--config.intermediate.layer_decay=-1.0"], "error: config.intermediate.layer_decay=-1.0 must be 0 (off) or in (0, 1]"),
+    (["--config.intermediate.b1=1.5"], "error: config.intermediate.b1=1.5 must be in [0, 1) (Adam's first-moment decay), e.g. --config.intermediate.b1=0.9"),
+    (["--config.intermediate.b2=-0.1"], "error: config.intermediate.b2=-0.1 must be in [0, 1)"),
+    (["--config.intermediate.eps=0"], "error: config.intermediate.eps=0.0 must be positive and finite"),
+    (["--config.intermediate.tasks[0].weight=inf"], "error: config.intermediate.tasks[0].weight=inf must be positive and finite"),
+    (["--config.model.dropout=1.5"], "error: config.model.dropout=1.5 must lie in [0, 1)"),
+    (["--config.seed=-1"], "error: config.seed=-1 must be a whole number in [0, 2^31)"),
+    (["--config.phases=evaluate,intermediate"], "error: config.phases='evaluate,intermediate': list each phase once, in the order mlm,intermediate,pretarget,target,evaluate, e.g. --config.phases=intermediate,evaluate"),
+    (["--config.phases=intermediate,intermediate"], "error: config.phases='intermediate,intermediate': list each phase once"),
+    (["--config.phases=evaluate"], "error: config.phases='evaluate' trains nothing, so it would score a randomly initialised encoder and heads"),
+    # a repeated tuple override replaces the earlier one (it was appended: (3, 1, 1, 4, 1, 1))
+    (["--config.mesh=(3,1,1)", "--config.mesh=(4,1,1)"], "error: config.mesh=(4, 1, 1) uses 4 devices but 8 are present"),
     (["--config.intermediate.lr=0"], "error: config.intermediate.lr=0.0 must be positive"),
     (["--config.intermediate.tasks[0].name=xnlii"], "error: config.intermediate.tasks[0].name='xnlii': field 'task': unknown task 'xnlii'"),
     (["--config.intermediate.tasks[0].lang=xx"], "error: config.intermediate.tasks[0].lang='xx': task 'xnli' has no such language; choose from ["),
@@ -308,6 +323,40 @@ def test_bad_input_is_one_clear_line_and_exit_2_before_compute(cli, args, messag
     assert code == 2, err
     lines = [l for l in err.splitlines() if l.startswith("error:")]
     assert len(lines) == 1 and lines[0].startswith(message), err
+
+
+def test_a_later_empty_tuple_override_takes_effect():
+    from xtreme_jax.config import last_override_wins
+    argv = ["m", "--config=c.py", "--config.data.buckets=(16,)", "--workdir=w", "--config.data.buckets=()",
+            "--config.evaluate.buckets=16", "--config.evaluate.buckets=32"]
+    assert last_override_wins(argv) == ["m", "--config=c.py", "--workdir=w", "--config.data.buckets=()",
+                                        "--config.evaluate.buckets=16", "--config.evaluate.buckets=32"]
+
+
+def test_a_workdir_that_is_a_file_is_refused(cli, tmp_path):
+    (tmp_path / "afile").write_text("x")
+    code, err = cli(f"--workdir={tmp_path / 'afile'}")
+    assert code == 2 and err.strip().splitlines()[-1] == (
+        f"error: --workdir={tmp_path / 'afile'} is a file, not a directory; give a new or existing run directory")
+
+
+@pytest.mark.parametrize("spec,message", [
+    ("configs/no_such.py", "error: --config=configs/no_such.py: no such config file 'configs/no_such.py' "
+                           "(relative paths are from the current directory"),
+    ("configs/demo.py:quik", "error: --config=configs/demo.py:quik: configs/demo.py: unknown arg 'quik'; known: "),
+    ("configs", "error: --config=configs: 'configs' is not a file"),
+])
+def test_a_bad_config_file_argument_is_one_line(spec, message, monkeypatch, capsys):
+    from xtreme_jax import main
+    argv = ["xtreme_jax.main", f"--config={spec}", "--workdir=/tmp/unused"]
+    monkeypatch.setattr(sys, "argv", argv)
+    monkeypatch.chdir(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    with pytest.raises(SystemExit) as e:
+        main._parse_flags(argv)
+    main.flags.FLAGS.unparse_flags()
+    err = capsys.readouterr().err
+    assert e.value.code == 2 and "Traceback" not in err
+    assert err.count("\n") == 1 and err.startswith(message), err
 
 
 def test_cli_runs_when_nothing_is_wrong(cli):

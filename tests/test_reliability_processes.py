@@ -206,3 +206,40 @@ def test_two_processes_agree_on_preemption_fail_fast_and_resume(cfg, straight, t
         np.testing.assert_allclose(a, b, rtol=0, atol=1e-5)
     # Recorded for docs/reliability.md.
     print(json.dumps({"preempted_at": stopped, "survivor_stopped_after_s": round(failed_after, 1)}))
+
+
+def test_ctrl_c_saves_the_step_says_how_to_resume_and_exits_130(cfg, tmp_path):
+    """Before: a KeyboardInterrupt traceback and nothing saved (once, at a hand-off, it was ignored)."""
+    workdir = tmp_path / "run"
+    inter = workdir / "intermediate" / "checkpoints"
+    long = ["--config.intermediate.num_steps=2000", "--config.intermediate.save_every=1000"]
+    p = start(cmd(cfg, workdir, *long), env(), tmp_path / "1.log")
+    wait_for(lambda: "intermediate:" in text(tmp_path / "1.log") and (workdir / "intermediate" / "metrics").is_dir(),
+             [p], "training")
+    time.sleep(1.0)
+    p.send_signal(signal.SIGINT)
+    assert p.wait(timeout=300) == 130, text(tmp_path / "1.log")[-3000:]
+    log = text(tmp_path / "1.log")
+    step = int(log.split("interrupted (Ctrl-C) at step ")[1].split(":")[0])
+    assert f"interrupted (Ctrl-C) at step {step}: the checkpoint is saved; rerun the same command to resume" in log
+    assert "Traceback" not in log and committed(inter) == [step] and 0 < step < 1000
+    # the same command resumes from that step
+    p = start(cmd(cfg, workdir, *long), env(), tmp_path / "2.log")
+    wait_for(lambda: "resumed from step" in text(tmp_path / "2.log"), [p], "the resume")
+    p.kill()
+    p.wait()
+    assert f"[intermediate] resumed from step {step}" in text(tmp_path / "2.log")
+
+
+def test_ctrl_c_outside_training_exits_at_once_with_130(monkeypatch, capsys):
+    from xtreme_jax import main
+
+    def exit_(code):
+        raise SystemExit(code)
+    monkeypatch.setattr(main.os, "_exit", exit_)
+    monkeypatch.setattr(signal, "getsignal", lambda s: signal.SIG_DFL)  # no training loop owns SIGTERM
+    with pytest.raises(SystemExit) as e:
+        main._on_interrupt(signal.SIGINT, None)
+    assert e.value.code == 130
+    assert capsys.readouterr().err.strip() == ("interrupted (Ctrl-C): the finished phases and committed "
+                                               "checkpoints are on disk; rerun the same command to resume")

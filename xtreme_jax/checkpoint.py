@@ -40,6 +40,10 @@ class CheckpointError(RuntimeError):
 class Checkpointer:
     def __init__(self, directory: str, *, keep: int = 3, async_save: bool = True):
         self.directory = orbax_path(directory)
+        if not is_remote(self.directory) and os.path.exists(self.directory) and not os.path.isdir(self.directory):
+            # orbax would fail deep inside with a bare FileExistsError / NotADirectoryError
+            raise CheckpointError(f"{self.directory} is a file, but it is where this phase keeps its checkpoints; "
+                                  "move the file away (or restore the directory) and rerun the same command")
         self.manager = ocp.CheckpointManager(
             self.directory,
             options=ocp.CheckpointManagerOptions(

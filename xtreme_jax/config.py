@@ -117,11 +117,78 @@ class ConfigError(ValueError):
     pass
 
 
+def last_override_wins(argv: list) -> list:
+    """config_flags appends every `--config.x=(...)` of a tuple field to the previous ones
+    (`--config.mesh='(3,1,1)' --config.mesh='(1,1,1)'` gave (3, 1, 1, 1, 1, 1), and a later `()`
+    added nothing). A key given more than once with a tuple literal keeps its last value only;
+    the element-wise form `--config.x=1 --config.x=2` (no brackets) still builds (1, 2)."""
+    def key(a):
+        return a.split("=", 1)[0] if a.startswith("--config.") and "=" in a else None
+    literal = {key(a) for a in argv if key(a) and a.split("=", 1)[1].lstrip().startswith(("(", "["))}
+    last = {key(a): i for i, a in enumerate(argv) if key(a) in literal}
+    return [a for i, a in enumerate(argv) if key(a) not in literal or last[key(a)] == i]
+
+
+def config_file_problem(argv: list) -> str:
+    """Why --config=FILE[:arg] cannot load, before config_flags defers it into a traceback."""
+    import os
+    spec = next((a.split("=", 1)[1] for a in argv if a.startswith("--config=")), None)
+    path = spec.split(":", 1)[0] if spec else ""
+    if not path or "://" in path:
+        return ""
+    if not os.path.exists(path):
+        return (f"--config={spec}: no such config file {path!r} (relative paths are from the current "
+                f"directory, {os.getcwd()}); e.g. --config=configs/demo.py")
+    if not os.path.isfile(path):
+        return f"--config={spec}: {path!r} is not a file; give a config file such as configs/demo.py"
+    return ""
+
+
+def flag_error_line(e) -> str:
+    """One line: a config file that raised (its `:arg` rejected) reports its own message, not the
+    traceback config_flags folds into the flag error."""
+    msg = str(e)
+    if "Traceback" not in msg:
+        return msg
+    last = [line for line in msg.splitlines() if line.strip()][-1]
+    flag = msg.split(": Error whilst", 1)[0].replace("flag ", "", 1)
+    return f"{flag}: {last.split(': ', 1)[-1]}"
+
+
+def check_runnable(config):
+    """A run whose only phase is `evaluate` trains nothing: without a start (init_from, or a
+    pretrained encoder for tasks scored without a head) it would score a random model."""
+    from xtreme_jax.tasks import get_task
+    names = phases(config)
+    if names != ["evaluate"] or config.init_from:
+        return
+    headed = [t.name for t in config.evaluate.tasks if _has_head(get_task, t.name)]
+    if not config.model.pretrained or headed:
+        what = (f"the heads of {', '.join(sorted(set(headed)))}" if config.model.pretrained
+                else "a randomly initialised encoder and heads")
+        raise ConfigError(
+            f"config.phases='evaluate' trains nothing, so it would score {what}. To score a trained "
+            "run: python -m xtreme_jax.evaluate --config=... --checkpoint=RUN/target --workdir=OUT, or "
+            "--config.init_from=RUN/target; else add the training phases to config.phases")
+
+
+def _has_head(get_task, name) -> bool:
+    try:
+        return get_task(name).has_head
+    except (KeyError, ValueError):
+        return False  # validate() names the unknown task
+
+
 def phases(config) -> list:
     names = [p.strip() for p in config.phases.split(",") if p.strip()]
     for p in names:
         if p not in PHASES:
             raise ConfigError(f"config.phases: unknown phase {p!r}; choose from {PHASES}")
+    # Each phase hands its model to the next in this fixed order; a repeated or reordered phase
+    # would otherwise fail (or silently re-train) only after the earlier phases trained.
+    if len(set(names)) != len(names) or names != sorted(names, key=PHASES.index):
+        raise ConfigError(f"config.phases={config.phases!r}: list each phase once, in the order "
+                          f"{','.join(PHASES)}, e.g. --config.phases={','.join(sorted(set(names), key=PHASES.index))}")
     return names
 
 
@@ -139,6 +206,8 @@ def validate(config, num_devices: int, num_processes: int = 1):
         raise ConfigError(f"config.phases={config.phases!r} names no phase; list some of {', '.join(PHASES)}, "
                           "e.g. --config.phases=intermediate,target,evaluate")
     _check_model_and_data(config)
+    if not (isinstance(config.seed, int) and 0 <= config.seed < 2 ** 31):
+        raise ConfigError(f"config.seed={config.seed} must be a whole number in [0, 2^31), e.g. --config.seed=0")
     for name in names:
         if name == "evaluate":
             from xtreme_jax.tasks.languages import BENCHMARKS
@@ -156,8 +225,6 @@ def validate(config, num_devices: int, num_processes: int = 1):
         p = config[name]
         if not p.tasks:
             raise ConfigError(f"config.{name}.tasks is empty: add at least one task entry")
-        if p.lr <= 0:
-            raise ConfigError(f"config.{name}.lr={p.lr} must be positive, e.g. --config.{name}.lr=1e-5")
         _check_numbers(name, p)
         if p.batch_size % (dp * p.accum_steps) or p.batch_size % num_processes:
             raise ConfigError(
@@ -193,12 +260,13 @@ def _check_numbers(name, p):
             what = "positive" if low == 1 else "zero (off) or positive"
             raise ConfigError(f"config.{name}.{field}={p[field]} must be {what}, e.g. "
                               f"--config.{name}.{field}={max(low, 1) if field != 'eval_every' else 0}")
-    if p.sampler == "temperature" and not p.temperature > 0:
+    if p.sampler == "temperature" and not 0 < p.temperature < math.inf:
         raise ConfigError(f"config.{name}.temperature={p.temperature} must be positive (sampling "
                           f"p ~ n^(1/T)), e.g. --config.{name}.temperature=2.0")
-    for field in ("warmup", "weight_decay", "clip"):
-        if p[field] < 0:
-            raise ConfigError(f"config.{name}.{field}={p[field]} must not be negative")
+    for field, ok, what, example in _RANGES:
+        if field in p and not _finite(p[field]) or field in p and not ok(p[field]):
+            raise ConfigError(f"config.{name}.{field}={p[field]} must be {what}, e.g. "
+                              f"--config.{name}.{field}={example}")
     if p.warmup >= 1 and p.warmup != int(p.warmup):
         raise ConfigError(f"config.{name}.warmup={p.warmup}: use a fraction of num_steps below 1 "
                           "(e.g. 0.1) or a whole number of steps")
@@ -209,8 +277,30 @@ def _check_numbers(name, p):
                                   "the task's default) or positive")
         if not 0 <= t.fraction <= 1:
             raise ConfigError(f"config.{name}.tasks[{i}].fraction={t.fraction} must lie in [0, 1] (0 = all)")
-        if not t.weight > 0:
-            raise ConfigError(f"config.{name}.tasks[{i}].weight={t.weight} must be positive")
+        if not 0 < t.weight < math.inf:
+            raise ConfigError(f"config.{name}.tasks[{i}].weight={t.weight} must be positive and finite "
+                              "(a relative sampling weight, e.g. 1.0)")
+
+
+def _finite(x) -> bool:
+    return isinstance(x, (int, float)) and not isinstance(x, bool) and math.isfinite(x)
+
+
+# (field, allowed, what, example) of the float fields of a training phase: a NaN / inf / out-of-range
+# value is otherwise accepted and trains silently wrong (negative layer scales = gradient ascent on
+# odd layers, b1 >= 1 never forgets, an MLM probability of 0 masks nothing) or fails after compute.
+_RANGES = (
+    ("lr", lambda v: v > 0, "positive and finite", "1e-5"),
+    ("warmup", lambda v: v >= 0, "a non-negative fraction of num_steps below 1 or a whole number of steps", "0.1"),
+    ("weight_decay", lambda v: v >= 0, "zero or positive (finite)", "0.01"),
+    ("clip", lambda v: v >= 0, "zero (off) or a positive global norm", "1.0"),
+    ("b1", lambda v: 0 <= v < 1, "in [0, 1) (Adam's first-moment decay)", "0.9"),
+    ("b2", lambda v: 0 <= v < 1, "in [0, 1) (Adam's second-moment decay)", "0.999"),
+    ("eps", lambda v: v > 0, "positive and finite (Adam's epsilon)", "1e-8"),
+    ("layer_decay", lambda v: v == 0 or 0 < v <= 1, "0 (off) or in (0, 1] (lr scale per layer down from the top)",
+     "0.9"),
+    ("mlm_probability", lambda v: 0 < v < 1, "strictly between 0 and 1 (the fraction of tokens masked)", "0.15"),
+)
 
 
 def _check_split_language(task, field, t):
@@ -300,12 +390,32 @@ def _check_model_and_data(config):
     if config.data.errors not in ("raise", "skip"):
         raise ConfigError(f"config.data.errors={config.data.errors!r}; choose 'raise' (stop at the first "
                           "bad record) or 'skip' (skip and count bad records)")
+    _check_cache_dir(config.data.cache_dir)
+    dropout = config.model.dropout
+    if not (_finite(dropout) and 0 <= dropout < 1):
+        raise ConfigError(f"config.model.dropout={dropout} must lie in [0, 1) (the fraction of activations "
+                          "dropped), e.g. --config.model.dropout=0.1")
     if config.evaluate.batch_size <= 0:
         raise ConfigError(f"config.evaluate.batch_size={config.evaluate.batch_size} must be positive")
     for field, b in (("data.buckets", config.data.buckets), ("evaluate.buckets", config.evaluate.get("buckets", ()))):
         if b and not (all(isinstance(x, int) and x > 0 for x in b) and list(b) == sorted(set(b))):
             raise ConfigError(f"config.{field}={tuple(b)} must be increasing positive lengths, "
                               f"e.g. --config.{field}='(16, 32, 64, 128, 256)'")
+
+
+def _check_cache_dir(cache_dir: str):
+    """A local cache_dir that cannot be created or written is refused before any phase runs."""
+    import os
+    if not cache_dir or "://" in cache_dir:
+        return
+    there = os.path.abspath(cache_dir)
+    while not os.path.exists(there):
+        there = os.path.dirname(there)
+    why = ("is a file" if not os.path.isdir(there) else
+           "is not writable" if not os.access(there, os.W_OK | os.X_OK) else "")
+    if why:
+        raise ConfigError(f"config.data.cache_dir={cache_dir!r}: {there} {why}; set --config.data.cache_dir "
+                          "to a writable directory (or '' for the run's own cache)")
 
 
 def usable_positions(model_cfg) -> int:

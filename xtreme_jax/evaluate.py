@@ -38,5 +38,18 @@ def main(argv):
         sys.exit(2)
 
 
+def _parse_flags(argv):
+    from xtreme_jax.config import config_file_problem, flag_error_line, last_override_wins
+    sys.argv = argv = last_override_wins(argv)  # a repeated tuple override replaces, not appends
+    problem = config_file_problem(argv)
+    try:
+        if problem:
+            raise flags.Error(problem)
+        return flags.FLAGS(argv)
+    except flags.Error as e:
+        print(f"error: {flag_error_line(e)}", file=sys.stderr)
+        sys.exit(2)
+
+
 if __name__ == "__main__":
-    app.run(main)
+    app.run(main, flags_parser=_parse_flags)

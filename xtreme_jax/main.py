@@ -5,6 +5,7 @@ Runs the configured phases (mlm / intermediate / target / evaluate) and resumes 
 import logging
 import os
 import re
+import signal
 import sys
 
 from absl import app, flags
@@ -49,6 +50,7 @@ def _cluster_detected() -> bool:
 def main(argv):
     # The library (jax, orbax, grain, every task) is imported after the flags are parsed, so
     # --help and a bad flag answer at once, and after the compilation cache is configured.
+    signal.signal(signal.SIGINT, _on_interrupt)  # Ctrl-C: save and stop, never a traceback
     from xtreme_jax.checkpoint import CheckpointError
     from xtreme_jax.config import ConfigError
     from xtreme_jax.data.errors import DataError
@@ -70,10 +72,19 @@ def main(argv):
         jax.config.update("jax_persistent_cache_min_compile_time_secs", 1.0)
     init_distributed(_DISTRIBUTED.value)
     from xtreme_jax.ablation import run_ablation
+    from xtreme_jax.config import check_runnable
     from xtreme_jax.phases import run_pipeline
     try:
+        _check_workdir_path(_WORKDIR.value)
+        check_runnable(_CONFIG.value)
         # config.ablate: the run with and without one phase, from one shared start (X-STILTs's comparison).
         (run_ablation if _CONFIG.value.ablate else run_pipeline)(_CONFIG.value, _WORKDIR.value)
+    except SystemExit as e:  # the training loop's preemption exit, after it saved the step
+        if _INTERRUPT["seen"]:
+            step = getattr(e, "step", None)
+            _fail(130, f"interrupted (Ctrl-C){f' at step {step}' if step is not None else ''}: the "
+                       "checkpoint is saved; rerun the same command to resume")
+        raise
     except (ConfigError, DataError) as e:  # bad input, found before compute
         _fail(2, f"error: {e}")
     except FloatingPointError as e:  # numerical fault
@@ -91,6 +102,33 @@ def main(argv):
                  f"({type(e).__name__}: {(str(e).splitlines() or [''])[0][:300]}). In a multi-process run "
                  "this usually means another process died or was killed: see its log. Restart all "
                  "processes with the same command; each phase resumes from its last checkpoint")
+
+
+_INTERRUPT = {"seen": False}
+
+
+def _on_interrupt(signum, frame):
+    """Ctrl-C. While a phase trains (its loop owns SIGTERM) it is a preemption notice: the loop
+    saves the current step and stops, and main exits 130. Elsewhere (start-up, hand-off,
+    evaluation) nothing is half done that a rerun does not redo: exit at once, never ignored.
+    A second Ctrl-C while the step is being saved exits at once too."""
+    handler = signal.getsignal(signal.SIGTERM)
+    if callable(handler) and not _INTERRUPT["seen"]:
+        _INTERRUPT["seen"] = True
+        print("\ninterrupted (Ctrl-C): saving a checkpoint of the current step ...", file=sys.stderr, flush=True)
+        handler(signal.SIGTERM, frame)
+        return
+    print("\ninterrupted (Ctrl-C): the finished phases and committed checkpoints are on disk; rerun "
+          "the same command to resume", file=sys.stderr, flush=True)
+    sys.stdout.flush()
+    os._exit(130)
+
+
+def _check_workdir_path(workdir: str):
+    from xtreme_jax.config import ConfigError
+    if "://" not in workdir and os.path.exists(workdir) and not os.path.isdir(workdir):
+        raise ConfigError(f"--workdir={workdir} is a file, not a directory; give a new or existing "
+                          "run directory")
 
 
 def _orbax_thread_errors(record) -> bool:
@@ -116,10 +154,16 @@ def _fail(code: int, message: str, hard: bool = False):
 
 def _parse_flags(argv):
     """absl parsing, with a one-line did-you-mean for a misspelled --config.x override."""
+    from xtreme_jax.config import config_file_problem, flag_error_line, last_override_wins
+    sys.argv = argv = last_override_wins(argv)  # config_flags reads the override names from sys.argv
+    problem = config_file_problem(argv)
+    if problem:
+        print(f"error: {problem}", file=sys.stderr)
+        sys.exit(2)
     try:
         return flags.FLAGS(argv)
     except flags.Error as e:
-        print(f"error: {e}", file=sys.stderr)
+        print(f"error: {flag_error_line(e)}", file=sys.stderr)
         sys.exit(2)
     except (AttributeError, KeyError) as e:  # ml_collections: unknown key, with did-you-mean
         bad = [a for a in argv if a.startswith("--config.")]

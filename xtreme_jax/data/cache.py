@@ -16,7 +16,7 @@ import os
 import shutil
 import tempfile
 
-from xtreme_jax.data.errors import as_policy
+from xtreme_jax.data.errors import DataError, as_policy
 from xtreme_jax.data.features import Features
 from xtreme_jax.data.sources import as_source, source_fingerprint
 from xtreme_jax.data.tokenization import tokenizer_fingerprint
@@ -51,6 +51,11 @@ def cached_features(task, split: str, lang: str | None, tokenizer, *, source, ca
     def build():
         policy = as_policy(errors)
         examples = task.load_examples(split, lang, source, errors=policy)
+        if all(_blank(ex) for ex in examples):
+            raise DataError(f"every one of the {len(examples)} {split!r} examples of {task.name}/{lang} has empty "
+                            "text (premise, hypothesis, sentence...): nothing to learn or score",
+                            file=", ".join(policy.files) or source.path, reason="empty",
+                            fix="check the file's columns (a wrong separator or schema leaves them blank)")
         feats = task.featurize(examples, tokenizer, max_length, labels=labels, lang=lang, split=split,
                                progress=progress, **opts)
         feats.meta["skipped"] = policy.summary()
@@ -64,8 +69,12 @@ def cached_features(task, split: str, lang: str | None, tokenizer, *, source, ca
         log.info("features cache hit: %s", final)
         return Features.load(final)
     feats = build()
-    os.makedirs(cache_dir, exist_ok=True)
-    tmp = tempfile.mkdtemp(prefix=".tmp-", dir=cache_dir)
+    try:
+        os.makedirs(cache_dir, exist_ok=True)
+        tmp = tempfile.mkdtemp(prefix=".tmp-", dir=cache_dir)
+    except OSError as e:
+        raise DataError(f"cannot write the feature cache ({e.strerror or e})", file=cache_dir, reason="config",
+                        fix="set --config.data.cache_dir to a writable directory") from None
     try:
         feats.save(tmp)
         try:
@@ -75,5 +84,24 @@ def cached_features(task, split: str, lang: str | None, tokenizer, *, source, ca
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
-    log.info("features cached: %s (%d rows)", final, feats.num_rows)
+    # One INFO line per cache directory and process (a run caches dozens of task/split/language
+    # entries: one line each was console noise); every entry at DEBUG.
+    if cache_dir not in _ANNOUNCED:
+        _ANNOUNCED.add(cache_dir)
+        log.info("features are tokenized once and cached in %s (one entry per task, split and language; "
+                 "later runs reuse them)", cache_dir)
+    log.debug("features cached: %s (%d rows)", final, feats.num_rows)
     return Features.load(final)
+
+
+_ANNOUNCED: set = set()
+
+
+def _blank(example) -> bool:
+    """Text fields, and none holds a word (ids, labels and tags aside)."""
+    if not isinstance(example, dict):
+        return False
+    fields = [v for k, v in example.items() if k not in ("id", "label", "labels", "tags", "lang")]
+    texts = [v for v in fields if isinstance(v, str)] + [
+        w for v in fields if isinstance(v, (list, tuple)) for w in v if isinstance(w, str)]
+    return bool(texts) and not any(t.strip() for t in texts)

@@ -21,8 +21,24 @@ from typing import Iterator
 from xtreme_jax.data.errors import DataError, OnError
 
 
+def not_a_file(path: str) -> str:
+    """Why an existing name is no readable data file ("" when it is one, or when nothing is there)."""
+    if os.path.isdir(path):
+        return "is a directory, not a data file"
+    if os.path.islink(path) and not os.path.exists(path):
+        try:
+            os.stat(path)
+        except OSError as e:  # ELOOP for a loop, ENOENT for a dangling link
+            return f"is a symlink that leads nowhere ({e.strerror}: {os.readlink(path)!r})"
+    return ""
+
+
 def require_file(path: str, what: str = "data file", fix: str | None = None) -> str:
     if not os.path.isfile(path):
+        why = not_a_file(path)
+        if why:
+            raise DataError(f"the {what} {why}", file=path, reason="missing_file",
+                            fix="replace it with the file itself, or point source.path elsewhere")
         raise DataError(f"missing {what}", file=path, reason="missing_file",
                         fix=fix or "check the data directory in the source config (source.path), "
                                    "or download the data (see docs/data.md)")
@@ -36,7 +52,10 @@ class _Utf8Lines:
 
     def __init__(self, path: str):
         self.path, self.line = path, 0
-        self._f = open(path, "rb")
+        try:
+            self._f = open(path, "rb")
+        except OSError as e:
+            raise _unreadable(path, e) from None
 
     def __enter__(self):
         return self
@@ -54,7 +73,10 @@ class _Utf8Lines:
         return line
 
     def readline(self) -> str:
-        raw = self._f.readline()
+        try:
+            raw = self._f.readline()
+        except OSError as e:
+            raise _unreadable(self.path, e, self.line + 1) from None
         if not raw:
             return ""
         self.line += 1
@@ -70,9 +92,22 @@ class _Utf8Lines:
         return "".join(self)
 
 
+def _unreadable(path, e: OSError, line=None) -> DataError:
+    return DataError(f"cannot read the file ({e.strerror or e})", file=path, line=line, reason="unreadable",
+                     fix="check its permissions (chmod a+r) and the disk, or copy the file again")
+
+
 def _open(path: str) -> _Utf8Lines:
     require_file(path)
     return _Utf8Lines(path)
+
+
+def check_utf8(path: str) -> None:
+    """Raises a DataError at the first line that is not UTF-8 (pyarrow loads such JSON / CSV and
+    fails only later, row by row, with a bare UnicodeDecodeError)."""
+    with _open(path) as f:
+        for _ in f:
+            pass
 
 
 def read_lines(path: str) -> list[str]:
@@ -82,8 +117,11 @@ def read_lines(path: str) -> list[str]:
 
 def read_tsv(path: str, ncols: tuple[int, ...], on_error: OnError,
              names: str = "columns") -> Iterator[tuple[int, list[str]]]:
-    """Yields (line_no, fields) for each non-empty line whose column count is in `ncols`."""
+    """Yields (line_no, fields) for each non-empty line whose column count is in `ncols`. With
+    several allowed counts (a test file with or without its label column) the first row fixes the
+    file's layout: a row that lost a column is an error at its line, not a silently unlabelled row."""
     on_error.seen(path)
+    layout = None  # (count, line) of the first good row
     with _open(path) as f:
         for i, line in enumerate(f, 1):
             line = line.rstrip("\r\n")
@@ -96,6 +134,13 @@ def read_tsv(path: str, ncols: tuple[int, ...], on_error: OnError,
                     f"found {len(cols)}", file=path, line=i, reason="column_count",
                     fix="remove stray tab characters or fix the line so it has the right columns"))
                 continue
+            if layout and len(cols) != layout[0]:
+                on_error(DataError(
+                    f"{len(cols)} tab-separated columns, but the rows from line {layout[1]} on have "
+                    f"{layout[0]} ({names}): this row lost or gained a column", file=path, line=i,
+                    reason="column_count", fix="restore the missing field (e.g. the label) of this line"))
+                continue
+            layout = layout or (len(cols), i)
             yield i, cols
 
 

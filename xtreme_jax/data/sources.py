@@ -16,7 +16,6 @@ files or TFDS, so a local parquet copy of a hub dataset gives exactly what the h
 from __future__ import annotations
 
 import dataclasses
-import glob
 import hashlib
 import os
 from typing import Any, Iterator
@@ -171,6 +170,11 @@ def find_local(directory: str, split: str, lang: str | None) -> tuple[str, bool]
             tried.append(f"{stem}.{ext}")
             if os.path.isfile(f"{base}.{ext}"):
                 return f"{base}.{ext}", per_lang
+            why = formats.not_a_file(f"{base}.{ext}")
+            if why and not os.path.isdir(base):  # the file the split would be read from, broken
+                raise DataError(f"the data file for split {split!r}" + (f", language {lang!r}" if lang else "")
+                                + f" {why}", file=f"{base}.{ext}", reason="missing_file",
+                                fix="replace it with the file itself (or a save_to_disk dir without the extension)")
     raise DataError(f"no local file for split {split!r}" + (f", language {lang!r}" if lang else ""),
                     file=directory, reason="missing_file",
                     fix=f"put one of {tried[:6]}... (hub schema) or a save_to_disk dir there")
@@ -187,14 +191,22 @@ def load_local(path: str, cache_dir: str = ""):
         return ds
     ext = path.rsplit(".", 1)[-1]
     builder = {"jsonl": "json", "json": "json"}.get(ext, ext)
+    if os.path.getsize(path) == 0:
+        raise DataError("the file is empty (0 bytes)", file=path, reason="empty",
+                        fix="copy the file again, or remove it")
+    if ext in ("jsonl", "json", "csv"):
+        formats.check_utf8(path)
     try:
         return datasets.load_dataset(builder, data_files={"data": path}, split="data",
                                      cache_dir=cache_dir or None)
-    except datasets.exceptions.DatasetGenerationError:
+    except Exception as e:  # noqa: BLE001  pyarrow / datasets raise many types for a damaged file
         if ext == "jsonl":  # pyarrow says "row 6" (0-based, blank lines not counted): find the line
             for _ in formats.read_jsonl(path, OnError()):
                 pass
-        raise
+        cause = e.__cause__ or e
+        raise DataError(f"cannot read it as {ext} ({type(cause).__name__}: {str(cause)[:300]})", file=path,
+                        reason="unreadable", fix=f"the file is truncated, damaged or not {ext}: copy it "
+                                                 "again or convert it") from None
 
 
 def dataset_rows(ds) -> Iterator[dict]:
@@ -248,6 +260,3 @@ def _decode_tf(v):
         return [_decode_tf(x) for x in v]
     return v
 
-
-def glob_one(pattern: str) -> list[str]:
-    return sorted(glob.glob(pattern))

@@ -21,8 +21,11 @@ def resolve(name_or_path: str,
     """A local checkpoint directory, or a hub id downloaded (or found in the HF cache)."""
     if os.path.isdir(name_or_path):
         return name_or_path
-    if os.path.exists(name_or_path) or name_or_path.startswith(("/", ".")):
+    if os.path.exists(name_or_path):
         raise FileNotFoundError(f"{name_or_path}: not a checkpoint directory (expected {expected} inside)")
+    if _looks_local(name_or_path):  # a misspelled path: say so before any hub talk
+        raise FileNotFoundError(f"{name_or_path}: not a checkpoint directory (expected {expected} inside): "
+                                f"no such directory{_near_names(name_or_path)}")
     from huggingface_hub import snapshot_download
     try:
         return snapshot_download(name_or_path, allow_patterns=HF_FILES)
@@ -30,6 +33,23 @@ def resolve(name_or_path: str,
         raise OSError(f"could not fetch {name_or_path!r} from the HF hub ({type(e).__name__}: {e}). "
                       "Offline? Download it once (huggingface-cli download "
                       f"{name_or_path} --local-dir DIR) and pass the directory instead.") from e
+
+
+def _looks_local(name: str) -> bool:
+    """A path rather than a hub id (`owner/name`): absolute, relative, deeper than one slash, or
+    inside a directory that exists here (`runs/targt` when runs/ exists)."""
+    parent = os.path.dirname(name.rstrip("/"))
+    return (name.startswith(("/", ".", "~")) or name.count("/") > 1 or os.sep != "/" and os.sep in name
+            or bool(parent) and os.path.isdir(parent))
+
+
+def _near_names(name: str) -> str:
+    import difflib
+    parent, base = os.path.split(name.rstrip("/"))
+    if not os.path.isdir(parent or "."):
+        return f" ({parent} does not exist either)" if parent else ""
+    near = difflib.get_close_matches(base, sorted(os.listdir(parent or ".")), n=3)
+    return f" (did you mean {', '.join(os.path.join(parent, n) for n in near)}?)" if near else ""
 
 
 def _tokenizer_class(path: str):

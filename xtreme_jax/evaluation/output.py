@@ -31,6 +31,7 @@ from xtreme_jax.evaluation.scores import OFFICIAL_TASKS
 from xtreme_jax.files import is_remote, write_json
 from xtreme_jax.scoring.submission import SUBMISSION_TASKS
 from xtreme_jax.tasks.languages import BENCHMARKS
+from xtreme_jax.workdir import WriteError, write_error
 
 log = logging.getLogger(__name__)
 PROVENANCE = "provenance.json"
@@ -150,10 +151,12 @@ def staged(out_dir: str, rec: dict):
         if os.path.exists(out_dir):
             os.rename(out_dir, old)
         os.rename(stage, out_dir)
-    except BaseException:
+    except BaseException as e:
         shutil.rmtree(stage, ignore_errors=True)
         if not os.path.exists(out_dir) and os.path.exists(old):
             os.rename(old, out_dir)
+        if isinstance(e, OSError) and not isinstance(e, WriteError):  # a full disk: one line, old set kept
+            raise write_error("the evaluation results (the previous ones there are kept)", out_dir, e) from None
         raise
     shutil.rmtree(old, ignore_errors=True)
 

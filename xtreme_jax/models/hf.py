@@ -15,6 +15,7 @@ import numpy as np
 from flax import nnx
 
 # Hub/dir resolution and tokenizers live in the data layer, which never imports models.
+from xtreme_jax.data.errors import DataError
 from xtreme_jax.data.tokenization import load_tokenizer, resolve  # noqa: F401  (re-exported)
 from xtreme_jax.models.encoder import Encoder, EncoderConfig
 
@@ -33,8 +34,8 @@ HF_ARCH = {"classification": "ForSequenceClassification", "multiple_choice": "Fo
            "tagging": "ForTokenClassification", "span": "ForQuestionAnswering", "mlm": "ForMaskedLM"}
 
 
-class CheckpointMismatchError(ValueError):
-    pass
+class CheckpointMismatchError(DataError):
+    """The weights do not fit the model config.json describes (bad input: exit 2, one line)."""
 
 
 # ---------------------------------------------------------------- config
@@ -46,14 +47,14 @@ def config_from_hf(hf: dict, dtype=jnp.float32) -> EncoderConfig:
     elif model_type in BERT_TYPES:
         style = "bert"
     else:
-        raise ValueError(f"config.json model_type={model_type!r} is not supported; "
+        raise DataError(f"config.json model_type={model_type!r} is not supported; "
                          f"supported: {ROBERTA_TYPES + BERT_TYPES}")
     act = hf.get("hidden_act", "gelu")
     if act != "gelu":
-        raise ValueError(f"config.json hidden_act={act!r}: only exact 'gelu' is implemented")
+        raise DataError(f"config.json hidden_act={act!r}: only exact 'gelu' is implemented")
     pos = hf.get("position_embedding_type", "absolute")
     if pos != "absolute":
-        raise ValueError(f"config.json position_embedding_type={pos!r}: only 'absolute' is implemented")
+        raise DataError(f"config.json position_embedding_type={pos!r}: only 'absolute' is implemented")
     # Position ids follow the architecture, not the tokenizer: BERT counts 0..S-1 even with an
     # XLM-R vocabulary (multilingual-e5); RoBERTa/XLM-R start at pad_token_id + 1. pad_token_id
     # is the checkpoint's own (it masks padding when no attention mask is given).
@@ -89,7 +90,11 @@ def read_tensors(path: str) -> dict:
         from safetensors.numpy import load_file
         out = {}
         for f in files:
-            out.update(load_file(f))
+            try:
+                out.update(load_file(f))
+            except Exception as e:  # noqa: BLE001  safetensors raises its own SafetensorError
+                raise DataError(f"cannot read the weights ({type(e).__name__}: {str(e)[:200]}): truncated or "
+                                "damaged", file=f, fix="download or export the checkpoint again") from None
         return out
     binf = os.path.join(path, "pytorch_model.bin")
     if os.path.exists(binf):
@@ -106,9 +111,17 @@ def read_tensors(path: str) -> dict:
 def read_config(path: str) -> dict:
     f = os.path.join(path, "config.json")
     if not os.path.exists(f):
-        raise FileNotFoundError(f"{f} not found: an HF checkpoint directory needs config.json")
-    with open(f) as fh:
-        return json.load(fh)
+        raise DataError("not found: an HF checkpoint directory needs config.json", file=f)
+    try:
+        with open(f, "rb") as fh:
+            hf = json.loads(fh.read())
+    except (ValueError, OSError) as e:
+        raise DataError(f"damaged or truncated ({type(e).__name__}: {e})", file=f,
+                        fix="download or export the checkpoint again") from None
+    if not isinstance(hf, dict):
+        raise DataError("not an HF model config (a JSON object)", file=f,
+                        fix="download or export the checkpoint again")
+    return hf
 
 
 # ---------------------------------------------------------------- mapping
@@ -216,12 +229,13 @@ def convert(tensors: dict, table: dict, expected: dict, where: str):
 
 
 def _mismatch_message(where, missing, unexpected, misshaped):
-    lines = [f"{where}: checkpoint does not match the model config"]
-    for title, items in (("missing", missing), ("unexpected", unexpected), ("mis-shaped", misshaped)):
-        if items:
-            lines.append(f"  {title} ({len(items)}): " + ", ".join(sorted(items)[:20])
-                         + (" ..." if len(items) > 20 else ""))
-    return "\n".join(lines)
+    """One line: every problem, and what usually causes it."""
+    parts = [f"{title} ({len(items)}): " + ", ".join(sorted(items)[:20]) + (" ..." if len(items) > 20 else "")
+             for title, items in (("missing", missing), ("unexpected", unexpected), ("mis-shaped", misshaped))
+             if items]
+    return (f"{where}: checkpoint does not match the model config ({'; '.join(parts)}). Its config.json and "
+            "weights describe different models (an edited config.json, or files of two checkpoints): "
+            "use the config.json saved with these weights")
 
 
 def abstract(make):

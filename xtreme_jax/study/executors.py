@@ -13,6 +13,7 @@ from __future__ import annotations
 import datetime
 import json
 import os
+import re
 import shlex
 import signal
 import socket
@@ -56,12 +57,31 @@ def _alive(pid) -> bool:
         return False
 
 
+def _orphaned(st: dict) -> bool:
+    """status.json says running, on this host, but its process is gone (the study process was
+    SIGKILLed and took its run down with it, or the run died with it)."""
+    return (st.get("state") == "running" and st.get("executor") == "local"
+            and st.get("host") == socket.gethostname() and not _alive(st.get("pid")))
+
+
 def node_state(root: str, node) -> tuple[str, str]:
-    """(state, detail): done | running | failed | blocked | partial (resumes) | pending."""
+    """(state, detail): done | running | failed | blocked | partial (resumes) | pending. A stale
+    "running" in status.json (its process gone) is rewritten on the way: done when the run's files
+    say so (its time measured up to the last results file), else interrupted."""
     d = node_dir(root, node.hash)
-    if all(phase_done(d, p) for p in node.phases):
-        return "done", ""
     st = read_status(d)
+    done = all(phase_done(d, p) for p in node.phases)
+    if _orphaned(st):
+        if done:
+            last = max(epath.Path(d, p, EVAL_DONE if p == "evaluate" else TRAIN_DONE).stat().mtime
+                       for p in node.phases)
+            st = mark(d, "done", rc=0, ended=_now(), error="",
+                      seconds=_total(st, max(0.0, last - st.get("started_at", last))))
+        else:
+            st = mark(d, "interrupted", rc=None, ended=_now(), seconds=_total(st, time.time() - st.get("started_at", time.time())),
+                      error="the study process stopped while this run was running; it resumes from its last checkpoint")
+    if done:
+        return "done", ""
     s = st.get("state", "")
     if s == "running" and (st.get("host") != socket.gethostname() or _alive(st.get("pid"))):
         return "running", st.get("executor", "")
@@ -98,15 +118,64 @@ def child_env() -> dict:
     return env
 
 
+# A tqdm progress bar ("target:  42%|████▏  | 126/300 [00:03<00:04, 38.1it/s, loss=0.98]") is never
+# the reason a run failed, however last it was written.
+_PROGRESS = re.compile(r"\d+%\|.*\||\d+/\d+ \[[\d:<]+(, [\d.]+(it/s|s/it))?")
+
+
 def error_line(log_path: str) -> str:
-    """The program's `error:` line (or its last line) from a run's log."""
+    """The program's `error:` line of its last attempt (or the last line that is no progress bar)."""
     try:
         text = epath.Path(log_path).read_bytes().decode("utf-8", errors="replace")
-        lines = [l.strip() for l in text.replace("\r", "\n").splitlines() if l.strip()]
     except FileNotFoundError:
         return ""
+    head, sep, last = text.rpartition("\n===== ")  # the attempt just ended, not an earlier one's error
+    if sep:
+        text = last.partition("\n")[2]  # without its "===== TIME COMMAND" header
+    lines = [l.strip() for l in text.replace("\r", "\n").splitlines() if l.strip()]
+    lines = [l for l in lines if not _PROGRESS.search(l)]
     errors = [l for l in lines if l.startswith("error:")]
     return (errors or lines or [""])[-1][:500]
+
+
+def _total(st: dict, session_s: float) -> float:
+    """Wall seconds of every attempt of a run: an interrupted and resumed run is measured whole,
+    so its cost does not drop to the last attempt's (or flip to the plan's estimate)."""
+    return float(st.get("seconds_before") or 0.0) + float(session_s)
+
+
+class StudyLocked(ValueError):
+    """Another `study run` holds this study directory."""
+
+
+def lock_study(root: str):
+    """An exclusive lock on ROOT/study.lock for the life of this process (a second `study run` on
+    the same directory would start the same runs twice). Returns the open lock file."""
+    import fcntl
+    os.makedirs(root, exist_ok=True)
+    f = open(os.path.join(root, "study.lock"), "a+")
+    try:
+        fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        f.seek(0)
+        holder = f.read().strip() or "another process"
+        f.close()
+        raise StudyLocked(f"{root} is in use by another `study run` ({holder}); wait for it to end or stop it "
+                          "(Ctrl-C saves its runs), then run again: finished runs are skipped") from None
+    f.truncate(0)
+    f.write(f"pid {os.getpid()} on {socket.gethostname()}, since {_now()}\n")
+    f.flush()
+    return f
+
+
+def _die_with_parent():
+    """In the child, before exec: SIGTERM when the study process dies, even by SIGKILL (the run
+    then saves a checkpoint and stops instead of running on unwatched). Linux only."""
+    try:
+        import ctypes
+        ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+    except (OSError, AttributeError):
+        pass
 
 
 def _describe(plan, node) -> str:
@@ -122,6 +191,7 @@ def run_local(plan, root: str, parallel: int = 1, python: str = sys.executable, 
               poll_s: float = 0.5) -> dict:
     """Runs every unfinished node, at most `parallel` at a time, parents first. Returns
     {hash: state}. SIGTERM / Ctrl-C stop the runs (each saves a checkpoint) and return."""
+    lock = lock_study(root)
     write_points(plan, root)
     nodes = plan.graph.nodes
     state = {h: node_state(root, n)[0] for h, n in nodes.items()}
@@ -156,11 +226,13 @@ def run_local(plan, root: str, parallel: int = 1, python: str = sys.executable, 
                 log.write(f"\n===== {_now()} {shlex.join(command(root, h, python))}\n")
                 log.flush()
                 proc = subprocess.Popen(command(root, h, python), cwd=REPO, stdout=log, stderr=subprocess.STDOUT,
-                                        start_new_session=True, env=child_env())
+                                        start_new_session=True, env=child_env(), preexec_fn=_die_with_parent)
                 running[h] = (proc, log, time.time())
                 state[h] = "running"
+                prev = read_status(d)
+                before = prev.get("seconds") if prev.get("state") in ("interrupted", "failed") else 0.0
                 mark(d, "running", pid=proc.pid, host=socket.gethostname(), executor="local", started=_now(),
-                     error="", rc=None)
+                     started_at=time.time(), seconds_before=before or 0.0, error="", rc=None)
                 echo(f"started  {h} ({nodes[h].stage}: {_describe(plan, nodes[h])})")
             for h, (proc, log, t0) in list(running.items()):
                 rc = proc.poll()
@@ -181,10 +253,12 @@ def run_local(plan, root: str, parallel: int = 1, python: str = sys.executable, 
                 proc.kill()
             log.close()
             state[h] = "partial"
-            mark(node_dir(root, h), "interrupted", rc=proc.returncode, ended=_now(), seconds=time.time() - t0)
+            d = node_dir(root, h)
+            mark(d, "interrupted", rc=proc.returncode, ended=_now(), seconds=_total(read_status(d), time.time() - t0))
             echo(f"stopped  {h}: it resumes from its last checkpoint when the study is run again")
         for s, handler in old.items():
             signal.signal(s, handler)
+        lock.close()
     return state
 
 
@@ -192,6 +266,7 @@ def _finish(plan, root, h, rc, seconds, state, echo):
     d = node_dir(root, h)
     node = plan.graph.nodes[h]
     ok = rc == 0 and all(phase_done(d, p) for p in node.phases)
+    seconds = _total(read_status(d), seconds)
     if ok:
         state[h] = "done"
         mark(d, "done", rc=rc, ended=_now(), seconds=seconds, error="")
