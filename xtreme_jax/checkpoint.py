@@ -26,6 +26,7 @@ import orbax.checkpoint as ocp
 from etils import epath
 from flax import nnx
 
+from xtreme_jax import processes
 from xtreme_jax.files import is_remote
 
 log = logging.getLogger(__name__)
@@ -182,7 +183,7 @@ class Checkpointer:
             dest.mkdir(parents=True, exist_ok=True)
             for s in steps:
                 (epath.Path(self.directory) / str(s)).rename(dest / f"{s}-{time.strftime('%Y%m%d-%H%M%S')}")
-        _sync("xtreme_jax_checkpoint_move_aside")
+        processes.sync("xtreme_jax_checkpoint_move_aside")
         self.manager.reload()
 
 
@@ -258,12 +259,6 @@ def remove_tmp_dirs(parent: str):
                 child.rmtree()
             except OSError:  # best effort, as before: orbax ignores a leftover tmp dir anyway
                 pass
-
-
-def _sync(name: str):
-    if jax.process_count() > 1:
-        from jax.experimental import multihost_utils
-        multihost_utils.sync_global_devices(name)
 
 
 def abstract_like(state):

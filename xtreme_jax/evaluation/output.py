@@ -29,6 +29,7 @@ from xtreme_jax.evaluation import results as results_lib
 from xtreme_jax.evaluation.checkpoints import location
 from xtreme_jax.evaluation.scores import OFFICIAL_TASKS
 from xtreme_jax.files import is_remote, write_json
+from xtreme_jax.processes import alive
 from xtreme_jax.scoring.submission import SUBMISSION_TASKS
 from xtreme_jax.tasks.languages import BENCHMARKS
 from xtreme_jax.workdir import WriteError, write_error
@@ -53,14 +54,8 @@ def _staging(out_dir: str, kind: str) -> list:
 
 
 def _alive(pid: str) -> bool:
-    """Whether a process of this id still runs on this host."""
-    try:
-        os.kill(int(pid), 0)
-    except (ValueError, ProcessLookupError, OverflowError):
-        return False
-    except PermissionError:
-        return True
-    return int(pid) != os.getpid()
+    """Whether another process of this id still runs on this host (this one's own staging is not alive)."""
+    return alive(pid) and int(pid) != os.getpid()
 
 
 def recover(out_dir: str) -> None:

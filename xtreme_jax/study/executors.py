@@ -24,6 +24,7 @@ import time
 from etils import epath
 
 from xtreme_jax.files import write_atomic
+from xtreme_jax.processes import alive
 from xtreme_jax.workdir import RunDir
 from xtreme_jax.study.expand import REPO
 from xtreme_jax.study.graph import materialize, node_dir
@@ -49,19 +50,11 @@ def mark(d: str, state: str, **info) -> dict:
     return st
 
 
-def _alive(pid) -> bool:
-    try:
-        os.kill(int(pid), 0)
-        return True
-    except (OSError, TypeError, ValueError):
-        return False
-
-
 def _orphaned(st: dict) -> bool:
     """status.json says running, on this host, but its process is gone (the study process was
     SIGKILLed and took its run down with it, or the run died with it)."""
     return (st.get("state") == "running" and st.get("executor") == "local"
-            and st.get("host") == socket.gethostname() and not _alive(st.get("pid")))
+            and st.get("host") == socket.gethostname() and not alive(st.get("pid")))
 
 
 def node_state(root: str, node) -> tuple[str, str]:
@@ -83,7 +76,7 @@ def node_state(root: str, node) -> tuple[str, str]:
     if done:
         return "done", ""
     s = st.get("state", "")
-    if s == "running" and (st.get("host") != socket.gethostname() or _alive(st.get("pid"))):
+    if s == "running" and (st.get("host") != socket.gethostname() or alive(st.get("pid"))):
         return "running", st.get("executor", "")
     if s in ("failed", "blocked"):
         return s, st.get("error", "")
