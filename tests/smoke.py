@@ -54,3 +54,17 @@ def write_config(root, path=None, phases="intermediate,target"):
     path = path or root / "cfg.py"
     path.write_text(CONFIG_FILE.format(root=root, phases=phases))
     return str(path)
+
+
+def preempt_at_first_checkpoint(cmd, env, ckpts, timeout=400):
+    """Starts `cmd`, sends SIGTERM once `ckpts` holds a step, and returns (returncode, output)."""
+    import signal
+    import subprocess
+    import time
+    p = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    deadline = time.time() + timeout
+    while time.time() < deadline and not (ckpts.is_dir() and any(d.name.isdigit() for d in ckpts.iterdir())):
+        time.sleep(0.2)
+    p.send_signal(signal.SIGTERM)
+    text, _ = p.communicate(timeout=300)
+    return p.returncode, text

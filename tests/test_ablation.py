@@ -52,6 +52,8 @@ def test_ablation_run_trains_shared_phases_once_and_compares(smoke, tmp_path, ca
     c.lock()
     run_ablation(c, str(tmp_path))
     out = capsys.readouterr().out
+    assert out.count("MFU % is relative to") == 1  # one note for the three phase tables of the arms
+    assert "One run per arm, one seed (config.seed=" in out
     assert (tmp_path / "shared" / "intermediate" / "final").is_dir()
     assert not (tmp_path / "with" / "intermediate").exists()  # trained once, in shared/
     assert not (tmp_path / "without" / "intermediate").exists()
@@ -110,3 +112,25 @@ def test_demo_gain_aggregates_seeds(tmp_path):
     assert "| xa | 55.0 ± 7.1 | 61.0 ± 9.9 | +6.0 ± 2.8 |" in md
     assert "mnli 75.0 ± 7.1" in md and "wall 200 s" in md
     assert out["command"].endswith(f"--workdir={tmp_path}/seedSEED --config.seed=SEED")
+
+
+def test_console_and_comparison_md_average_the_same_languages_and_say_what_one_run_cannot_show(tmp_path):
+    """One definition of each average (issue 25: comparison.md averaged 9 languages, the console 8):
+    'avg' over every common language, 'zero-shot' over the non-English ones, in both places; the
+    one-seed note under the table, in comparison.md and on the plot."""
+    from xtreme_jax import report
+    from xtreme_jax.ablation import one_run_note
+    without = {"xnli": {"en": {"accuracy": 70.0}, "de": {"accuracy": 50.0}, "fr": {"accuracy": 60.0}}}
+    with_ = {"xnli": {"en": {"accuracy": 72.0}, "de": {"accuracy": 56.0}, "fr": {"accuracy": 61.0}}}
+    lines = gain_table(without, with_, "intermediate").splitlines()
+    assert "  avg            60.0     63.0    +3.0   (mean over all 3 languages, English included)" in lines
+    assert "  zero-shot      55.0     58.5    +3.5   (mean over the 2 non-English languages)" in lines
+    c = C.base_config()
+    c.seed = 8
+    note = one_run_note(c)
+    assert note.startswith("One run per arm, one seed (config.seed=8): a single run's gain moves with the seed")
+    paths = report.write_comparison(tmp_path, with_, without, names=("with", "without"), note=note)
+    md = open(paths["markdown"]).read()
+    assert "| xnli | accuracy | 63.0 | 60.0 | +3.0 | 3/3 | +3.5 | 2 |" in md
+    assert "| **avg** | 63.0 | 60.0 | +3.0 |" in md and "| **zero-shot** (2) | 58.5 | 55.0 | +3.5 |" in md
+    assert note in md

@@ -1,17 +1,15 @@
 """Pipeline: phases, hand-off, resume after preemption, config errors before compute."""
 import json
 import os
-import signal
 import subprocess
 import sys
-import time
 
 import numpy as np
 import pytest
 
 from xtreme_jax import config as C
 from xtreme_jax.config import ConfigError
-from smoke import write_config
+from smoke import preempt_at_first_checkpoint, write_config
 
 def final_params(workdir, phase="target"):
     import jax
@@ -49,14 +47,8 @@ def test_two_phases_then_preempted_run_resumes_to_the_same_params(smoke, tmp_pat
     # Same run, SIGTERM as soon as the intermediate phase has a checkpoint: it saves, says where it
     # stopped, exits 0; the restart resumes and ends with bitwise-identical parameters.
     resumed = tmp_path / "resumed"
-    p = subprocess.Popen(main_cmd(cfg, resumed), env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-    ckpts = resumed / "intermediate" / "checkpoints"
-    deadline = time.time() + 400
-    while time.time() < deadline and not (ckpts.is_dir() and any(d.name.isdigit() for d in ckpts.iterdir())):
-        time.sleep(0.2)
-    p.send_signal(signal.SIGTERM)
-    text, _ = p.communicate(timeout=300)
-    assert p.returncode == 0, text[-3000:]
+    code, text = preempt_at_first_checkpoint(main_cmd(cfg, resumed), env, resumed / "intermediate" / "checkpoints")
+    assert code == 0, text[-3000:]
     assert "preempted at step" in text
     stopped = int(text.split("preempted at step")[1].split()[0])
     assert 2 <= stopped < 6

@@ -8,6 +8,7 @@ Each test's docstring says what happened before the fix (observed on commit 2201
 import contextlib
 import io
 import json
+import re
 import logging
 import os
 import shutil
@@ -485,6 +486,10 @@ def test_console_prints_dev_evaluations_percentages_the_mfu_peak_and_where_resul
     assert f"written to {workdir}:" in out
     assert f"{workdir / 'intermediate' / 'final'} (model handed on)" in out
     assert f"evaluation   {workdir / 'evaluate' / 'results'}" in out
+    # Evaluation says what it does, task by task (it printed nothing for minutes on Tatoeba).
+    assert "[evaluate 1/1] xnli: loading test data of 2 languages (en de)" in out
+    assert re.search(r"^\[evaluate 1/1\] xnli: 2 languages scored in [\d.]+ s \(forward [\d.]+ s, "
+                     r"decode \+ score [\d.]+ s\)$", out, re.M), out
 
 
 def test_cli_start_up_imports_no_ml_library():

@@ -77,3 +77,19 @@ def test_alive():
     p.wait()
     assert alive(os.getpid()) and alive(str(os.getpid()))
     assert not alive(p.pid) and not alive(None) and not alive("x")
+
+
+def test_a_truncated_results_json_is_not_a_finished_evaluation_for_status_or_run(tmp_path):
+    """A results.json cut short by a kill or a full disk: the evaluate phase is not finished,
+    so the study executor's status and run evaluate again instead of calling the run done."""
+    from xtreme_jax.study.executors import phase_done
+    run = RunDir(str(tmp_path))
+    ev = run.phase("evaluate")
+    os.makedirs(ev.results)
+    results = tmp_path / "evaluate" / "results" / "results.json"
+    results.write_text('{"tasks": {"xnli": {"en": {"accuracy": 71.')
+    assert not ev.finished() and not ev.intact() and not phase_done(str(tmp_path), "evaluate")
+    results.write_bytes(b"\xff\xfe")
+    assert not ev.finished()
+    results.write_text('{"tasks": {"xnli": {"en": {"accuracy": 71.5}}}}')
+    assert ev.finished() and phase_done(str(tmp_path), "evaluate")

@@ -13,6 +13,7 @@ import pytest
 from test_study_executors import fake_python, study
 from xtreme_jax.study import executors, plan as plan_lib
 from xtreme_jax.study.graph import node_dir
+from xtreme_jax.processes import alive
 
 
 @pytest.fixture(scope="module")
@@ -73,7 +74,7 @@ def test_sigkill_of_study_run_takes_its_runs_down_and_leaves_no_stale_running(tm
     parent.send_signal(signal.SIGKILL)
     parent.wait()
     for _ in range(100):  # before: the run went on, unwatched, and status.json said "running"
-        if not executors._alive(child):
+        if not alive(child):
             break
         time.sleep(0.05)
     else:

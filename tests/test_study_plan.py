@@ -315,3 +315,17 @@ def test_model_levers_at_their_defaults_leave_run_hashes_unchanged():
         changed = copy.deepcopy(cfg)
         changed["model"][k] = v
         assert config_hash(changed) != config_hash(before), k
+
+
+def test_a_repeated_tuple_override_of_a_study_replaces_the_earlier_one(tmp_path):
+    """`--config.factors.target_examples=(...)` given twice plans the last levels only (ml-collections
+    appended them: both were planned); a later `(...)` of seeds likewise wins."""
+    p = subprocess.run([sys.executable, "-m", "xtreme_jax.study", "plan", "--config=configs/studies/target_size.py",
+                        "--config.factors.target_examples=(100,400,1600)", "--config.factors.target_examples=(400,)",
+                        "--config.seeds=(0,1,2)", "--config.seeds=(5,)", f"--workdir={tmp_path}"],
+                       cwd=REPO, capture_output=True, text=True, timeout=300)
+    assert p.returncode == 0, p.stderr[-2000:]
+    points = json.loads((tmp_path / "plan.json").read_text())["points"]
+    assert {pt["factors"]["target_examples"] for pt in points} == {"400"} or \
+        {pt["factors"]["target_examples"] for pt in points} == {400}
+    assert {pt["seed"] for pt in points} == {5}

@@ -76,3 +76,15 @@ def test_tiny_study_shares_a_run_resumes_a_killed_point_and_reports(tmp_path):
     deltas = {d["language"]: d for d in doc["paired_deltas"]}
     assert set(deltas) == {"en", "xa"} and deltas["en"]["n"] == 1
     assert (root / "report" / "gain_vs_size_entail.png").stat().st_size > 1000
+
+    # The cost column has one source: measured while every run has its wall time; once one
+    # run's is missing (say, a TPU run), every point is the plan's estimate, not a mix.
+    import csv
+    read = lambda: list(csv.DictReader((root / "report" / "results_long.csv").open()))  # noqa: E731
+    assert {r["cost_source"] for r in read()} == {"measured"}
+    status = root / "runs" / leaf["none"] / "status.json"
+    st = json.loads(status.read_text())
+    st.pop("seconds", None)
+    status.write_text(json.dumps(st))
+    assert study("report", cfg, root).returncode == 0
+    assert {r["cost_source"] for r in read()} == {"estimate"}

@@ -19,7 +19,7 @@ import os
 import jax
 
 from xtreme_jax import config as config_lib
-from xtreme_jax import report
+from xtreme_jax import phases, report
 from xtreme_jax.phases import check_workdir, run_pipeline
 
 ARMS = ("with", "without")
@@ -65,12 +65,15 @@ def run_ablation(config, workdir: str) -> dict:
         c.lock()
         config_lib.validate(c, jax.device_count(), jax.process_count())
     check_workdir(config, workdir)
-    summaries = {name: run_pipeline(c, os.path.join(workdir, name)) for name, c in arms.items()}
+    with phases.notes_once():  # three phase tables, one MFU note
+        summaries = {name: run_pipeline(c, os.path.join(workdir, name)) for name, c in arms.items()}
     if jax.process_index() == 0:
         out = os.path.join(workdir, "comparison")
         results = {arm: _results(workdir, arm) for arm in ARMS}
-        paths = report.write_comparison(out, results["with"], results["without"], names=ARMS)
+        note = one_run_note(config)
+        paths = report.write_comparison(out, results["with"], results["without"], names=ARMS, note=note)
         print(gain_table(results["without"], results["with"], config.ablate))
+        print(f"\n{note}")
         print(f"\nreports: {os.path.join(workdir, 'with', 'evaluate', 'results')} and "
               f"{os.path.join(workdir, 'without', 'evaluate', 'results')}; comparison: "
               f"{paths['markdown']} (+ {', '.join(os.path.basename(p) for k, p in paths.items() if k.startswith('plot'))})")
@@ -92,9 +95,18 @@ def gain_table(without: dict, with_: dict, phase: str) -> str:
         rows = e["languages"]
         for lang, r in rows.items():
             lines.append(f"  {lang:10s} {r['without']:8.1f} {r['with']:8.1f} {r['delta']:+7.1f}")
-        zs = [r for lang, r in rows.items() if lang != "en"]
+        avg, zs = e["average"], report.zero_shot_average(e, ARMS)
+        if avg:
+            lines.append(f"  {'avg':10s} {avg['without']:8.1f} {avg['with']:8.1f} {avg['delta']:+7.1f}   "
+                         f"(mean over all {len(rows)} languages, English included)")
         if zs:
-            w, wo = (sum(r[k] for r in zs) / len(zs) for k in ("with", "without"))
-            lines.append(f"  {'zero-shot':10s} {wo:8.1f} {w:8.1f} {w - wo:+7.1f}   "
-                         f"(mean over the {len(zs)} non-English languages)")
+            lines.append(f"  {'zero-shot':10s} {zs['without']:8.1f} {zs['with']:8.1f} {zs['delta']:+7.1f}   "
+                         f"(mean over the {zs['languages']} non-English languages)")
     return "\n".join(lines)
+
+
+def one_run_note(config) -> str:
+    """What one with/without comparison can and cannot show, printed under its table and plots."""
+    return (f"One run per arm, one seed (config.seed={config.seed}): a single run's gain moves with the seed, "
+            "and this comparison has no spread or interval. Run several seeds for mean ± std and a CI "
+            "(tools/demo_gain.py for the demo, measured in docs/demo_data.md; a study for any recipe).")

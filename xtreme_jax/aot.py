@@ -14,7 +14,6 @@ contention and the time the collectives take, nor memory fragmentation at run ti
 """
 from __future__ import annotations
 
-import collections
 import dataclasses
 import hashlib
 import math
@@ -34,7 +33,7 @@ from xtreme_jax.context import DTYPES, source
 from xtreme_jax.data.batching import resolve_buckets
 from xtreme_jax.models import encoder as enc_lib
 from xtreme_jax.models import hf as hf_lib
-from xtreme_jax.tasks import KINDS, get_task
+from xtreme_jax.tasks import get_task
 
 GiB = 2 ** 30
 

@@ -10,7 +10,6 @@ chip's HBM, FLOPs and bytes per step, the collectives, the compile time and a ro
 on the step time. A program that does not fit is an `error:` line (exit 2) with the smallest
 change that fits, found by compiling the candidates. Needs libtpu (`pip install -e .[tpu]`).
 """
-import json
 import os
 import re
 import sys

@@ -57,10 +57,10 @@ def peak_description() -> str:
     peak = peak_flops_per_device()
     if table_peak(kind) is not None:
         return f"the bf16 dense peak of {kind} from the table, {peak / 1e12:.0f} TFLOP/s per device"
+    # XLA's CPU GEMM can be slower than PyTorch's (0.71x on the 2-core Xeon of docs/benchmarks.md),
+    # so a CPU MFU reads high; benchmarks.bench quotes it against the faster of the two.
     return (f"this machine's measured fp32 matmul peak, {peak / 1e9:.1f} GFLOP/s per {kind} device "
-            "through XLA (no table peak for it); XLA's CPU GEMM can be slower than PyTorch's (0.71x on the "
-            "2-core Xeon of docs/benchmarks.md), so a CPU MFU reads high: benchmarks.bench quotes it "
-            "against the faster of the two")
+            "(no table peak; a CPU MFU reads high, docs/benchmarks.md)")
 
 
 def measured_matmul_peak(n: int = 1024, repeats: int = 5) -> float:

@@ -15,8 +15,10 @@ Run directory (local, or gs://... on TPU VMs: see xtreme_jax.files):
     DIR/<phase>/metrics             train.jsonl, tensorboard/
     DIR/<phase>/results             summary.json (phase done), evaluation results and reports
 """
+import contextlib
 import json
 import logging
+import time
 
 import jax
 from flax import nnx
@@ -83,6 +85,24 @@ def _check_init_from(phase_dir: str):
         raise
 
 
+_SAID: list = []  # while several runs print as one (an ablation's arms): the notes already said
+
+
+@contextlib.contextmanager
+def notes_once():
+    """The runs inside print each note (what MFU is relative to) once, not once per run."""
+    _SAID.append(set())
+    try:
+        yield
+    finally:
+        _SAID.pop()
+
+
+def _say(line: str):
+    if jax.process_index() == 0:
+        print(line, flush=True)
+
+
 def print_summary(summaries: dict, workdir: str = ""):
     """The phase table (dev scores and MFU in percent, like the evaluation tables) and where
     everything was written."""
@@ -97,7 +117,9 @@ def print_summary(summaries: dict, workdir: str = ""):
         print(f"{name:12s} {s.get('steps', 0):6d}  {dev:10s}  {s.get('loss', float('nan')):.4f}  "
               f"{s.get('tokens_per_s', 0):9.0f}  {100 * s.get('mfu', 0):6.2f}  {s.get('stop_reason', '')}")
     mfu_ref = next((s.get("mfu_peak") for s in summaries.values() if s.get("mfu_peak")), None)
-    if mfu_ref:
+    if mfu_ref and not (_SAID and mfu_ref in _SAID[-1]):
+        if _SAID:
+            _SAID[-1].add(mfu_ref)
         print(f"MFU % is relative to {mfu_ref}")
     if workdir:
         run = workdir_lib.RunDir(workdir)
@@ -138,13 +160,17 @@ def evaluate_phase(context: RunContext, handoff: Handoff | None, out_dir: str | 
                           buckets=ecfg.get("buckets") or context.config.data.buckets,
                           retrieval_layer=ecfg.get("retrieval_layer"), retrieval_pooling=ecfg.get("retrieval_pooling"))
     done = {}
-    for task, entry in zip(tasks, ecfg.tasks):
-        src = source(entry.source)
-        sets = load_eval_sets(task, context.eval_tokenizer(entry), src, split=ecfg.split,
-                              languages=eval_languages(task, src, (entry.languages, ecfg.languages), ecfg.benchmark),
+    for i, (task, entry) in enumerate(zip(tasks, ecfg.tasks)):
+        src, t0 = source(entry.source), time.perf_counter()
+        langs = eval_languages(task, src, (entry.languages, ecfg.languages), ecfg.benchmark)
+        tag = f"[evaluate {i + 1}/{len(tasks)}] {task.name}"
+        _say(f"{tag}: loading {ecfg.split} data of {len(langs)} languages ({' '.join(langs)})")
+        sets = load_eval_sets(task, context.eval_tokenizer(entry), src, split=ecfg.split, languages=langs,
                               cache_dir=context.cache_dir, max_length=entry.get("max_length", 0) or None)
-        done[task.name] = evaluator.evaluate_task(task, sets, retrieval_layer=entry.get("retrieval_layer"),
-                                                  retrieval_pooling=entry.get("retrieval_pooling"))
+        r = done[task.name] = evaluator.evaluate_task(task, sets, retrieval_layer=entry.get("retrieval_layer"),
+                                                      retrieval_pooling=entry.get("retrieval_pooling"), progress=tag)
+        _say(f"{tag}: {len(r.scores)} languages scored in {time.perf_counter() - t0:.1f} s (forward "
+             f"{r.info.get('forward_s', 0):.1f} s, decode + score {r.info.get('decode_s', 0):.1f} s)")
     info = {t: {k: v for k, v in r.info.items() if isinstance(v, (int, float, str, list))} for t, r in done.items()}
     meta = {"config": json.loads(context.config.to_json_best_effort()), "git_commit": report.git_commit(),
             "checkpoint": rec["checkpoint"], "handoff_phase": handoff.phase if handoff else None,

@@ -23,6 +23,7 @@ from tqdm import tqdm
 from xtreme_jax import checkpoint as ckpt_lib
 from xtreme_jax import sharding
 from xtreme_jax.checkpoint import prune_best, restore_model, save_model
+from xtreme_jax.config import ConfigError
 from xtreme_jax.files import write_json
 from xtreme_jax.handoff import Handoff, export_hf
 from xtreme_jax.metrics import MetricsLog, flops_per_token, peak_description, peak_flops_per_device
@@ -67,6 +68,7 @@ class Progress:
     skipped: int = 0                 # non-finite steps skipped (nonfinite="skip")
     stop_reason: str = "num_steps"   # an early stop already checkpointed stays stopped
     last_log: dict = dataclasses.field(default_factory=dict)
+    data_fingerprint: str = ""       # trainer.data_fingerprint of the data these steps trained on
 
     @classmethod
     def from_meta(cls, meta: dict) -> "Progress":
@@ -80,6 +82,8 @@ class Progress:
             out["stop_reason"] = self.stop_reason
         if self.last_log:
             out["last_log"] = self.last_log
+        if self.data_fingerprint:
+            out["data_fingerprint"] = self.data_fingerprint
         return out
 
 
@@ -109,6 +113,19 @@ def train_phase(name: str, pcfg, context, init: Handoff | None) -> tuple[dict, H
     return run.hand_off(step, keep_heads)
 
 
+def _check_same_data(name, progress, tr, pdir, step):
+    """A resume continues on the data the checkpoint trained on, or not at all: a training file
+    changed between a kill and the rerun would otherwise give half old, half new data. (A
+    checkpoint from before the fingerprint existed carries none and is not checked.)"""
+    if progress.data_fingerprint and progress.data_fingerprint != tr.data_fingerprint:
+        raise ConfigError(
+            f"the training data of phase {name} changed since its checkpoint at step {step} in "
+            f"{pdir.checkpoints} was written (a data file's size or modification time, or the example "
+            "count, differs); resuming would train on a mix of old and new data. Restore the old files "
+            f"to resume, or delete {pdir.path} to train the phase anew on the new data (or use another "
+            "--workdir)")
+
+
 class _Run:
     """One phase's loop: the trainer, its checkpointer and metrics log, and the hooks."""
 
@@ -123,8 +140,10 @@ class _Run:
         if restored is not None:
             self.start, tr.state, meta = restored
             self.progress = Progress.from_meta(meta)
+            _check_same_data(name, self.progress, tr, pdir, self.start)
             log.info("phase %s: resumed from step %d", name, self.start)
             print(f"[{name}] resumed from step {self.start}", flush=True)
+        self.progress.data_fingerprint = tr.data_fingerprint
         self.saved_step = self.start if restored is not None else None
         self.best_of = {self.start: self.progress.best_step} if restored is not None else {}  # ckpt step -> its best
 

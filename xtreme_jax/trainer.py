@@ -15,6 +15,8 @@ times the step the runs take.
 from __future__ import annotations
 
 import dataclasses
+import hashlib
+import json
 from typing import Callable
 
 import jax
@@ -24,6 +26,7 @@ import optax
 from xtreme_jax import optim, train_step
 from xtreme_jax.context import source
 from xtreme_jax.data.features import subsample
+from xtreme_jax.data.sources import source_fingerprint
 from xtreme_jax.data.input_pipeline import make_train_iterator
 from xtreme_jax.handoff import Handoff, init_weights
 from xtreme_jax.tasks import get_task
@@ -79,6 +82,7 @@ class Trainer:
     no_dev: list                  # "entry: why" for each entry without dev data
     seed: int
     rng: jax.Array                # dropout key; step n uses fold_in(rng, n)
+    data_fingerprint: str = ""    # the training data (sources' files, examples): a resume must match it
 
     @property
     def validating(self) -> bool:
@@ -184,4 +188,13 @@ def build_trainer(phase_cfg, context, init: Handoff | None) -> Trainer:
     return Trainer(entries=entries, heads=heads, probs=probs, tx=tx, schedule=sched, graphdef=graphdef,
                    state=state, shardings=shardings, steps=steps, iterators=iters,
                    validator=Validator(graphdef, context.mesh, pcfg.batch_size), no_dev=no_dev,
-                   seed=config.seed, rng=jax.random.key(config.seed))
+                   seed=config.seed, rng=jax.random.key(config.seed),
+                   data_fingerprint=data_fingerprint(pcfg, entries))
+
+
+def data_fingerprint(pcfg, entries) -> str:
+    """What a checkpoint's steps trained on: each entry's source (local files by name, size and
+    mtime: data.sources.source_fingerprint) and its example count after subsampling."""
+    parts = [(e.name, source_fingerprint(source(t.source)), int(e.train.num_examples))
+             for t, e in zip(pcfg.tasks, entries)]
+    return hashlib.sha1(json.dumps(parts, default=str).encode()).hexdigest()[:16]

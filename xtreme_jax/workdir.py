@@ -273,7 +273,17 @@ class PhaseDir:
         return epath.Path(self.results, "results.json" if self.name == "evaluate" else "summary.json")
 
     def finished(self) -> bool:
-        return self.summary_file.exists()
+        """A training phase: its summary.json exists (a damaged one is an error in `summary`). The
+        evaluate phase: its results.json is a whole JSON object; a truncated one (a kill or a full
+        disk mid-write) is not finished, so status and run evaluate again instead of calling it done."""
+        if not self.summary_file.exists():
+            return False
+        if self.name != "evaluate":
+            return True
+        try:
+            return isinstance(json.loads(self.summary_file.read_bytes()), dict)
+        except (ValueError, UnicodeDecodeError, OSError):
+            return False
 
     def intact(self) -> bool:
         return self.finished() and (self.name == "evaluate" or epath.Path(self.final).is_dir())

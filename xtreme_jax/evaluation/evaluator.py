@@ -30,6 +30,7 @@ from flax import nnx
 from grain.sharding import ShardOptions
 from jax.experimental import multihost_utils
 from jax.sharding import NamedSharding, PartitionSpec as P
+from tqdm import tqdm
 
 from xtreme_jax.data.batching import DEFAULT_BUCKETS
 from xtreme_jax.data.input_pipeline import make_eval_batches
@@ -176,7 +177,7 @@ class Evaluator:
             out, self.mesh, P(("data", "fsdp"))))
 
     def run_local(self, kind: str, features: list, *, head: str = "", buckets="default",
-                  stats: dict | None = None, retrieval: tuple | None = None) -> dict:
+                  stats: dict | None = None, retrieval: tuple | None = None, desc: str = "") -> dict:
         """This host's outputs for one stream over `features` (all sets of a task).
 
         Returns {"set": [R], "unit": [R], "values": fixed-width [R, ...] or flat token values
@@ -205,7 +206,11 @@ class Evaluator:
             else:
                 values.append(out[keep])
 
+        # Progress of the forward passes (a task over 100+ languages takes minutes), on process 0.
+        bar = tqdm(desc=desc or "evaluate", unit=" batch", leave=False, dynamic_ncols=True,
+                   disable=not desc or jax.process_index() != 0)
         for batch in self._batches(features, buckets):
+            bar.update(1)
             meta = {k: np.asarray(batch[k]) for k in ("meta_set_index", "meta_feature_index")}
             dev = device_batch({k: v for k, v in batch.items() if k in ENCODER_KEYS}, self.mesh)
             pending.append((meta, fn(self.state, dev)))
@@ -215,6 +220,7 @@ class Evaluator:
                 take(*pending.popleft())
         while pending:
             take(*pending.popleft())
+        bar.close()
         if stats is not None:
             stats["batches"] = stats.get("batches", 0) + n_batches
             stats["processed_tokens_per_host"] = stats.get("processed_tokens_per_host", 0) + processed
@@ -230,7 +236,7 @@ class Evaluator:
         return {k: allgather_concat(v, self._allgather) for k, v in local.items()}
 
     def run(self, kind: str, features: list, *, head: str = "", mode: str = "vectorized",
-            stats: dict | None = None, retrieval: tuple | None = None) -> list:
+            stats: dict | None = None, retrieval: tuple | None = None, desc: str = "") -> list:
         """Per-set outputs over all hosts: a list (one entry per features) of per-unit outputs.
 
         mode "vectorized": one stream over all sets with length buckets; "naive": set after set,
@@ -238,7 +244,7 @@ class Evaluator:
         (hidden_states index, "mean" | "cls") of the embeddings; default the Evaluator's.
         """
         if mode == "vectorized":
-            local = self.run_local(kind, features, head=head, stats=stats, retrieval=retrieval)
+            local = self.run_local(kind, features, head=head, stats=stats, retrieval=retrieval, desc=desc)
             return split_by_set(kind, features, self.gather(local))
         if mode != "naive":
             raise ValueError(f"mode must be 'vectorized' or 'naive', not {mode!r}")
@@ -250,7 +256,7 @@ class Evaluator:
 
     # --- tasks ---
     def evaluate_task(self, task, sets: list, *, mode: str = "vectorized", head: str | None = None,
-                      retrieval_layer=None, retrieval_pooling=None) -> TaskResult:
+                      retrieval_layer=None, retrieval_pooling=None, progress: str = "") -> TaskResult:
         """Scores, predictions and info of `task` over its EvalSets (all languages at once).
         A retrieval task's layer and pooling: `retrieval_setting`; info records those used."""
         task = get_task(task)
@@ -265,11 +271,14 @@ class Evaluator:
             retrieval = (stats["retrieval_layer"], stats["retrieval_pooling"])
         t0 = time.perf_counter()
         outputs = self.run(task.kind, [s.features for s in sets], head=head, mode=mode, stats=stats,
-                           retrieval=retrieval)
+                           retrieval=retrieval, desc=progress and f"{progress} forward")
         t1 = time.perf_counter()
         if task.has_head:
             scores, preds, info = {}, {}, {}
-            for s, out in zip(sets, outputs):
+            langs = tqdm(list(zip(sets, outputs)), desc=f"{progress} decode + score", unit=" language",
+                         leave=False, dynamic_ncols=True, disable=not progress or jax.process_index() != 0)
+            for s, out in langs:
+                langs.set_postfix_str(s.lang)
                 p, gold = DECODERS[task.kind](s, out, n_best=self.n_best,
                                               max_answer_length=self.max_answer_length)
                 preds[s.lang] = p

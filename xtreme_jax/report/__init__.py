@@ -24,7 +24,7 @@ import os
 from typing import Mapping
 
 from xtreme_jax.report.cli import main
-from xtreme_jax.report.comparison import compare_runs, comparison_markdown, write_comparison
+from xtreme_jax.report.comparison import compare_runs, comparison_markdown, write_comparison, zero_shot_average
 from xtreme_jax.report.metrics import (RESULT_KEYS, MetricArg, MetricSpec, check_results, metric_label,
                                        primary_spec, primary_value, spec_value, task_table)
 from xtreme_jax.report.plots import plot_comparison, plot_heatmap
@@ -34,7 +34,7 @@ from xtreme_jax.report.tables import markdown_tables, read_long_csv, write_table
 __all__ = ["RESULT_KEYS", "MetricArg", "MetricSpec", "check_results", "compare_runs", "comparison_markdown",
            "git_commit", "main", "markdown_tables", "metric_label", "plot_comparison", "plot_heatmap",
            "primary_spec", "primary_value", "read_long_csv", "read_results", "spec_value", "task_table",
-           "write_comparison", "write_report", "write_results_json", "write_tables"]
+           "write_comparison", "write_report", "write_results_json", "write_tables", "zero_shot_average"]
 
 
 def write_report(out_dir, results, metadata: Mapping | None = None, metric: MetricArg = None, *,

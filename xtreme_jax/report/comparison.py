@@ -42,17 +42,36 @@ def compare_runs(results_a, results_b, names: Sequence[str] = ("X-STILTs", "XLM-
     return out
 
 
+TRAIN_LANGUAGE = "en"  # the recipe trains in English: every other language is zero-shot
+
+
+def zero_shot_average(entry: Mapping, names: Sequence[str]) -> dict | None:
+    """The zero-shot average of one compare_runs() task: over the common languages other than
+    English, {name_a, name_b, "delta", "languages": n}; None when English is all there is. The one
+    definition the console table (ablation.gain_table), comparison.md and the plots use."""
+    rows = [r for lg, r in entry["languages"].items() if lg != TRAIN_LANGUAGE]
+    if not rows:
+        return None
+    out = {k: sum(r[k] for r in rows) / len(rows) for k in (*names, "delta")}
+    return {**out, "languages": len(rows)}
+
+
 def comparison_markdown(comparison: Mapping, names: Sequence[str], digits: int = 1,
-                        skipped: Sequence[str] = ()) -> str:
+                        skipped: Sequence[str] = (), note: str = "") -> str:
     a, b = names
-    lines = [f"# {a} vs {b}", "", f"Δ = {a} − {b}; averages over the languages both runs have.", ""]
+    lines = [f"# {a} vs {b}", "", f"Δ = {a} − {b}; avg: over the languages both runs have (English included); "
+             f"zero-shot: over those other than English, the transfer the recipe is for.", ""]
     rows = []
     for task, e in comparison.items():
         avg = e["average"] or {}
+        zs = zero_shot_average(e, names) or {}
         better = sum(r["delta"] > 0 for r in e["languages"].values())
         rows.append([task, metric_label(e["metric"]), fmt(avg.get(a), digits), fmt(avg.get(b), digits),
-                     fmt(avg.get("delta"), digits, True), f"{better}/{len(e['languages'])}"])
-    lines += md_table(["task", "metric", a, b, "Δ", "languages improved"], rows)
+                     fmt(avg.get("delta"), digits, True), f"{better}/{len(e['languages'])}",
+                     fmt(zs.get("delta"), digits, True), str(zs.get("languages", 0))])
+    lines += md_table(["task", "metric", a, b, "Δ", "languages improved", "zero-shot Δ", "zero-shot languages"], rows)
+    if note:
+        lines += ["", note]
     if skipped:
         lines += ["", "Not compared (in one run only): " + ", ".join(skipped)]
     for task, e in comparison.items():
@@ -62,6 +81,10 @@ def comparison_markdown(comparison: Mapping, names: Sequence[str], digits: int =
         if e["average"]:
             avg = e["average"]
             body.append(["**avg**", fmt(avg[a], digits), fmt(avg[b], digits), fmt(avg["delta"], digits, True)])
+        zs = zero_shot_average(e, names)
+        if zs:
+            body.append([f"**zero-shot** ({zs['languages']})", fmt(zs[a], digits), fmt(zs[b], digits),
+                         fmt(zs["delta"], digits, True)])
         lines += md_table(["language", a, b, "Δ"], body)
         if e["missing"]:
             lines += ["", "In one run only: " + ", ".join(e["missing"])]
@@ -69,8 +92,9 @@ def comparison_markdown(comparison: Mapping, names: Sequence[str], digits: int =
 
 
 def write_comparison(out_dir, results_a, results_b, names: Sequence[str] = ("X-STILTs", "XLM-R"),
-                     metric: MetricArg = None, digits: int = 1) -> dict[str, str]:
-    """Writes comparison.md, comparison.csv and comparison_<task>.png; returns {kind: path}."""
+                     metric: MetricArg = None, digits: int = 1, note: str = "") -> dict[str, str]:
+    """Writes comparison.md, comparison.csv and comparison_<task>.png; returns {kind: path}.
+    `note`: what the comparison can and cannot show (say, one seed), under the table and the plots."""
     out_dir = os.fspath(out_dir)
     names = tuple(names)
     comp = compare_runs(results_a, results_b, names, metric)
@@ -84,9 +108,10 @@ def write_comparison(out_dir, results_a, results_b, names: Sequence[str] = ("X-S
                  for lg, r in items]
     paths = {"markdown": os.path.join(out_dir, "comparison.md"),
              "csv": os.path.join(out_dir, "comparison.csv")}
-    write_atomic(paths["markdown"], comparison_markdown(comp, names, digits, skipped))
+    write_atomic(paths["markdown"], comparison_markdown(comp, names, digits, skipped, note))
     write_atomic(paths["csv"], csv_text(rows))
     for task in comp:
         paths[f"plot_{task}"] = plot_comparison(
-            os.path.join(out_dir, f"comparison_{re.sub(r'[^A-Za-z0-9_.-]+', '_', task)}.png"), task, comp, names)
+            os.path.join(out_dir, f"comparison_{re.sub(r'[^A-Za-z0-9_.-]+', '_', task)}.png"), task, comp, names,
+            note=note, zero_shot=zero_shot_average(comp[task], names))
     return paths

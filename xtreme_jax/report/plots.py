@@ -71,8 +71,10 @@ def plot_heatmap(path, results, metric: MetricArg = None, *, title: str | None =
 
 
 def plot_comparison(path, task: str, comparison: Mapping, names: Sequence[str] = ("X-STILTs", "XLM-R"),
-                    *, figsize: tuple[float, float] | None = None, dpi: int = 100) -> str:
-    """Bar plot of the per-language delta of one task from compare_runs(), average bar last."""
+                    *, figsize: tuple[float, float] | None = None, dpi: int = 100, note: str = "",
+                    zero_shot: Mapping | None = None) -> str:
+    """Bar plot of the per-language delta of one task from compare_runs(), average bar last (then
+    the zero-shot average, when given); `note` is printed under the axes."""
     from matplotlib.figure import Figure
 
     entry = comparison[task]
@@ -80,16 +82,22 @@ def plot_comparison(path, task: str, comparison: Mapping, names: Sequence[str] =
     deltas = [entry["languages"][lg]["delta"] for lg in langs]
     if entry["average"] is not None:
         langs, deltas = langs + ["avg"], deltas + [entry["average"]["delta"]]
+    if zero_shot:
+        langs, deltas = langs + ["zero-shot"], deltas + [zero_shot["delta"]]
     rotate = len(langs) > 15
-    bottom = 0.25 + (0.09 * max(map(len, langs), default=1) if rotate else 0.2)
+    bottom = 0.25 + (0.09 * max(map(len, langs), default=1) if rotate else 0.2) + (0.3 if note else 0.0)
     fig = Figure(figsize=figsize or (max(4.0, 1.2 + 0.38 * len(langs)), 3.6))
     ax = _axes(fig, 0.8, 0.15, bottom, 0.35)
     colors = ["tab:green" if d >= 0 else "tab:red" for d in deltas]
-    if langs and langs[-1] == "avg":
-        colors[-1] = "tab:blue"
+    for i, lg in enumerate(langs):
+        if lg in ("avg", "zero-shot"):
+            colors[i] = "tab:blue"
     ax.bar(range(len(langs)), deltas, color=colors)
     ax.axhline(0.0, color="black", linewidth=0.8)
     ax.set_xticks(range(len(langs)), langs, rotation=90 if rotate else 0)
     ax.set_ylabel(f"Δ {metric_label(entry['metric'])}")
     ax.set_title(f"{task}: {names[0]} − {names[1]}", fontsize=10)
+    if note:
+        import textwrap
+        fig.text(0.01, 0.01, "\n".join(textwrap.wrap(note, 110)), fontsize=6, va="bottom")
     return _save_png(path, fig, dpi)

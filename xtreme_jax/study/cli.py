@@ -133,6 +133,8 @@ def _quiet():
 
 
 def _parse_flags(argv):
+    from xtreme_jax.config import last_override_wins
+    sys.argv = argv = last_override_wins(argv)  # a repeated tuple override replaces, never appends
     try:
         return flags.FLAGS(argv)
     except flags.Error as e:

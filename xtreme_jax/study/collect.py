@@ -135,6 +135,12 @@ def collect(plan, root: str) -> Collected:
                     c = correctness(d, leaf.config, task, lang)
                     if c is not None:
                         correct[(i, task, lang)] = c
+    # One cost source for the whole table: measured only when every point is, else the plan's
+    # estimate for all (a column mixing the two would compare a wall clock with a model).
+    if any(r["cost_source"] == "estimate" for r in rows):
+        for r in rows:
+            if r["cost_source"] == "measured":
+                r.update(accelerator_hours=plan.point_cost(r["point"])["accelerator_hours"], cost_source="estimate")
     return Collected(rows, factors, curves, correct, missing, examples, info)
 
 

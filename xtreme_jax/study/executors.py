@@ -66,8 +66,7 @@ def node_state(root: str, node) -> tuple[str, str]:
     done = all(phase_done(d, p) for p in node.phases)
     if _orphaned(st):
         if done:
-            last = max(epath.Path(d, p, EVAL_DONE if p == "evaluate" else TRAIN_DONE).stat().mtime
-                       for p in node.phases)
+            last = max(RunDir(d).phase(p).summary_file.stat().mtime for p in node.phases)
             st = mark(d, "done", rc=0, ended=_now(), error="",
                       seconds=_total(st, max(0.0, last - st.get("started_at", last))))
         else:
