@@ -187,9 +187,10 @@ def train_programs(name: str, pcfg, config, model_cfg, mesh) -> list:
     parts = build_steps(pcfg, model_cfg, mesh, heads, seed=config.seed, abstract_only=True)  # as the run builds them
     state = parts.state
     key = jax.eval_shape(lambda: jax.random.key(0))
+    steps = {h: parts.step(h) for h in heads}  # one jitted step per head, as the trainer holds them
     out, seen = [], set()
     for head, task, _, length in entries:
-        step = parts.step(head)
+        step = steps[head]
         for seq in _buckets(length, config.data.buckets):
             if (head, seq) in seen:
                 continue
