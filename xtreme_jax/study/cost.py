@@ -101,8 +101,9 @@ def phase_seq(config: dict, phase: str) -> int:
     """Sequence length a phase's step is costed at: the longest bucket its tasks can fill."""
     from xtreme_jax.tasks import get_task
     longest = max((t["max_length"] or get_task(t["name"]).max_length) for t in config[phase]["tasks"])
-    buckets = [b for b in config["data"]["buckets"] if b >= longest] or [max(config["data"]["buckets"])]
-    return min(buckets)
+    # the pipeline's rule (batching.resolve_buckets): a max length above every bucket is a bucket
+    # itself (QA's 384 over buckets up to 256), so the step is costed at it, not at the top bucket
+    return min([b for b in config["data"]["buckets"] if b >= longest] or [longest])
 
 
 REMAT = 4 / 3   # forward + recomputed forward + backward (2x forward) over forward + backward
