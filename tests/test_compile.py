@@ -141,9 +141,15 @@ def test_bad_topology_and_mesh_are_one_line_errors():
 def test_compile_costs_compiles_shared_programs_once_and_costs_steps_at_the_mfu():
     c = tiny_config(phases="target")
     c.target.num_steps, c.target.save_every = 100, 50
+    c.data.buckets = (16, 32)
+    other = c.copy_and_resolve_references()           # another point: only the schedule's constants differ
+    other.target.num_steps, other.target.lr, other.target.tasks[0].max_examples = 300, 3e-5, 64
     cache = {}
-    a, b = compile_cli.compile_costs([c, c.to_dict()], "v5e:2x2", mfu=0.5, cache=cache)
-    assert len(cache) == 1 and a["fits"] and a["refused"] is None
+    a, b, o = compile_cli.compile_costs([c, c.to_dict(), other], "v5e:2x2", mfu=0.5, cache=cache)
+    assert len(cache) == 1 and a["fits"] and a["refused"] is None          # one phase, one compile
+    (row,) = a["programs"]                                                 # its longest bucket only ...
+    assert (row["seq"], row["buckets"]) == (32, 2)                         # ... standing for both
+    assert o["phases"]["target"]["steps"] == 300 and o["programs"][0]["fingerprint"] == row["fingerprint"]
     p = a["phases"]["target"]
     flops = a["programs"][0]["flops"]
     assert p["steps"] == 100 and p["step_s"] == pytest.approx(flops / (197e12 * 0.5))

@@ -162,22 +162,82 @@ DEFAULT_MFU = (0.319, "measured: XLM-R large B=256 S=128 bf16 on an H100, 31.9% 
 STARTUP_S, CHECKPOINT_GBPS = 60.0, 1.0
 
 
+# Fields of a training phase that only set constants inside its step (the schedule, validation,
+# saving, data selection): equal FLOPs, bytes and memory whatever their values, so a plan's points
+# that differ only in them share one compile (their StableHLO differs by those constants alone).
+CONSTANT_FIELDS = {"num_steps": 1000, "lr": 1e-5, "warmup": 0.1, "eval_every": 0, "eval_examples": 1,
+                   "save_every": 1000, "patience": 0, "keep": 1, "log_every": 50}
+
+
+def costing_phase(pcfg):
+    """The phase as its cost depends on it: one task per kind of head (the one with the longest
+    max length; heads of one kind differ only in their label count, < 0.01% of a step's FLOPs), the
+    constant-only fields at fixed values."""
+    import ml_collections as mlc
+
+    from xtreme_jax.tasks import get_task
+    rep = {}
+    for t in pcfg.tasks:
+        task = get_task(t.name)
+        length = t.max_length or task.max_length
+        if task.kind not in rep or length > rep[task.kind][0]:
+            rep[task.kind] = (length, t)
+    d = pcfg.to_dict()
+    d["tasks"] = [mlc.ConfigDict(dict(rep[k][1].to_dict(), lang="en", split="train", max_examples=0,
+                                      fraction=0.0)) for k in sorted(rep)]
+    return mlc.ConfigDict(dict(d, **CONSTANT_FIELDS))
+
+
+def _longest(programs):
+    """Per head, the program of the longest bucket (the most memory and FLOPs of its family) and
+    how many buckets the family has."""
+    by_head = {}
+    for p in programs:
+        by_head.setdefault(p.meta["head"], []).append(p)
+    return [(max(ps, key=lambda p: p.meta["seq"]), len(ps)) for ps in by_head.values()]
+
+
+def phase_rows(config, name: str, mesh, chip, cache: dict) -> list:
+    """Compiled rows of one phase of `config` at its longest buckets, cached by what they depend on:
+    the model, the mesh, the buckets and the costing phase (or the evaluate section)."""
+    import json
+
+    from xtreme_jax import aot
+    model_cfg = aot.model_config(config)
+    section = costing_phase(config[name]) if name != "evaluate" else config.evaluate
+    key = json.dumps([name == "evaluate", repr(model_cfg), list(mesh.shape.items()), list(config.data.buckets),
+                      section.to_dict()], sort_keys=True, default=str)
+    if key not in cache:
+        programs = (aot.eval_programs(config, model_cfg, mesh) if name == "evaluate"
+                    else aot.train_programs(name, section, config, model_cfg, mesh))
+        rows = []
+        for p, n_buckets in _longest(programs):
+            row = aot.compile_all([p], mesh, chip)[0]
+            rows.append(dict(row, buckets=n_buckets))
+        cache[key] = rows
+    return [dict(r, phase=name) for r in cache[key]]
+
+
 def compile_costs(configs, topology: str, mfu: float | None = None, cache: dict | None = None) -> list:
     """For each run config (a ConfigDict or its dict): {"fits", "refused" (the error line or None),
     "seconds" (steps + fixed cost), "steps_s", "fixed_s", "phases": {phase: {"steps", "step_s",
-    "program", "tflop_per_chip"}}, "mfu", "mfu_source", "programs": rows}. Programs shared by
-    several configs (equal fingerprints) are compiled once; each training phase is costed at its
-    longest length bucket (as study/cost.phase_seq does), every step at `mfu` of the bf16 peak."""
+    "program", "tflop_per_chip"}}, "mfu", "mfu_source", "programs": rows}. Each phase is compiled
+    at its longest length bucket, once per distinct costing_phase (`cache`, shared by the calls of a
+    plan); every step is costed at `mfu` of the bf16 peak (as study/cost.phase_seq does, at the
+    longest bucket: an upper bound where batches fill shorter ones)."""
     import ml_collections as mlc
 
     from xtreme_jax import aot
+    from xtreme_jax import config as config_lib
     mfu, source = (mfu, "given") if mfu else DEFAULT_MFU
     chip_name, chip, _ = aot.device_figures(topology)
     cache = {} if cache is None else cache
     out = []
     for config in configs:
         config = config if isinstance(config, mlc.ConfigDict) else mlc.ConfigDict(config)
-        rows = compile_config(config, topology, cache=cache)["rows"]
+        mesh = aot.topology_mesh(topology, tuple(config.mesh))
+        config_lib.validate(config, mesh.devices.size, len({d.process_index for d in mesh.devices.flat}))
+        rows = [r for name in config_lib.phases(config) for r in phase_rows(config, name, mesh, chip, cache)]
         bad = next((r for r in rows if not r["fits"]), None)
         phases, steps_s = {}, 0.0
         for r in rows:
@@ -193,7 +253,8 @@ def compile_costs(configs, topology: str, mfu: float | None = None, cache: dict 
             steps_s += p["steps"] * p["step_s"]
         saves = sum(-(-int(config[n].num_steps) // int(config[n].save_every)) + 1 for n in phases)
         state = max((r["state_bytes"] for r in rows if r["train"]), default=0)
-        fixed = (STARTUP_S + sum(r["compile_s"] for r in {r["fingerprint"]: r for r in rows}.values())
+        # the run compiles every bucket of a family: each is charged the longest one's compile time
+        fixed = (STARTUP_S + sum(r["compile_s"] * r["buckets"] for r in rows)
                  + saves * state * len(aot.topology_devices(topology)) / (CHECKPOINT_GBPS * 1e9))
         # A run that does not fit is refused with the smallest change that does, compiled.
         refused = refusal(bad, chip_name, chip, propose(config, topology, bad)) if bad else None
