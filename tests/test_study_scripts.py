@@ -45,7 +45,7 @@ OFFSET = (0.5, -0.5, 0.0)   # per seed: the Latin gain is 10 + it, the non-Latin
 
 def script_world(langs=("de", "fr", "es", "ru", "bg", "ar")):
     """Latin languages gain +10, the others 0 (both plus a seed offset); within Latin the gain rises
-    with the task's difficulty (later tasks harder), within non-Latin it falls."""
+    with the task's difficulty (later tasks harder) by 1 a task, within non-Latin it falls by 0.5."""
     cells, curves, inter = {}, {}, {}
     for e in ("english-only", "multilingual"):
         for seed in (0, 1, 2):
@@ -54,7 +54,7 @@ def script_world(langs=("de", "fr", "es", "ru", "bg", "ar")):
                 scores = {"en": 80.0}
                 for l in langs:
                     latin = script_of(l) == "Latn"
-                    gain = 0.0 if t == "none" else (10 + (j - 1.5) if latin else -(j - 1.5)) + OFFSET[seed]
+                    gain = 0.0 if t == "none" else (10 + (j - 1.5) if latin else -(j - 1.5) / 2) + OFFSET[seed]
                     scores[l] = 50 + gain
                 cells[(labels, seed)] = scores
                 inter[labels] = [t] if t != "none" else []
@@ -85,7 +85,7 @@ def test_difficulty_splits_the_gain_by_script():
         assert per["latin_minus_non_latin"]["value"] == pytest.approx(10)   # paired by seed: the offsets cancel
         assert per["Latin"]["gain_by_task"]["hellaswag"]["value"] == pytest.approx(11.5)
     # the existing keys are what they were: the gain over every zero-shot language
-    assert out["estimates"]["multilingual"]["gain"]["mnli"]["value"] == pytest.approx((8.5 + 1.5) / 2)
+    assert out["estimates"]["multilingual"]["gain"]["mnli"]["value"] == pytest.approx((8.5 + 0.75) / 2)
     text = "\n".join(out["lines"])
     assert "### Zero-shot gain by writing script" in text
     assert "| multilingual | Latin | 3 | 10.00 [" in text and "| multilingual | Latin − non-Latin | | 10.00 [" in text
@@ -119,3 +119,27 @@ def test_languages_reports_the_score_by_script():
     assert non["value"] == pytest.approx(0) and non["ci95"] == [0.0, 0.0]   # xf and xh's offsets cancel
     assert split["estimates"]["Latin"]["by_k"]["0"]["value"] == pytest.approx(51)
     assert any(l.startswith("| Latin | 2 | 51.0 [") for l in out["lines"])
+
+
+def test_target_size_reports_the_gain_by_script_at_each_size():
+    from xtreme_jax.study.analyses.target_size import target_size
+    cells = {}
+    for seed in (0, 1, 2):
+        for n in ("100", "400", "1600"):
+            for arm in ("entail", "none"):
+                gain = dict(de=10.0, fr=10.0, ru=0.0, bg=0.0) if arm == "entail" else dict(de=0, fr=0, ru=0, bg=0)
+                off = OFFSET[seed] if arm == "entail" else 0
+                cells[((("intermediate", arm), ("target_examples", n)), seed)] = {
+                    "en": 90, **{l: 50 + g + off for l, g in gain.items()}}
+    c = spec.study("target_size", "q", "full")
+    a = c.analysis
+    a.size, a.arm, a.baseline, a.full_size = "target_examples", "intermediate", "none", 6400
+    out = target_size(world(cells, ["intermediate", "target_examples"]), c)
+    split = out["estimates"]["entail"]["by_script"]
+    assert split["groups"] == {"Latin": ["de", "fr"], "non-Latin": ["bg", "ru"]}
+    for n in ("100", "400", "1600"):
+        lat, non = split["gain_by_size"]["Latin"][n], split["gain_by_size"]["non-Latin"][n]
+        assert lat["value"] == pytest.approx(10) and lat["ci95"][0] > 0
+        assert non["value"] == pytest.approx(0, abs=1e-9) and non["ci95"][0] < 0 < non["ci95"][1]
+    assert out["estimates"]["entail"]["per_size"]["100"]["gain"]["value"] == pytest.approx(5)  # every language
+    assert any(l.startswith("| Latin | 2 | 10.0 [") for l in out["lines"])

@@ -22,8 +22,11 @@ def cell_scores(col, which: str = "zero-shot") -> dict:
         if not r["primary"] or math.isnan(r["value"]):
             continue
         lang, seen = r["language"], r["seen"]
-        keep = lang in which if isinstance(which, (list, tuple, set, frozenset)) else {"zero-shot": lang != "en", "en": lang == "en", "all": True, "seen": seen and lang != "en",
-                "unseen": not seen}.get(which, lang == which)
+        if isinstance(which, (list, tuple, set, frozenset)):   # a group of languages (a script's)
+            keep = lang in which
+        else:
+            keep = {"zero-shot": lang != "en", "en": lang == "en", "all": True, "seen": seen and lang != "en",
+                    "unseen": not seen}.get(which, lang == which)
         if keep:
             key = (tuple((f, r[f]) for f in col.factors), r["seed"])
             per.setdefault(key, {}).setdefault(r["task"], []).append(r["value"])

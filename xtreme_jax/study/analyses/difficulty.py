@@ -71,8 +71,8 @@ def _by_script(col, data: dict, fixed: dict, task_f: str, tasks: list, base: str
                  f"script-group gains, {len(encs)} encoders x {len(scores)} groups")
     diffs = [encs[e]["latin_minus_non_latin"] for e in encs if "latin_minus_non_latin" in encs[e]]
     stats.adjust(diffs, f"Latin - non-Latin gains, {len(diffs)} encoders")
-    lines += [f"Gain = the group's zero-shot score minus the run without intermediate training (same encoder and seed), "
-              f"averaged over the {len(tasks)} intermediate tasks; 95% t intervals over {len(seeds)} seeds.", "",
+    lines += ["Gain = the group's zero-shot score minus the run without intermediate training (same encoder and "
+              f"seed), averaged over the {len(tasks)} intermediate tasks; 95% t intervals over {len(seeds)} seeds.", "",
               "| encoder | script group | languages | mean gain over tasks | Spearman(difficulty, gain) |",
               "|---|---|---:|---:|---:|"]
     for e, per in encs.items():
