@@ -15,7 +15,7 @@ import numpy as np
 from xtreme_jax.study import stats
 
 
-def cell_scores(col, which: str = "zero-shot") -> dict:
+def cell_scores(col, which: str | list = "zero-shot") -> dict:
     """{(labels tuple, seed): score} averaged over tasks and the chosen languages."""
     per = {}
     for r in col.rows:
