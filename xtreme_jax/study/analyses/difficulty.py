@@ -157,7 +157,7 @@ def difficulty(col, study) -> dict:
     if "spearman_difference" in est:
         lines += ["", f"Difference of the Spearman correlations ({est['spearman_difference']['of']}): "
                   f"{fmt(est['spearman_difference'])}"]
-    lines += ["", *script_lines]
+    lines += script_lines   # opens with a blank line
 
     def plot(ax):
         for k, enc in enumerate(encoders):

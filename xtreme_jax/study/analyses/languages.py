@@ -126,7 +126,7 @@ def _one(col, study, fixed: dict, prefix: str) -> dict:
             lines += ["", f"{n}: {_returns_verdict(est[n], int(x[-1]))} {knee}; "
                       f"saturating fit reaches 90% of its rise at k = {fmt(t['x90'])}."]
     est["by_script"], script_lines = _by_script(col, fixed, order_f, count_f, orders, ks, seeds)
-    lines += ["", *script_lines]
+    lines += script_lines   # opens with a blank line
 
     def plot(ax):
         for k, (n, Y) in enumerate(rows_by.items()):

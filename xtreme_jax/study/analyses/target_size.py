@@ -115,7 +115,7 @@ def target_size(col, study) -> dict:
             lines.append(f"| {l} | " + " | ".join(fmt(by[s], 1) + significance(by[s]) for s in sizes) + " |")
         e["by_script"], script_lines = _by_script(col, {**other, arm_f: arm}, {**other, arm_f: base}, size_f, sizes,
                                                   seeds, [str(int(size_of(s, a.full_size))) for s in sizes])
-        lines += ["", *script_lines]
+        lines += script_lines   # opens with a blank line
         grid = np.geomspace(x.min(), x.max(), 200)
         bv, blo, bhi, _ = fits.band(x, g, fits.loglinear, fits.predict_loglinear, grid)
 
