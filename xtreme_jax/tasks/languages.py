@@ -63,3 +63,44 @@ def benchmark_languages(task: str, benchmark: str) -> list[str] | None:
         return languages(task, benchmark)
     except KeyError:
         return None
+
+
+# ISO 15924 script of every language code above, from CLDR's likely subtags (supplemental
+# likelySubtags.xml: "ar" -> ar_Arab_EG, "kk" -> kk_Cyrl_KZ, "ko" -> ko_Kore_KR, "zh" -> zh_Hans_CN),
+# which for a language written in several scripts names the script of its main variety. For the
+# languages of XTREME that have several, that is also the script of XTREME's data: kk (UD
+# Kazakh-KTB, kk Wikipedia for PAN-X, Tatoeba kaz) is Cyrillic, az (az Wikipedia, Tatoeba aze) Latin,
+# pa (pa Wikipedia, Eastern Punjabi) Gurmukhi, ms / jv Latin (not Jawi / Javanese script). zh is
+# Hans as CLDR says, though UD and Tatoeba mix in Traditional characters (both Han); ko is Kore
+# (Hangul with Han, ISO 15924's code for Korean text), ja Jpan (Han with kana).
+SCRIPT = dict(
+    af="Latn", ar="Arab", az="Latn", bg="Cyrl", bn="Beng", de="Latn", el="Grek", en="Latn", es="Latn",
+    et="Latn", eu="Latn", fa="Arab", fi="Latn", fr="Latn", gu="Gujr", he="Hebr", hi="Deva", ht="Latn",
+    hu="Latn", id="Latn", it="Latn", ja="Jpan", jv="Latn", ka="Geor", kk="Cyrl", ko="Kore", lt="Latn",
+    ml="Mlym", mr="Deva", ms="Latn", my="Mymr", nl="Latn", pa="Guru", pl="Latn", pt="Latn", qu="Latn",
+    ro="Latn", ru="Cyrl", sw="Latn", ta="Taml", te="Telu", th="Thai", tl="Latn", tr="Latn", uk="Cyrl",
+    ur="Arab", vi="Latn", wo="Latn", yo="Latn", zh="Hans")
+
+# The demo world's languages: the script of the letters each one spells its words with
+# (data/demo_world.py's PHONOLOGY, read through Unicode character names: "GREEK SMALL LETTER
+# KAPPA" -> Grek), so a new demo language gets its entry, and a new alphabet fails the test.
+_UNICODE_SCRIPT = {"LATIN": "Latn", "GREEK": "Grek", "CYRILLIC": "Cyrl"}
+
+
+def _demo_scripts() -> dict:
+    import unicodedata
+    from xtreme_jax.data.demo_world import PHONOLOGY
+    out = {}
+    for lang, letters in PHONOLOGY.items():
+        names = {unicodedata.name(ch).split()[0] for ch in "".join(letters)}
+        if len(names) == 1 and next(iter(names)) in _UNICODE_SCRIPT:
+            out[lang] = _UNICODE_SCRIPT[names.pop()]
+    return out
+
+
+SCRIPT.update(_demo_scripts())
+
+
+def script_of(lang: str) -> str | None:
+    """The ISO 15924 script of a language code (None: not in SCRIPT)."""
+    return SCRIPT.get(lang)

@@ -3,7 +3,8 @@ and error-bar plots.
 
 Scores are the primary metric (percent), averaged over a point's tasks and over a set of
 languages: `zero-shot` = every evaluation language except English; `seen` / `unseen` = those the
-point's task training did / did not include (translated data, translate-train).
+point's task training did / did not include (translated data, translate-train); or a given list of
+languages (a script group, `script_groups`).
 """
 from __future__ import annotations
 
@@ -14,15 +15,18 @@ import numpy as np
 from xtreme_jax.study import stats
 
 
-def cell_scores(col, which: str = "zero-shot") -> dict:
+def cell_scores(col, which: str | list = "zero-shot") -> dict:
     """{(labels tuple, seed): score} averaged over tasks and the chosen languages."""
     per = {}
     for r in col.rows:
         if not r["primary"] or math.isnan(r["value"]):
             continue
         lang, seen = r["language"], r["seen"]
-        keep = {"zero-shot": lang != "en", "en": lang == "en", "all": True, "seen": seen and lang != "en",
-                "unseen": not seen}.get(which, lang == which)
+        if isinstance(which, (list, tuple, set, frozenset)):   # a group of languages (a script's)
+            keep = lang in which
+        else:
+            keep = {"zero-shot": lang != "en", "en": lang == "en", "all": True, "seen": seen and lang != "en",
+                    "unseen": not seen}.get(which, lang == which)
         if keep:
             key = (tuple((f, r[f]) for f in col.factors), r["seed"])
             per.setdefault(key, {}).setdefault(r["task"], []).append(r["value"])
@@ -32,6 +36,50 @@ def cell_scores(col, which: str = "zero-shot") -> dict:
 def languages(col, which="zero-shot") -> list[str]:
     langs = sorted({r["language"] for r in col.rows})
     return [l for l in langs if l != "en"] if which == "zero-shot" else langs
+
+
+SCRIPT_CAVEAT = ("What this does not show: an effect of the script itself. Script is confounded with language "
+                 "family, with each language's share of the pretraining data and the tokenizer's coverage of it "
+                 "(and, in the demo world, with sharing English's function words); the intervals are over seeds "
+                 "with the languages of each group fixed, so a group of one or two languages stands for those "
+                 "languages only.")
+
+
+def script_groups(langs: list[str]) -> tuple[dict, str]:
+    """Zero-shot languages (English left out) grouped by ISO 15924 script (tasks/languages.py SCRIPT):
+    "Latin", "non-Latin", then each non-Latin script with >= 2 of the languages (when it is not the
+    whole non-Latin group). ({}, why) when they are written in fewer than two scripts: no split. The
+    note names languages with no known script, which no group holds."""
+    from xtreme_jax.tasks.languages import script_of
+    by, unknown = {}, []
+    for l in sorted(set(langs) - {"en"}):
+        if script_of(l):
+            by.setdefault(script_of(l), []).append(l)
+        else:
+            unknown.append(l)
+    note = (f" No script known for {', '.join(unknown)} (add it to tasks/languages.py SCRIPT): left out."
+            if unknown else "")
+    if len(by) < 2:
+        return {}, (f"All zero-shot languages ({', '.join(sum(by.values(), [])) or 'none'}) are written in "
+                    f"{' '.join(by) or 'no known script'}: no split by script.{note}")
+    non_latin = sorted(l for s, ls in by.items() if s != "Latn" for l in ls)
+    groups = {"Latin": by.get("Latn", []), "non-Latin": non_latin}
+    groups.update({s: ls for s, ls in sorted(by.items()) if s != "Latn" and len(ls) >= 2 and ls != non_latin})
+    return {k: v for k, v in groups.items() if v}, note.strip()
+
+
+def script_split(col, title: str) -> tuple[dict, dict, list]:
+    """What an analysis needs to split its zero-shot scores by script: {group: cell_scores over the
+    group's languages}, the record for analysis.json (groups, no_split: why there is none, note) and
+    the section's opening Markdown lines (the groups, or why there is no split)."""
+    groups, note = script_groups(languages(col))
+    record = {"groups": groups, "no_split": None if groups else note, "note": (note or None) if groups else None}
+    lines = ["", f"### {title} by writing script", ""]
+    if not groups:
+        return {}, record, lines + [note, ""]
+    lines.append("Zero-shot languages by ISO 15924 script (CLDR likely subtags, tasks/languages.py): " +
+                 "; ".join(f"{g}: {', '.join(ls)}" for g, ls in groups.items()) + "." + (f" {note}" if note else ""))
+    return {g: cell_scores(col, ls) for g, ls in groups.items()}, record, lines
 
 
 def matrix(scores: dict, col, fixed: dict, vary: str, levels: list, seeds: list) -> np.ndarray:

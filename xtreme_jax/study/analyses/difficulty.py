@@ -6,8 +6,8 @@ import math
 import numpy as np
 
 from xtreme_jax.study import stats
-from xtreme_jax.study.analyses.common import (cell_scores, chance, errorbars, fmt, key_of, levels_of, matrix, point_of,
-                                              seeds_of, significance)
+from xtreme_jax.study.analyses.common import (SCRIPT_CAVEAT, cell_scores, chance, errorbars, fmt, key_of, levels_of,
+                                              matrix, point_of, script_split, seeds_of, significance)
 
 
 class NotAScore(ValueError):
@@ -44,6 +44,47 @@ def _spearman_contrast(data: dict, first: list, second: list):
              for i in range(len(order))]
         return np.mean(r[:len(first)]) - np.mean(r[len(first):])
     return np.concatenate(blocks, 1), stat
+
+
+def _by_script(col, data: dict, fixed: dict, task_f: str, tasks: list, base: str, seeds: list) -> tuple[dict, list]:
+    """The zero-shot gain per group of languages by writing script (common.script_split), averaged
+    over the intermediate tasks, per encoder; its Spearman correlation with difficulty across tasks;
+    Latin minus non-Latin paired by seed. `fixed`: {encoder: the other factors' levels of its runs}."""
+    scores, out, lines = script_split(col, "Zero-shot gain")
+    if not scores:
+        return out, lines
+    encs = out["encoders"] = {}
+    for enc, labels in fixed.items():
+        per, mean_gain = {}, {}
+        for name, sc in scores.items():
+            S = matrix(sc, col, labels, task_f, tasks + [base], seeds)
+            gain = S[:, :-1] - S[:, -1:]
+            mean_gain[name] = gain.mean(1)      # a seed missing a task has no mean over the tasks
+            per[name] = {"languages": out["groups"][name], "gain": stats.mean_estimate(mean_gain[name]),
+                         "gain_by_task": {t: stats.mean_estimate(gain[:, j]) for j, t in enumerate(tasks)},
+                         "spearman_difficulty_gain": stats.spearman_estimate(data[enc][0], gain) if len(tasks) >= 3
+                         else None}
+        if "Latin" in per and "non-Latin" in per:
+            per["latin_minus_non_latin"] = stats.paired_delta(mean_gain["Latin"], mean_gain["non-Latin"])
+        encs[enc] = per
+    stats.adjust([encs[e][g]["gain"] for e in encs for g in scores],
+                 f"script-group gains, {len(encs)} encoders x {len(scores)} groups")
+    diffs = [encs[e]["latin_minus_non_latin"] for e in encs if "latin_minus_non_latin" in encs[e]]
+    stats.adjust(diffs, f"Latin - non-Latin gains, {len(diffs)} encoders")
+    lines += ["Gain = the group's zero-shot score minus the run without intermediate training (same encoder and "
+              f"seed), averaged over the {len(tasks)} intermediate tasks; 95% t intervals over {len(seeds)} seeds.", "",
+              "| encoder | script group | languages | mean gain over tasks | Spearman(difficulty, gain) |",
+              "|---|---|---:|---:|---:|"]
+    for e, per in encs.items():
+        for g in scores:
+            r = per[g]["spearman_difficulty_gain"]
+            lines.append(f"| {e} | {g} | {len(out['groups'][g])} | {fmt(per[g]['gain'])}{significance(per[g]['gain'])} "
+                         f"| {fmt(r) if r else '– (fewer than 3 tasks)'} |")
+        if "latin_minus_non_latin" in per:
+            d = per["latin_minus_non_latin"]
+            lines.append(f"| {e} | Latin − non-Latin | | {fmt(d)}{significance(d)} | |")
+    return out, lines + ["", "\\* = different from 0 at 5% after Holm's adjustment over the table's group gains "
+                         "(and, apart, over its Latin − non-Latin differences).", "", SCRIPT_CAVEAT, ""]
 
 
 def difficulty(col, study) -> dict:
@@ -111,10 +152,12 @@ def difficulty(col, study) -> dict:
     for enc in encoders:
         r, s = est[enc]["spearman_difficulty_gain"], est[enc]["gain_ranking_stability"]
         lines.append(f"| {enc} | {fmt(r)} | {fmt(s)} | {s['kendall_w'] if s['kendall_w'] is None else round(s['kendall_w'], 3)} |")
+    est["by_script"], script_lines = _by_script(col, data, {e: {**other, enc_f: e} for e in encoders}, task_f,
+                                                tasks, base, seeds)
     if "spearman_difference" in est:
         lines += ["", f"Difference of the Spearman correlations ({est['spearman_difference']['of']}): "
                   f"{fmt(est['spearman_difference'])}"]
-    lines.append("")
+    lines += script_lines   # opens with a blank line
 
     def plot(ax):
         for k, enc in enumerate(encoders):

@@ -4,7 +4,8 @@ from __future__ import annotations
 import numpy as np
 
 from xtreme_jax.study import fits, stats
-from xtreme_jax.study.analyses.common import cell_scores, errorbars, fmt, levels_of, matrix, seeds_of
+from xtreme_jax.study.analyses.common import (SCRIPT_CAVEAT, cell_scores, errorbars, fmt, levels_of, matrix,
+                                              script_split, seeds_of, significance)
 
 
 def _returns(x, Y) -> dict:
@@ -50,6 +51,28 @@ def languages_added(col, study) -> dict:
         out["lines"] += [f"### Budget `{lvl}`", "", *p["lines"]]
         out["plots"].update(p["plots"])
     return out
+
+
+def _by_script(col, fixed: dict, order_f: str, count_f: str, orders: list, ks: list, seeds: list) -> tuple[dict, list]:
+    """The zero-shot score per group of languages by script (common.script_split) at the smallest and
+    largest k, and its rise, over (seed x order) units."""
+    scores, out, lines = script_split(col, "Zero-shot score")
+    if not scores:
+        return out, lines
+    per = out["estimates"] = {}
+    for g, sc in scores.items():
+        Y = np.array([row for o in orders for row in matrix(sc, col, {**fixed, order_f: o}, count_f, ks, seeds)])
+        per[g] = {"languages": out["groups"][g],
+                  "by_k": {k: stats.mean_estimate(Y[:, j], unit="seed x order") for j, k in enumerate(ks)},
+                  "rise": stats.mean_estimate(Y[:, -1] - Y[:, 0], unit="seed x order")}
+    stats.adjust([e["rise"] for e in per.values()], f"script-group rises, {len(per)} groups")
+    lines += ["", f"| script group | languages | k = {ks[0]} | k = {ks[-1]} | rise |", "|---|---:|---:|---:|---:|"]
+    for g, e in per.items():
+        lines.append(f"| {g} | {len(e['languages'])} | {fmt(e['by_k'][ks[0]], 1)} | {fmt(e['by_k'][ks[-1]], 1)} | "
+                     f"{fmt(e['rise'], 1)}{significance(e['rise'])} |")
+    return out, lines + ["", "\\* = rise different from 0 at 5% after Holm's adjustment over the groups. The languages "
+                         "added to intermediate training differ by k and by order, so a group's rise mixes languages "
+                         "it saw with ones it did not. " + SCRIPT_CAVEAT, ""]
 
 
 def _one(col, study, fixed: dict, prefix: str) -> dict:
@@ -102,7 +125,8 @@ def _one(col, study, fixed: dict, prefix: str) -> dict:
                 knee = f"Segmented fit against one line: {kt.get('verdict') or 'not tested: ' + kt.get('reason', '')}"
             lines += ["", f"{n}: {_returns_verdict(est[n], int(x[-1]))} {knee}; "
                       f"saturating fit reaches 90% of its rise at k = {fmt(t['x90'])}."]
-    lines.append("")
+    est["by_script"], script_lines = _by_script(col, fixed, order_f, count_f, orders, ks, seeds)
+    lines += script_lines   # opens with a blank line
 
     def plot(ax):
         for k, (n, Y) in enumerate(rows_by.items()):

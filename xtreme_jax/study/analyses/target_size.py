@@ -6,8 +6,9 @@ import math
 import numpy as np
 
 from xtreme_jax.study import fits, stats
-from xtreme_jax.study.analyses.common import (cell_scores, errorbars, fmt, key_of, languages, levels_of, matrix,
-                                              paired_examples, point_of, seeds_of, significance, size_of)
+from xtreme_jax.study.analyses.common import (SCRIPT_CAVEAT, cell_scores, errorbars, fmt, key_of, languages, levels_of,
+                                              matrix, paired_examples, point_of, script_split, seeds_of, significance,
+                                              size_of)
 
 # "The gain has vanished" is an equivalence claim: the gain lies within +-MARGIN points of 0 (TOST,
 # 5%). One point of zero-shot accuracy is about the seed-to-seed spread of XNLI fine-tuning, the
@@ -23,6 +24,25 @@ def _vanishes(x, g, sizes_est, margin):
     inside = np.flatnonzero(np.isfinite(lo) & (lo > -margin) & (hi < margin))
     measured = next((xx for xx, e in zip(x, sizes_est) if e["equivalence"]["equivalent"]), math.nan)
     return (float(grid[inside[0]]) if len(inside) else math.nan), float(measured)
+
+
+def _by_script(col, arm_sel: dict, base_sel: dict, size_f: str, sizes: list, seeds: list, header: list) -> tuple:
+    """The zero-shot gain at each size (`header`: the sizes' column names) per group of languages by
+    script (common.script_split); `arm_sel` / `base_sel`: the factor levels of the two arms' runs."""
+    scores, out, lines = script_split(col, "Zero-shot gain")
+    if not scores:
+        return out, lines
+    per = out["gain_by_size"] = {}
+    for g, sc in scores.items():
+        G = matrix(sc, col, arm_sel, size_f, sizes, seeds) - matrix(sc, col, base_sel, size_f, sizes, seeds)
+        per[g] = {s: stats.mean_estimate(G[:, j]) for j, s in enumerate(sizes)}
+    stats.adjust([e for by in per.values() for e in by.values()],
+                 f"script-group gains, {len(per)} groups x {len(sizes)} sizes")
+    lines += ["", "| script group | languages | " + " | ".join(header) + " |", "|---|---:|" + "---:|" * len(sizes)]
+    for g, by in per.items():
+        lines.append(f"| {g} | {len(out['groups'][g])} | " +
+                     " | ".join(fmt(by[s], 1) + significance(by[s]) for s in sizes) + " |")
+    return out, lines + ["", "\\* = p < 0.05 after Holm's adjustment over the table. " + SCRIPT_CAVEAT, ""]
 
 
 def target_size(col, study) -> dict:
@@ -93,7 +113,9 @@ def target_size(col, study) -> dict:
         for l in langs:
             by = e["per_language"][l]["gain_by_size"]
             lines.append(f"| {l} | " + " | ".join(fmt(by[s], 1) + significance(by[s]) for s in sizes) + " |")
-        lines.append("")
+        e["by_script"], script_lines = _by_script(col, {**other, arm_f: arm}, {**other, arm_f: base}, size_f, sizes,
+                                                  seeds, [str(int(size_of(s, a.full_size))) for s in sizes])
+        lines += script_lines   # opens with a blank line
         grid = np.geomspace(x.min(), x.max(), 200)
         bv, blo, bhi, _ = fits.band(x, g, fits.loglinear, fits.predict_loglinear, grid)
 
