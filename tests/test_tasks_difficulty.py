@@ -181,3 +181,23 @@ def test_direct_study_trains_tydiqa_on_gold_in_language_data():
         p = next(q for q in points if q.labels["arm"] == arm and q.labels["target_examples"] == "1000").config
         got = [(t["name"], t["lang"], t["split"]) for t in p["target"]["tasks"]]
         assert got == [("tydiqa", "en", "train")] + [("tydiqa", l, "train") for l in langs], arm
+
+
+def test_mnli_subsets_are_mnli_for_the_contamination_check():
+    # an MNLI subset as the intermediate task of XNLI (trained on MNLI) is the target data seen twice
+    from xtreme_jax.study import spec
+    from xtreme_jax.study.validate import validate_points
+    c = spec.study("difficulty", "q", "full")
+    c.recipe, c.fixed, c.seeds = "configs/stilts.py", "target=xnli,model=large", (0,)
+    c.factors.intermediate = ("mnli_hard", "anli_r2", "swag")
+    msgs = validate_points(expand.expand(c)[0], c)[1]
+    assert len(msgs) == 1 and "(mnli_hard) contains mnli, the training data of the target xnli" in msgs[0]
+
+
+def test_difficulty_study_adds_the_within_format_contrasts():
+    _, c = study_config("difficulty", "scale=full")
+    inter = c.factors.intermediate
+    for group in c.analysis.within_format.values():
+        assert all(t in inter for t in group) and all(get_task(t).kind == get_task(group[0]).kind for t in group)
+    assert len(c.analysis.across_format) == 9 and set(c.analysis.across_format) < set(inter) and inter[-1] == "none"
+    assert "within_format" not in study_config("difficulty", "scale=tiny")[1].analysis
