@@ -145,7 +145,9 @@ class Task:
         self.check_language(lang, source, split)
         examples, where = self._read(split, lang, source, policy)
         if self.select is not None:
-            examples = self.select(examples, split, lambda s: self._read(s, lang, source, policy)[0])
+            # the other split is read under its own policy: its skipped records are not this split's
+            examples = self.select(examples, split,
+                                   lambda s: self._read(s, lang, source, OnError(skip=policy.skip))[0])
         if not examples:
             raise DataError(f"no {split!r} examples for language {lang!r} of task {self.name!r}",
                             file=", ".join(policy.files) or where, reason="empty",
