@@ -7,6 +7,7 @@ import itertools
 import json
 import os
 
+import numpy as np
 import pytest
 
 from test_data_support import QA, squad_json, write, write_jsonl, write_lines
@@ -201,3 +202,23 @@ def test_difficulty_study_adds_the_within_format_contrasts():
         assert all(t in inter for t in group) and all(get_task(t).kind == get_task(group[0]).kind for t in group)
     assert len(c.analysis.across_format) == 9 and set(c.analysis.across_format) < set(inter) and inter[-1] == "none"
     assert "within_format" not in study_config("difficulty", "scale=tiny")[1].analysis
+
+
+def test_hypothesis_only_accuracy_is_artifacts_plus_chance():
+    """3000 rows: 30% carry their label's artifact word, the rest are random words with random
+    labels. The cross-fitted classifier gets every artifact row and about a third of the rest
+    (chance): 0.3 + 0.7 / 3 = 53%, the synthetic twin of MNLI's 53% (Gururangan et al.)."""
+    rng = np.random.default_rng(0)
+    words = [f"w{i}" for i in range(300)]
+    cue = {"entailment": "someone", "neutral": "maybe", "contradiction": "nobody"}
+    rows = []
+    for i in range(3000):
+        y = NLI[rng.integers(3)]
+        h = list(rng.choice(words, rng.integers(4, 10)))
+        if i % 10 < 3:
+            h.insert(0, cue[y])
+        rows.append(dict(id=f"s{i}", text_b=" ".join(h), label=y))
+    ok = artifacts._Split(rows, NLI).train_correct
+    art = np.arange(3000) % 10 < 3
+    assert ok[art].all()
+    assert 0.28 < ok[~art].mean() < 0.39, ok[~art].mean()

@@ -16,10 +16,18 @@ randomness:
   dev         classified by the model fitted on all of train
   easy        the examples classified correctly; hard = the rest (disjoint, union = the split)
 
-The same source always gives the same split (ids, text and order fixed: no seed involved).
+The same source always gives the same split (ids and text fixed: no seed involved).
+
+Sizes: Gururangan et al.'s fastText got about 53% of MNLI right, so expect roughly 53% easy / 47%
+hard (no MNLI copy was at hand to measure this classifier on it). On a synthetic MNLI-sized twin
+(392,702 train rows of Zipfian words, 30% with a label-revealing word, labels otherwise random)
+it finds exactly that structure: 53.35% easy = 30% + 70% / 3.
+
 Cost: linear in the data; the fitted split is kept per process (keyed by a hash of the training
-examples), so the train and dev subsets of one run fit it once. On a synthetic 393k-row MNLI-sized
-train set (benchmarks in the task description, tasks/classification.py) it takes seconds.
+examples), so the train and dev subsets of one run fit it once. On that synthetic set (1.8M
+unigram+bigram features; 2 shared CPU cores, load ~1.5): reading train.tsv 1.3 s, the cross-fitted
+fit 7.9 s, mnli_easy's train split 8.7 s in all, then mnli_hard's dev split 1.6 s (train read
+again, fit reused); peak memory 1.4 GiB.
 """
 from __future__ import annotations
 
