@@ -34,7 +34,9 @@ MODELS = {"large": "FacebookAI/xlm-roberta-large", "base": "FacebookAI/xlm-rober
 TRAIN_SIZE = {"anli+": 1_100_000, "mnli": 393_000, "qqp": 364_000, "squad": 88_000, "sst2": 67_000,
               "hellaswag": 40_000, "ccg": 38_000, "cosmosqa": 25_000, "commonsenseqa": 9_700,
               "xnli": 393_000, "pawsx": 49_000, "udpos": 21_000, "panx": 20_000, "xquad": 88_000,
-              "mlqa": 88_000, "tydiqa": 3_700, "siqa": 33_000, "copa": 400, "xcopa": 400}
+              "mlqa": 88_000, "tydiqa": 3_700, "siqa": 33_000, "copa": 400, "xcopa": 400,
+              "anli_r1": 17_000, "anli_r2": 45_000, "anli_r3": 100_000, "swag": 73_500,
+              "mnli_easy": 208_000, "mnli_hard": 185_000}   # mnli_easy/hard: ~53% / 47% of MNLI
 TARGET_TRAIN_TASK = {"xnli": "mnli", "xquad": "squad", "mlqa": "squad", "xcopa": "copa"}
 # Two-stage target recipes: XTREME-R trains XCOPA on English SIQA, then continues on English COPA
 # (scripts/train_xcopa.sh: 5 epochs each, max length 128, effective batch 32).

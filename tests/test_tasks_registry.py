@@ -29,7 +29,9 @@ def test_every_task_is_registered():
     ("sst2", "classification", 2), ("hellaswag", "multiple_choice", 1),
     ("cosmosqa", "multiple_choice", 1), ("commonsenseqa", "multiple_choice", 1),
     ("snli", "classification", 3), ("siqa", "multiple_choice", 1), ("copa", "multiple_choice", 1),
-    ("mlm", "mlm", 2), ("demo_nli", "classification", 3)])
+    ("mlm", "mlm", 2), ("demo_nli", "classification", 3), ("anli_r1", "classification", 3),
+    ("anli_r3", "classification", 3), ("mnli_easy", "classification", 3), ("mnli_hard", "classification", 3),
+    ("swag", "multiple_choice", 1)])
 def test_kinds_and_label_counts(name, kind, num_labels):
     t = get_task(name)
     assert t.kind == kind and t.has_head == (num_labels is not None)
@@ -57,7 +59,8 @@ def test_languages_are_the_benchmark_lists():
 
 def test_nli_tasks_share_one_label_order():
     # one 3-way head moves from ANLI+/MNLI to XNLI without remapping
-    orders = {get_task(n).labels for n in ("xnli", "mnli", "anli+", "snli", "anli", "demo_nli")}
+    orders = {get_task(n).labels for n in ("xnli", "mnli", "anli+", "snli", "anli", "demo_nli", "anli_r1",
+                                           "anli_r2", "anli_r3", "mnli_easy", "mnli_hard")}
     assert orders == {("entailment", "neutral", "contradiction")}
 
 

@@ -12,6 +12,7 @@ import pytest
 
 from test_data_support import (NLI_ROWS, QA, save_to_disk, squad_json, write, write_jsonl, write_lines,
                                write_parquet)
+from test_tasks_difficulty import write_mnli, write_swag
 from xtreme_jax.data.errors import DataError
 from xtreme_jax.data.sources import Source
 from xtreme_jax.tasks import get_task
@@ -95,6 +96,34 @@ def w_anli_plus(d):
     write_jsonl(d / "hub" / "train.jsonl", [dict(premise=a, hypothesis=b, label=NLI.index(y)) for a, b, y in NLI_ROWS])
     return [(Source("official", str(d / "off")), "train", "en", 25), (Source("official", str(d / "off")), "dev", "en", 3),
             (Source("local", str(d / "hub")), "train", "en", 5)]
+
+
+def _anli_round(r):
+    def w(d):
+        _anli(d / "off")
+        return [(Source("official", str(d / "off")), "train", "en", 5), (Source("official", str(d / "off")), "dev", "en", 1)]
+    return w
+
+
+w_anli_r1, w_anli_r2, w_anli_r3 = (_anli_round(r) for r in (1, 2, 3))
+
+
+def _mnli_subset(n_train, n_dev):     # the artifact fixture of test_tasks_difficulty: 24+8 train, 6+4 dev
+    def w(d):
+        write_mnli(d / "off")
+        return [(Source("official", str(d / "off")), "train", "en", n_train),
+                (Source("official", str(d / "off")), "dev", "en", n_dev),
+                (Source("local", str(d / "off" / "hub")), "train", "en", n_train)]
+    return w
+
+
+w_mnli_easy, w_mnli_hard = _mnli_subset(24, 6), _mnli_subset(8, 4)
+
+
+def w_swag(d):
+    write_swag(d)
+    return [(Source("official", str(d)), "train", "en", 2), (Source("official", str(d)), "test", "en", 2),
+            (Source("local", str(d / "hub")), "train", "en", 2)]
 
 
 def w_qqp(d):

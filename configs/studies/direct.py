@@ -15,12 +15,12 @@ error (100 - score), bootstrap CIs on the exponents, and the crossover of the tw
 
 Which XTREME-R tasks: those with translate-train data in XTREME's release and in the task
 registry: XNLI (MNLI translated into the 14 XNLI languages), XQuAD and MLQA (SQuAD translated;
-`target=xquad|mlqa`). Left out: UD-POS and PAN-X (tags cannot be machine-translated, XTREME ships
-no translate-train for them), XCOPA (no translated SIQA/COPA in the registry), and the retrieval
-tasks (Tatoeba, Mewsli-X, LAReQA: no training at all). TyDiQA-GoldP has translate-train data
-upstream but not in the registry yet.
+`target=xquad|mlqa`); and those with gold in-language training data, whose "all languages" arms
+train on it instead of translations (`target=udpos|panx|tydiqa`: UD treebanks, WikiANN, and
+TyDiQA-GoldP's train split in each of its nine languages). Left out: XCOPA (no translated
+SIQA/COPA in the registry) and the retrieval tasks (Tatoeba, Mewsli-X, LAReQA: no training at all).
 
-args: scale=tiny|full; target= (full: xnli|xquad|mlqa, default xnli); intermediate= (the stilts
+args: scale=tiny|full; target= (full: xnli|xquad|mlqa|udpos|panx|tydiqa, default xnli); intermediate= (the stilts
 arm's task; tiny default entail (the demo's default), full default qqp for xnli, mnli for QA); data= (full)
 """
 from xtreme_jax.study import power, spec
@@ -31,9 +31,9 @@ QUESTION = ("How does scaling law behavior differ between English intermediate-t
 TRANSLATE_TRAIN = {"xnli": "ar bg de el es fr hi ru sw th tr ur vi zh",
                    "xquad": "ar de el es hi ru th tr vi zh", "mlqa": "ar de es hi vi zh"}
 TINY_LANGS = "xa xb xc xd xe xf xg xh"
-# Targets with gold training data in other languages (UD treebanks, WikiANN): the "all languages"
-# arms train on it instead of translations (TyDiQA-GoldP's is not in the registry's train split yet).
-GOLD = {"udpos": "ar de es fr hi ru zh", "panx": "ar de es fr hi ru zh"}
+# Targets with gold training data in other languages (UD treebanks, WikiANN, TyDiQA-GoldP's train
+# split in all nine of its languages): the "all languages" arms train on it instead of translations.
+GOLD = {"udpos": "ar de es fr hi ru zh", "panx": "ar de es fr hi ru zh", "tydiqa": "ar bn fi id ko ru sw te"}
 
 
 def get_config(arg=None):
@@ -56,6 +56,8 @@ def get_config(arg=None):
         # up to all of the data: with the intermediate run's cost fixed, the stilts chain's compute
         # must still vary >= MIN_COMPUTE_SPAN (2x) for a compute exponent (to 80k it varied 1.41x)
         c.factors.target_examples = (1000, 3000, 10000, 30000, 100000, 0)
+        if a["target"] == "tydiqa":  # its largest train language (ar) has 14.8k questions, English 3.7k:
+            c.factors.target_examples = (1000, 3000, 10000, 0)   # 30k/100k would repeat the all-data runs
         c.analysis.full_size = 88000 if a["target"] != "xnli" else 392702
         c.floor = ("target.num_steps=1000", "target.eval_every=250", "target.save_every=250")
     every = "+".join(["en"] + langs.split())

@@ -21,7 +21,8 @@ from xtreme_jax.study.expand import Point, phase_names, run_config
 from xtreme_jax.study.spec import StudyError
 
 # Data sets an intermediate or target training task is built from, where that is more than itself.
-CONTAINS = {"anli+": ("anli", "mnli", "snli")}
+CONTAINS = {"anli+": ("anli", "mnli", "snli"), "mnli_easy": ("mnli",), "mnli_hard": ("mnli",),
+            "anli_r1": ("anli",), "anli_r2": ("anli",), "anli_r3": ("anli",)}
 
 # Encoders a full-scale study names, for offline checks and the cost model (from their hub
 # config.json: layers, hidden size, FFN size, max_position_embeddings, position style).

@@ -72,6 +72,8 @@ class Task:
     language_source: Callable | None = None  # (source) -> languages, for data-defined languages
     translate_splits: tuple = ()       # machine-translated training splits, e.g. ("translate_train",)
     translate_languages: tuple = ()    # languages of those splits (default: the task's languages)
+    select: Callable | None = None     # (examples, split, read) -> the subset this task keeps, where
+                                       # read(split) gives another split of the same source (mnli_easy)
     description: str = ""
 
     def __post_init__(self):
@@ -141,14 +143,11 @@ class Task:
         split = self.check_split(split)
         lang = lang or self.language_list(source)[0]
         self.check_language(lang, source, split)
-        if source.type == "official":
-            if self.read_official is None:
-                raise DataError(f"task {self.name!r} has no official file layout", field="source.type",
-                                reason="config", fix="use source.type='hub' or 'local'")
-            examples = self.read_official(source.path, split, lang, policy)
-            where = source.path
-        else:
-            examples, where = self._load_hub_schema(source, split, lang, policy)
+        examples, where = self._read(split, lang, source, policy)
+        if self.select is not None:
+            # the other split is read under its own policy: its skipped records are not this split's
+            examples = self.select(examples, split,
+                                   lambda s: self._read(s, lang, source, OnError(skip=policy.skip))[0])
         if not examples:
             raise DataError(f"no {split!r} examples for language {lang!r} of task {self.name!r}",
                             file=", ".join(policy.files) or where, reason="empty",
@@ -156,6 +155,14 @@ class Task:
                                 "and the language code")
         policy.log_summary(f"{self.name}/{split}/{lang}")
         return examples
+
+    def _read(self, split, lang, source, policy):
+        if source.type == "official":
+            if self.read_official is None:
+                raise DataError(f"task {self.name!r} has no official file layout", field="source.type",
+                                reason="config", fix="use source.type='hub' or 'local'")
+            return self.read_official(source.path, split, lang, policy), source.path
+        return self._load_hub_schema(source, split, lang, policy)
 
     def _load_hub_schema(self, source, split, lang, policy):
         if self.parse_row is None:

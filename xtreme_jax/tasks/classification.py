@@ -1,5 +1,6 @@
-"""Sentence and sentence-pair classification: xnli, pawsx, mnli, qqp, sst2, snli, anli, anli+,
-and the bundled demo_nli.
+"""Sentence and sentence-pair classification: xnli, pawsx, mnli, qqp, sst2, snli, anli (all
+rounds, and anli_r1/r2/r3 one round each), anli+, mnli_easy/mnli_hard (tasks/artifacts.py), and
+the bundled demo_nli.
 
 Label orders follow the hub's ClassLabel order (NLI: entailment, neutral, contradiction, as in
 GLUE/SNLI/ANLI), so every NLI task shares one 3-way head: a model trained on ANLI+ or MNLI is
@@ -10,6 +11,7 @@ from __future__ import annotations
 import os
 
 from xtreme_jax.data import formats
+from xtreme_jax.tasks import artifacts
 from xtreme_jax.tasks.base import HubSpec, Rec, Task, register
 from xtreme_jax.tasks.common import INVALID, NO_GOLD, first_existing, norm_label, pick
 from xtreme_jax.tasks.languages import XTREME
@@ -132,13 +134,17 @@ def read_snli(data_dir, split, lang, on_error):
     return _read_nli_jsonl(path, split, "sentence1", "sentence2", "gold_label", on_error)
 
 
+def read_anli_round(r: int):
+    """One ANLI round's official files: <dir>/R{r}/{split}.jsonl (or under anli_v1.0/)."""
+    def read(data_dir, split, lang, on_error):
+        path = first_existing([os.path.join(data_dir, f"R{r}", f"{split}.jsonl"),
+                               os.path.join(data_dir, "anli_v1.0", f"R{r}", f"{split}.jsonl")], "ANLI file")
+        return _read_nli_jsonl(path, split, "context", "hypothesis", "label", on_error)
+    return read
+
+
 def read_anli(data_dir, split, lang, on_error):
-    out = []
-    for r in ("R1", "R2", "R3"):
-        path = first_existing([os.path.join(data_dir, r, f"{split}.jsonl"),
-                               os.path.join(data_dir, "anli_v1.0", r, f"{split}.jsonl")], "ANLI file")
-        out += _read_nli_jsonl(path, split, "context", "hypothesis", "label", on_error)
-    return out
+    return [ex for r in (1, 2, 3) for ex in read_anli_round(r)(data_dir, split, lang, on_error)]
 
 
 def read_anli_plus(data_dir, split, lang, on_error):
@@ -187,14 +193,29 @@ register(Task(
     tfds=lambda split, lang: ("xtreme_pawsx", lang, _glue[split]),
     description="PAWS-X: paraphrase identification"))
 
+_MNLI_HUB = {"train": "train", "dev": "validation_matched", "test": "test_matched"}
+
 register(Task(
     name="mnli", kind="classification", labels=NLI, languages=("en",), metric="accuracy",
     group="intermediate", translate_splits=("translate_train",),
     translate_languages=tuple(XTREME["xnli"]),
-    hub=lambda split, lang: [HubSpec(GLUE, "mnli", {"train": "train", "dev": "validation_matched",
-                                                    "test": "test_matched"}[split])],
+    hub=lambda split, lang: [HubSpec(GLUE, "mnli", _MNLI_HUB[split])],
     parse_row=_nli_row, read_official=read_mnli,
     tfds=lambda split, lang: ("glue", "mnli", {"dev": "validation_matched", "test": "test_matched"}.get(split, split))))
+
+for _which in ("easy", "hard"):  # difficulty within one format and one source (tasks/artifacts.py)
+    register(Task(
+        name=f"mnli_{_which}", kind="classification", labels=NLI, languages=("en",), metric="accuracy",
+        group="intermediate", splits=("train", "dev"),
+        hub=lambda split, lang: [HubSpec(GLUE, "mnli", _MNLI_HUB[split])],
+        parse_row=_nli_row, read_official=read_mnli, select=artifacts.subset(_which, NLI),
+        description=f"MNLI examples (train; dev = matched dev) that a hypothesis-only classifier "
+                    f"gets {'right' if _which == 'easy' else 'wrong'} (Gururangan et al. 2018's "
+                    "rule: multinomial naive Bayes on hypothesis unigrams+bigrams, cross-fitted "
+                    "over 5 folds on train, dev judged by the all-train model; tasks/artifacts.py). "
+                    "The paper's fastText got about 53% of MNLI right: expect roughly 53% easy / 47% "
+                    "hard (a synthetic 393k-row twin with 30% artifact rows: 53.35% easy, split in "
+                    "~9 s). Official layout: that of mnli"))
 
 register(Task(
     name="snli", kind="classification", labels=NLI, languages=("en",), metric="accuracy",
@@ -208,6 +229,15 @@ register(Task(
     group="intermediate",
     hub=lambda split, lang: [HubSpec("facebook/anli", None, f"{split}_r{r}") for r in (1, 2, 3)],
     parse_row=_nli_row, read_official=read_anli))
+
+for _r in (1, 2, 3):  # one round each: difficulty rises by round (Nie et al. 2020), same format
+    register(Task(
+        name=f"anli_r{_r}", kind="classification", labels=NLI, languages=("en",), metric="accuracy",
+        group="intermediate",
+        hub=lambda split, lang, r=_r: [HubSpec("facebook/anli", None, f"{split}_r{r}")],
+        parse_row=_nli_row, read_official=read_anli_round(_r),
+        description=f"ANLI round {_r} alone (train/dev/test of R{_r}), the 3-way NLI head of mnli/anli. "
+                    f"Official layout: <dir>/R{_r}/{{train,dev,test}}.jsonl"))
 
 register(Task(
     name="anli+", kind="classification", labels=NLI, languages=("en",), metric="accuracy",

@@ -1,9 +1,10 @@
-"""Multiple choice: xcopa, copa, siqa, hellaswag, cosmosqa, commonsenseqa.
+"""Multiple choice: xcopa, copa, siqa, swag, hellaswag, cosmosqa, commonsenseqa.
 
 Each example becomes one (context, choice) pair per choice, scored jointly by the head.
 Contexts are built as the reference code does: XCOPA/COPA `"{premise} What was the {question}?"`
 (XTREME run_xcopa), SIQA and Cosmos QA `"{context} {question}"`, HellaSwag `ctx_a` with
-`"{ctx_b} {ending}"` choices, CommonsenseQA the question stem (jiant).
+`"{ctx_b} {ending}"` choices, SWAG `sent1` with `"{sent2} {ending}"` choices (HF run_swag),
+CommonsenseQA the question stem (jiant).
 """
 from __future__ import annotations
 
@@ -131,6 +132,28 @@ def read_hellaswag(data_dir, split, lang, on_error):
     return _read_jsonl_with(path, split, on_error, _hellaswag)
 
 
+# --- SWAG ---------------------------------------------------------------------------------
+def _swag(obj, rec, split):
+    """As BERT's SWAG setup and HF run_swag: context sent1, choices "{sent2} {ending}"."""
+    return _mc(rec, obj.get("fold-ind", rec.index), obj.get("sent1"),   # test: no label (None / -1)
+               [f"{obj.get('sent2')} {obj.get(f'ending{i}')}" for i in range(4)], obj.get("label"), 4, split)
+
+
+def read_swag(data_dir, split, lang, on_error):
+    """rowanz/swagaf's data/{train,val,test}.csv (the regular config: one gold ending, three
+    adversarial ones)."""
+    s = {"dev": "val"}.get(split, split)
+    path = first_existing([os.path.join(data_dir, f"{s}.csv"), os.path.join(data_dir, "data", f"{s}.csv")],
+                          "SWAG file")
+    cols = ("sent1", "sent2", "ending0", "ending1", "ending2", "ending3") + (("label",) if split != "test" else ())
+    out = []
+    for line, row in formats.read_csv(path, cols, on_error):
+        ex = _swag(row, Rec(path, line, on_error, len(out)), split)
+        if ex is not None:
+            out.append(ex)
+    return out
+
+
 # --- Cosmos QA ------------------------------------------------------------------------------
 def _cosmos(obj, rec, split):
     return _mc(rec, obj.get("id", rec.index), f"{obj.get('context')} {obj.get('question')}",
@@ -208,6 +231,14 @@ register(Task(
     metric="accuracy", group="intermediate",
     hub=lambda split, lang: [HubSpec("Rowan/hellaswag", None, _hf[split])],
     parse_row=_row(_hellaswag), read_official=read_hellaswag))
+
+register(Task(
+    name="swag", kind="multiple_choice", labels=None, num_choices=4, languages=("en",),
+    metric="accuracy", group="intermediate",
+    hub=lambda split, lang: [HubSpec("allenai/swag", "regular", _hf[split])],
+    parse_row=_row(_swag), read_official=read_swag,
+    description="SWAG (regular): HellaSwag's predecessor, the same 4-way ending format with "
+                "easier (pre-BERT) adversarial endings. Official layout: swagaf's data/{train,val,test}.csv"))
 
 register(Task(
     name="cosmosqa", kind="multiple_choice", labels=None, num_choices=4, languages=("en",),

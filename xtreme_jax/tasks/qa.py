@@ -41,11 +41,14 @@ def _qa(rec, qid, question, context, texts, starts, split, impossible=False):
             "answers": {"text": keep_t, "answer_start": keep_s}}
 
 
-def read_squad_json(path, split, on_error):
+def read_squad_json(path, split, on_error, keep=None):
+    """`keep`: a filter on question ids (one language of TyDiQA's combined GoldP train file)."""
     on_error.seen(path)
     out = []
     for title, context, qa in formats.iter_squad(path):
         qid = qa.get("id", len(out))
+        if keep is not None and not keep(str(qid)):
+            continue
         answers = qa.get("answers") or []
         ex = _qa(Rec(path, f"question id {qid}", on_error, len(out)), qid, qa.get("question"), context,
                  [a.get("text") for a in answers], [a.get("answer_start") for a in answers], split,
@@ -97,20 +100,32 @@ def read_mlqa(data_dir, split, lang, on_error):
     return read_squad_json(path, split, on_error)
 
 
+def _tydiqa_prefix(lang):
+    return TYDIQA_NAMES.get(lang, lang) + "-"   # GoldP question ids: "{language name}-{number}"
+
+
 def read_tydiqa(data_dir, split, lang, on_error):
-    """XTREME layout; the GoldP dev set is the test set, so 'test' reads the dev files."""
+    """XTREME layout; the GoldP dev set is the test set, so 'test' reads the dev files.
+
+    Training data in every language (gold in-language training): XTREME's download_data.sh keeps
+    the release's combined tydiqa-goldp-v1.1-train.json and writes one tydiqa.{lang}.train.json
+    per language (utils_preprocess.py); either is read, the combined file filtered by id prefix."""
+    one = "tydiqa-goldp-v1.1-train.json"
     if split == "train":
-        names = [f"tydiqa-goldp-v1.1-train/tydiqa.goldp.{lang}.train.json",
-                 f"tydiqa.goldp.{lang}.train.json"]
+        names = [f"tydiqa-goldp-v1.1-train/tydiqa.{lang}.train.json", f"tydiqa.{lang}.train.json",
+                 f"tydiqa-goldp-v1.1-train/tydiqa.goldp.{lang}.train.json", f"tydiqa.goldp.{lang}.train.json"]
+        names += [f"tydiqa-goldp-v1.1-train/{one}", one]
     else:
         names = [f"tydiqa-goldp-v1.1-dev/tydiqa.goldp.{lang}.dev.json", f"tydiqa.goldp.{lang}.dev.json",
+                 f"tydiqa-goldp-v1.1-dev/tydiqa.{lang}.dev.json", f"tydiqa.{lang}.dev.json",
                  f"tydiqa-goldp-v1.1-dev/tydiqa-goldp-dev-{TYDIQA_NAMES.get(lang, lang)}.json"]
     path = first_existing([os.path.join(data_dir, n) for n in names], "TyDiQA-GoldP file")
-    return read_squad_json(path, "dev" if split == "test" else split, on_error)
+    keep = (lambda qid, p=_tydiqa_prefix(lang): qid.startswith(p)) if path.endswith(one) else None
+    return read_squad_json(path, "dev" if split == "test" else split, on_error, keep)
 
 
 def _tydiqa_keep(lang):
-    prefix = TYDIQA_NAMES.get(lang, lang) + "-"
+    prefix = _tydiqa_prefix(lang)
     return lambda row: str(row.get("id", "")).startswith(prefix)
 
 
@@ -151,4 +166,5 @@ register(Task(
     hub=lambda split, lang: [HubSpec("google/xtreme", "tydiqa", "train" if split == "train" else "validation",
                                      keep=_tydiqa_keep(lang))],
     parse_row=_qa_row, read_official=read_tydiqa,
-    description="TyDiQA-GoldP; the dev set serves as test"))
+    description="TyDiQA-GoldP; the dev set serves as test; train in each of its nine languages "
+                "(gold in-language training: split=train, lang=ar...)"))
