@@ -8,6 +8,7 @@ import numpy as np
 from xtreme_jax.study import stats
 from xtreme_jax.study.analyses.common import (SCRIPT_CAVEAT, cell_scores, chance, errorbars, fmt, key_of, levels_of,
                                               matrix, point_of, script_split, seeds_of, significance)
+from xtreme_jax.study.analyses.difficulty_within import within_format
 
 
 class NotAScore(ValueError):
@@ -93,10 +94,14 @@ def difficulty(col, study) -> dict:
     enc_f, task_f, base = a.encoder, a.task, a.baseline
     encoders = levels_of(col, enc_f)
     tasks = [t for t in levels_of(col, task_f) if t != base]
+    # the across-format correlation's tasks (full scale: the nine; unset: every task), so that the
+    # within-format ones (MNLI easy/hard are subsets of MNLI) do not enter it
+    across = [t for t in tasks if t in a.across_format] if a.get("across_format") else tasks
+    cols = [tasks.index(t) for t in across]
     sc = cell_scores(col)
     point = point_of(col)
     other = {f: levels_of(col, f)[0] for f in col.factors if f not in (enc_f, task_f)}
-    est, lines, plots, data, skipped = {}, [], {}, {}, []
+    est, lines, plots, data, everything, skipped = {}, [], {}, {}, {}, []
     for enc in encoders:
         S = matrix(sc, col, {**other, enc_f: enc}, task_f, tasks + [base], seeds)
         gain = S[:, :-1] - S[:, -1:]
@@ -114,11 +119,12 @@ def difficulty(col, study) -> dict:
                     diff[i, j] = difficulty_of(curve.get("intermediate", []), p_chance)
                 except NotAScore as err:
                     skipped.append({"point": p, "encoder": enc, "task": t, "seed": sd, "reason": str(err)})
-        data[enc] = (diff, gain)
+        everything[enc] = (diff, gain)
+        data[enc] = (diff[:, cols], gain[:, cols])
         est[enc] = {"difficulty": {t: stats.mean_estimate(diff[:, j]) for j, t in enumerate(tasks)},
                     "gain": {t: stats.mean_estimate(gain[:, j]) for j, t in enumerate(tasks)},
-                    "spearman_difficulty_gain": stats.spearman_estimate(diff, gain),
-                    "gain_ranking_stability": stats.ranking_stability(gain)}
+                    "spearman_difficulty_gain": stats.spearman_estimate(*data[enc]),
+                    "gain_ranking_stability": stats.ranking_stability(data[enc][1])}
     stats.adjust([est[e]["gain"][t] for e in encoders for t in tasks],
                  f"task gains, {len(encoders)} encoders x {len(tasks)} tasks")
     if skipped:
@@ -147,17 +153,28 @@ def difficulty(col, study) -> dict:
         lines += ["", f"**{len(skipped)} learning curve(s) skipped**: their dev values are not scores in [0, 1], so "
                   "no difficulty is computed from them (a loss is not an error rate). First: "
                   f"{skipped[0]['encoder']} / {skipped[0]['task']} seed {skipped[0]['seed']}: {skipped[0]['reason']}."]
+    if a.get("across_format"):
+        est["across_format"] = {"tasks": across, "missing": [t for t in a.across_format if t not in tasks],
+                                "left_out": [t for t in tasks if t not in across]}
+        lines += ["", f"Spearman correlations, ranking stability and the script split over the {len(across)} "
+                  f"across-format tasks ({', '.join(across)}); left out of them: "
+                  f"{', '.join(est['across_format']['left_out']) or 'none'}."
+                  + (f" Not collected: {', '.join(est['across_format']['missing'])}." if est["across_format"]["missing"]
+                     else "")]
     lines += ["", "| encoder | Spearman(difficulty, gain) | gain ranking stability across seeds (leave-one-out "
               "Spearman) | Kendall's W |", "|---|---:|---:|---:|"]
     for enc in encoders:
         r, s = est[enc]["spearman_difficulty_gain"], est[enc]["gain_ranking_stability"]
         lines.append(f"| {enc} | {fmt(r)} | {fmt(s)} | {s['kendall_w'] if s['kendall_w'] is None else round(s['kendall_w'], 3)} |")
     est["by_script"], script_lines = _by_script(col, data, {e: {**other, enc_f: e} for e in encoders}, task_f,
-                                                tasks, base, seeds)
+                                                across, base, seeds)
     if "spearman_difference" in est:
         lines += ["", f"Difference of the Spearman correlations ({est['spearman_difference']['of']}): "
                   f"{fmt(est['spearman_difference'])}"]
     lines += script_lines   # opens with a blank line
+    if a.get("within_format"):
+        est["within_format"], within_lines = within_format(everything, tasks, dict(a.within_format), english, multi)
+        lines += within_lines
 
     def plot(ax):
         for k, enc in enumerate(encoders):
