@@ -146,6 +146,26 @@ def test_the_headline_correlation_uses_only_the_across_format_tasks():
     assert "across_format" not in every
 
 
+def test_the_pooled_within_group_slope_takes_each_groups_means_out():
+    col, c = within_world()
+    est = analyses.run(col, c)["estimates"]
+    slopes = est["within_format"]["pooled_slope"]
+    for e in ENC:       # least squares on the seed means, centred within each group, by numpy
+        x = np.concatenate([np.array([est[e]["difficulty"][t]["value"] for t in m]) for m in WITHIN.values()])
+        y = np.concatenate([np.array([est[e]["gain"][t]["value"] for t in m]) for m in WITHIN.values()])
+        at = np.cumsum([0] + [len(m) for m in WITHIN.values()])
+        for i in range(len(WITHIN)):
+            x[at[i]:at[i + 1]] -= x[at[i]:at[i + 1]].mean()
+            y[at[i]:at[i + 1]] -= y[at[i]:at[i + 1]].mean()
+        assert slopes[e]["value"] == pytest.approx(float(x @ y / (x @ x)))
+    # English-only: -3 points a step whose measured difficulty rises 0.15-0.33; multilingual: flat
+    assert slopes["english-only"]["ci95"][1] < -10 and excludes_zero(slopes["english-only"])
+    assert not excludes_zero(slopes["multilingual"])
+    d = slopes["english_only_minus_multilingual"]
+    assert d["value"] == pytest.approx(slopes["english-only"]["value"] - slopes["multilingual"]["value"])
+    assert excludes_zero(d) and d["n"] == len(SEEDS) and d["method"] == "jackknife t"
+
+
 def tiny_config():
     path = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "configs", "studies", "difficulty.py")
     s = importlib.util.spec_from_file_location("study_difficulty_tiny", path)

@@ -1,4 +1,9 @@
-"""Question 2: zero-shot gain vs an operational difficulty of each intermediate task."""
+"""Question 2: zero-shot gain vs an operational difficulty of each intermediate task.
+
+With analysis.across_format set (full scale: the nine X-STILTs tasks) the Spearman correlation, its
+encoder contrast, the ranking stability and the script split are over those tasks only (the
+within-format ones, e.g. MNLI easy/hard, are subsets or variants of them); unset: every task. With
+analysis.within_format set, difficulty_within.py adds the within-format contrasts."""
 from __future__ import annotations
 
 import math
