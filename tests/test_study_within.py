@@ -88,6 +88,7 @@ def test_within_format_contrasts_are_paired_by_seed_and_holm_adjusted():
                 assert d["family"] == "within-format gain contrasts, 2 encoders x 4 harder members (8 tests, Holm)"
                 assert d["p_holm"] >= d["p"]
     assert n == 8
+    assert w["groups"]["anli_rounds"] == {"members": list(WITHIN["anli_rounds"]), "reference": "anli_r1", "missing": []}
     # English-only minus multilingual: the English-only encoder's contrasts, paired by seed
     diff = w["english_only_minus_multilingual"]
     for g, members in WITHIN.items():

@@ -85,8 +85,10 @@ def within_format(data: dict, tasks: list, groups: dict, english: list, multi: l
     """data: {encoder: (difficulty, gain)}, each seeds x `tasks`; groups: {name: members easy -> hard}.
     Returns the record for analysis.json and the report's Markdown lines."""
     at = {t: j for j, t in enumerate(tasks)}
-    groups = {g: [t for t in members if t in at] for g, members in groups.items()}
-    out = {"groups": {g: {"members": m, "reference": m[0] if m else None} for g, m in groups.items()},
+    named, groups = groups, {g: [t for t in members if t in at] for g, members in groups.items()}
+    # a group whose easiest member was not collected is referred to its easiest collected one
+    out = {"groups": {g: {"members": m, "reference": m[0] if m else None,
+                          "missing": [t for t in named[g] if t not in at]} for g, m in groups.items()},
            "encoders": {}, "english_only_minus_multilingual": {}}
     contrasts, per_seed = [], {}
     for enc, (diff, gain) in data.items():
