@@ -130,3 +130,17 @@ def test_points_at_chance_are_found_by_the_task_kinds_chance_level():
     rows.append({"point": 1, "task": "demo_nli", "primary": False, "language": "en", "value": 33.3})
     assert at_chance(types.SimpleNamespace(rows=rows)) == [
         {"point": 0, "task": "demo_nli", "chance": pytest.approx(100 / 3)}]
+
+
+def test_ranking_stability_interval_stays_a_correlation():
+    """Three seeds whose rankings mostly agree: a t interval on r itself passed 1 (0.87 [0.58, 1.15]
+    in the tiny difficulty run); on Fisher's z it stays inside [-1, 1] and contains the mean r."""
+    s = [[1, 2, 3, 4], [1, 2, 4, 3], [2, 1, 3, 4]]
+    e = stats.ranking_stability(s)
+    loo = [stats.spearman(s[i], np.mean(np.delete(np.asarray(s, float), i, 0), 0)) for i in range(3)]
+    assert e["value"] == pytest.approx(np.mean(loo))
+    z = np.arctanh(np.clip(loo, -0.995, 0.995))
+    h = scipy.stats.t.ppf(0.975, 2) * z.std(ddof=1) / np.sqrt(3)
+    assert e["ci95"] == pytest.approx([np.tanh(z.mean() - h), np.tanh(z.mean() + h)])
+    assert -1 <= e["ci95"][0] < e["value"] < e["ci95"][1] <= 1
+    assert stats.ranking_stability([[1, 2, 3]])["ci95"] == [None, None]
