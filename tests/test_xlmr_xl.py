@@ -203,15 +203,45 @@ def test_model_size_study_names_the_xl_recipes():
     assert "pretrained" not in sizes["xl"] + sizes["xxl"]
 
 
-def test_pre_ln_trains_alike_on_a_sharded_mesh_with_remat():
-    from test_sharding import run_steps
-    cfg = enc_lib.preset("tiny", num_layers=2, pre_layer_norm=True, hidden_dropout=0.0, attention_dropout=0.0)
-    ref, _, _ = run_steps((1, 1, 1), cfg=cfg)
-    losses, step, state = run_steps((2, 4, 1), cfg=cfg.replace(remat=True))
-    np.testing.assert_allclose(losses, ref, atol=1e-5)
-    assert step._cache_size() == 1
-    final = state["model"]["encoder"]["final_norm"]["scale"][...]
-    assert final.sharding.is_fully_replicated and "norm" not in state["model"]["encoder"]["embeddings"]
+def _value_and_grad(model, mesh=None):
+    """Mean square of the last hidden states and its gradient, jitted (on `mesh`: parameters
+    split by their logical axes, activations over the batch)."""
+    ids, mask = padded_batch(lengths=(11, 4, 7, 9, 2, 11, 5, 8))
+    batch = dict(input_ids=ids.astype(np.int32), attention_mask=mask.astype(np.int32))
+
+    def loss(m, b):
+        h = m.encoder(b["input_ids"], b["attention_mask"]).last_hidden_state
+        return jnp.mean(jnp.square(h) * b["attention_mask"][..., None])
+    if mesh is None:
+        value, grads = nnx.jit(nnx.value_and_grad(loss))(model, batch)
+    else:
+        with jax.set_mesh(mesh):
+            value, grads = nnx.jit(nnx.value_and_grad(loss))(model, sharding.device_batch(batch, mesh))
+    return float(value), jax.tree.map(np.asarray, nnx.to_pure_dict(grads))
+
+
+def test_pre_ln_gradients_alike_on_a_sharded_mesh_with_remat():
+    cfg = enc_lib.preset("tiny", vocab_size=99, num_layers=2, pre_layer_norm=True)
+    # random weights (no init: eager init costs seconds), unsharded
+    graphdef, state = nnx.split(hfmod.abstract(lambda: TaskModel(cfg, {}, rngs=nnx.Rngs(0))))
+    rng = np.random.default_rng(0)
+    weights = jax.tree.map(lambda a: rng.normal(0, 0.3, a.shape).astype(np.float32), nnx.to_pure_dict(state))
+    nnx.replace_by_pure_dict(state, jax.tree.map(jnp.asarray, weights))
+    ref, ref_grads = _value_and_grad(nnx.merge(graphdef, state))
+    # the same weights, placed on a (data, fsdp, tensor) = (2, 2, 2) mesh by their logical axes
+    mesh = sharding.make_mesh((2, 2, 2))
+    graphdef, abstract = train_step.create_model(cfg.replace(remat=True), {}, mesh, abstract_only=True)
+    nnx.replace_by_pure_dict(abstract, jax.tree.map(lambda v, a: jax.device_put(v, a.sharding), weights,
+                                                    nnx.to_pure_dict(abstract)))
+    model = nnx.merge(graphdef, abstract)
+    value, grads = _value_and_grad(model, mesh)
+    assert value == pytest.approx(ref, rel=1e-5)
+    jax.tree.map(lambda a, b: np.testing.assert_allclose(a, b, atol=1e-6, rtol=1e-4), grads, ref_grads)
+    assert np.abs(grads["encoder"]["final_norm"]["scale"]).max() > 0  # the final LayerNorm is trained
+    # its parameters replicated (logical axis "norm"); the layers' split over fsdp / tensor
+    assert model.encoder.final_norm.scale[...].sharding.is_fully_replicated
+    ffn = model.encoder.layers[0].ffn_in.kernel[...]
+    assert ffn.sharding.shard_shape(ffn.shape) == (32, 64)
     # layer-wise lr decay: the final LayerNorm sits above the last layer
     params = nnx.to_pure_dict(nnx.state(hfmod.abstract(lambda: enc_lib.Encoder(cfg, rngs=nnx.Rngs(0)))))
     scales = optim.layer_scales({"encoder": params}, num_layers=2, decay=0.5)["encoder"]
