@@ -258,3 +258,36 @@ def test_xl_state_is_split_evenly_over_fsdp():
     per_device = sum(math.prod(x.sharding.shard_shape(x.shape)) * x.dtype.itemsize for x in leaves)
     assert total > 13.9e9  # ~3.48B fp32 parameters
     assert abs(per_device - total / 8) / (total / 8) < 0.05, (per_device, total / 8)
+
+
+@pytest.mark.slow
+def test_a_run_fine_tunes_an_xl_checkpoint_and_exports_it(smoke, tmp_path):
+    """The run's own path: build_context reads the XL config.json, the target phase trains from
+    its weights (pre-LN), evaluates, and exports an XLMRobertaXL directory transformers loads."""
+    from xtreme_jax.context import build_context
+    from xtreme_jax.data.tokenization import load_tokenizer
+    from xtreme_jax.phases import run_pipeline
+    tok = load_tokenizer(str(smoke / "tok"))
+    torch.manual_seed(5)
+    conf = transformers.XLMRobertaXLConfig(**{**TINY, "vocab_size": len(tok), "max_position_embeddings": 130},
+                                           pad_token_id=tok.pad_token_id)
+    perturbed(transformers.XLMRobertaXLForMaskedLM(conf), 6).save_pretrained(tmp_path / "xl")
+    c = C.base_config()
+    c.model.pretrained, c.model.tokenizer = str(tmp_path / "xl"), str(smoke / "tok")
+    c.data.buckets, c.data.cache_dir, c.phases = (32,), str(smoke / "cache"), "target,evaluate"
+    src = C.source("official", str(smoke / "xnli"))
+    c.target = C.train_phase([C.task_entry("xnli", src=src)], num_steps=2, batch_size=8, lr=1e-3, eval_every=0,
+                             save_every=2, log_every=1, export_hf=True)
+    c.evaluate.tasks, c.evaluate.batch_size = [C.eval_task("xnli", src, languages="en")], 8
+    c.evaluate.write_submission = False
+    ctx = build_context(c, str(tmp_path / "run"))
+    assert ctx.hf_type == "xlm-roberta-xl" and ctx.model_cfg.pre_layer_norm
+    out = run_pipeline(c, str(tmp_path / "run"))
+    assert "xnli" in out["evaluate"]["results"]
+    hf_dir = tmp_path / "run" / "target" / "hf"
+    assert json.loads((hf_dir / "config.json").read_text())["model_type"] == "xlm-roberta-xl"
+    back, info = transformers.XLMRobertaXLForSequenceClassification.from_pretrained(
+        str(hf_dir), output_loading_info=True)
+    assert not info["missing_keys"] and not info["unexpected_keys"]
+    trained = back.roberta.encoder.LayerNorm.weight.detach().numpy()
+    assert np.abs(trained - np.asarray(hfmod.read_tensors(str(tmp_path / "xl"))["roberta.encoder.LayerNorm.weight"])).max() > 0
