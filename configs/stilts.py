@@ -13,7 +13,8 @@ args (comma-separated key=value):
   intermediate  one of INTERMEDIATE, `multi` (all nine), or `none`
   target        an XTREME target task (retrieval tasks evaluate the intermediate model directly;
                 xcopa trains English SIQA, then English COPA, as XTREME-R's train_xcopa.sh)
-  model         large | base | tiny (tiny = random init, for local smoke runs)
+  model         xxl | xl | large | base | tiny (tiny = random init, for local smoke runs; xl and xxl
+                are the pre-LayerNorm XLM-R XL / XXL, 3.5B and 10.7B parameters)
   translated    `+`-separated languages whose machine-translated intermediate data is mixed in
   mlm           directory of multilingual MLM text mixed into intermediate training
   target_langs  `+`-separated languages of the target task's training data (default en); others
@@ -29,7 +30,8 @@ from xtreme_jax.tasks import get_task
 
 INTERMEDIATE = ("anli+", "mnli", "qqp", "squad", "sst2", "hellaswag", "ccg", "cosmosqa", "commonsenseqa")
 RETRIEVAL = ("bucc2018", "tatoeba", "mewslix", "lareqa")
-MODELS = {"large": "FacebookAI/xlm-roberta-large", "base": "FacebookAI/xlm-roberta-base", "tiny": ""}
+MODELS = {"xxl": "facebook/xlm-roberta-xxl", "xl": "facebook/xlm-roberta-xl",
+          "large": "FacebookAI/xlm-roberta-large", "base": "FacebookAI/xlm-roberta-base", "tiny": ""}
 # Approximate English training-set sizes, to turn epochs into steps.
 TRAIN_SIZE = {"anli+": 1_100_000, "mnli": 393_000, "qqp": 364_000, "squad": 88_000, "sst2": 67_000,
               "hellaswag": 40_000, "ccg": 38_000, "cosmosqa": 25_000, "commonsenseqa": 9_700,
@@ -102,10 +104,16 @@ def get_config(arg=None):
     c.model.pretrained = MODELS[a["model"]]
     c.model.size = "tiny" if a["model"] == "tiny" else a["model"]
     c.model.dtype = "bfloat16" if a["model"] != "tiny" else "float32"
-    c.model.remat = a["model"] == "large"
-    # base and large: FSDP over all chips. On a data-parallel mesh XLM-R base keeps its whole state
+    # remat from large up: large's activations at B=256 take 6.15 of 16 GiB per v5e chip without it
+    # (docs/tpu.md), and XL / XXL carry 2.5x / 4x its width over 1.5x / 2x its layers.
+    c.model.remat = a["model"] in ("large", "xl", "xxl")
+    # base and up: FSDP over all chips. On a data-parallel mesh XLM-R base keeps its whole state
     # on every chip and all-reduces the 250k x 768 embedding's gradient (732 MiB) every step;
-    # compiled for v5e-8 that is 5.80 GiB per chip against 1.25 on (1,8,1) (docs/tpu.md).
+    # compiled for v5e-8 that is 5.80 GiB per chip against 1.25 on (1,8,1) (docs/tpu.md). XL and
+    # XXL fit no single chip: parameters, Adam's two moments and the fp32 gradients are 16 bytes a
+    # parameter, 56 GB (XL) and 171 GB (XXL), which fsdp splits over every chip (estimates, not
+    # compiled: XL ~7 GB a v5e-8 chip; XXL needs more HBM than v5e-8's 128 GB: v5e-16 or larger,
+    # v4-16, v5p-8). The batch stays the recipe's 32 at every size, so sizes differ in the model alone.
     c.mesh = (-1, 1, 1) if a["model"] == "tiny" else (1, -1, 1)
 
     inter = list(INTERMEDIATE) if a["intermediate"] == "multi" else (

@@ -143,13 +143,15 @@ def model_config(config) -> enc_lib.EncoderConfig:
     name = m.pretrained
     if name and os.path.isfile(os.path.join(name, "config.json")):
         return hf_lib.config_from_hf(hf_lib.read_config(name)).replace(**drop)
-    known = {"FacebookAI/xlm-roberta-base": "base", "FacebookAI/xlm-roberta-large": "large"}
+    known = {"FacebookAI/xlm-roberta-base": "base", "FacebookAI/xlm-roberta-large": "large",
+             "facebook/xlm-roberta-xl": "xl", "facebook/xlm-roberta-xxl": "xxl"}
     size = known.get(name, m.size)
     if name and name not in known:
         raise CompileError(f"config.model.pretrained={name!r}: not a local HF directory nor a known XLM-R "
                            "hub id; point it at a directory holding config.json")
     cfg = enc_lib.preset(size, **drop)
-    return cfg.replace(vocab_size=250002) if name else cfg.replace(vocab_size=m.vocab_size or cfg.vocab_size)
+    # a hub id's vocabulary is its preset's (250002 for base / large, 250880 for XL / XXL)
+    return cfg if name else cfg.replace(vocab_size=m.vocab_size or cfg.vocab_size)
 
 
 def _spec(mesh, shape, dtype=jnp.int32):

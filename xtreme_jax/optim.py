@@ -41,6 +41,8 @@ def layer_scales(params, num_layers: int, decay: float):
             return 1.0
         if "embeddings" in names:
             return decay ** (num_layers + 1)
+        if "layers" not in names:  # above the last layer: the pre-LN encoder's final LayerNorm
+            return 1.0
         i = int(next(n for n in names[names.index("layers") + 1:] if re.fullmatch(r"\d+", n)))
         return decay ** (num_layers - i)
     return jax.tree_util.tree_map_with_path(scale, params)

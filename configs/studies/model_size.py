@@ -5,7 +5,7 @@ zero-shot cross-lingual transfer on the PAWS-X dataset?
     python -m xtreme_jax.study plan|run|report --config=configs/studies/model_size.py:scale=tiny --workdir=DIR
     python -m xtreme_jax.study plan --config=configs/studies/model_size.py:scale=full --workdir=DIR
 
-Design: model size (3) x intermediate task (syntactic, semantic, none) x seeds. Gain = zero-shot
+Design: model size (3 tiny, 4 full) x intermediate task (syntactic, semantic, none) x seeds. Gain = zero-shot
 score with the task minus without it (same size and seed); each group averages its tasks.
 Analysis: per size the syntactic and semantic gains and their difference (semantic - syntactic),
 the difference in differences (that difference at the largest size minus at the smallest) with a
@@ -17,9 +17,10 @@ languages; syntactic = demo_pos (UPOS tagging), semantic = demo_entail (NLI); th
 world's only target, demo_nli (the tiny world has no PAWS-X stand-in). Shorter phases than
 demo.py's (MLM 300, intermediate 100, target 150 steps), 2 seeds and evaluation on English and
 the five related languages keep it within 20 CPU minutes (`--config.seeds='(0,1,2)'`: ~25).
-Full scale: Multilingual-MiniLM-L12-H384 (21M non-embedding parameters), XLM-R base (85M) and
-large (302M); syntactic = UD-POS English and CCG supertagging (CCGbank is LDC-licensed: local files),
-semantic = MNLI, ANLI+, QQP; target PAWS-X.
+Full scale: one family, XLM-R base (85M non-embedding parameters), large (302M), XL (2.8B) and
+XXL (9.7B; XL and XXL are pre-LayerNorm, configs/stilts.py model=xl / xxl); syntactic = UD-POS
+English and CCG supertagging (CCGbank is LDC-licensed: local files), semantic = MNLI, ANLI+, QQP;
+target PAWS-X.
 
 args: scale=tiny|full; data= (full: local data root, default the hub; CCG needs local files)
 """
@@ -53,8 +54,9 @@ def get_config(arg=None):
         c.factors.size = {
             "base": "model=base,intermediate.lr=2e-5,target.lr=2e-5",
             "large": "model=large,intermediate.lr=1e-5,target.lr=1e-5",
-            "xl": "model=large,model.pretrained=facebook/xlm-roberta-xl,intermediate.lr=7e-6,target.lr=7e-6",
-            "xxl": "model=large,model.pretrained=facebook/xlm-roberta-xxl,intermediate.lr=5e-6,target.lr=5e-6"}
+            # the pre-LN XL / XXL (configs/stilts.py's presets: hub ids, remat, fsdp)
+            "xl": "model=xl,intermediate.lr=7e-6,target.lr=7e-6",
+            "xxl": "model=xxl,intermediate.lr=5e-6,target.lr=5e-6"}
         c.set = ("intermediate.num_steps=10000", "intermediate.eval_every=2500")
         syntactic, semantic = ("udpos", "ccg"), ("mnli", "anli+", "qqp")
     c.factors.intermediate = syntactic + semantic + ("none",)

@@ -1,4 +1,5 @@
-"""XLM-R / RoBERTa / BERT encoder in Flax NNX with HF semantics and logical-axis sharding.
+"""XLM-R / RoBERTa / BERT encoder in Flax NNX with HF semantics and logical-axis sharding;
+with `pre_layer_norm`, XLM-R XL / XXL (HF XLMRobertaXLModel).
 
 Every parameter carries logical axis names; `xtreme_jax.sharding` maps them onto the mesh.
 Parameters are fp32; `EncoderConfig.dtype` is the compute dtype (bf16 on accelerators).
@@ -31,6 +32,10 @@ class EncoderConfig:
     hidden_dropout: float = 0.1
     attention_dropout: float = 0.1
     initializer_range: float = 0.02
+    # False: post-LN (BERT / RoBERTa / XLM-R base, large). True: XLM-R XL / XXL's pre-LN, as HF
+    # XLMRobertaXLModel: no embedding LayerNorm, LayerNorm before self-attention and before the
+    # FFN (residuals add un-normalised), one final LayerNorm after the last layer.
+    pre_layer_norm: bool = False
     dtype: Any = jnp.float32
     remat: bool = False
     # Accelerator levers (config.model.*, validated in config.py, copied here by context.py):
@@ -68,6 +73,14 @@ PRESETS = {
     "small": dict(hidden_size=512, num_layers=4, num_heads=8, intermediate_size=2048),
     "base": dict(hidden_size=768, num_layers=12, num_heads=12, intermediate_size=3072),
     "large": dict(hidden_size=1024, num_layers=24, num_heads=16, intermediate_size=4096),
+    # Pre-LN XLM-R (Goyal et al. 2021, arXiv:2105.00572: 3.5B / 10.7B parameters). Sizes from the
+    # hub config.json of facebook/xlm-roberta-xl and facebook/xlm-roberta-xxl (model_type
+    # "xlm-roberta-xl"; XL's also transformers' XLMRobertaXLConfig defaults): vocab 250880 (the
+    # tokenizer's 250002 pieces, padded), 514 positions, type_vocab_size 1, eps 1e-5.
+    "xl": dict(vocab_size=250880, hidden_size=2560, num_layers=36, num_heads=32, intermediate_size=10240,
+               pre_layer_norm=True),
+    "xxl": dict(vocab_size=250880, hidden_size=4096, num_layers=48, num_heads=32, intermediate_size=16384,
+                pre_layer_norm=True),
 }
 
 
@@ -165,13 +178,15 @@ class Embeddings(nnx.Module):
         self.word = param(rngs, init, (cfg.vocab_size, cfg.hidden_size), ("vocab", "embed"))
         self.position = param(rngs, init, (cfg.max_position_embeddings, cfg.hidden_size), ("positions", "embed"))
         self.token_type = param(rngs, init, (cfg.type_vocab_size, cfg.hidden_size), ("types", "embed"))
-        self.norm = LayerNorm(cfg.hidden_size, cfg.layer_norm_eps, rngs)
+        # Pre-LN: the first layer's attention LayerNorm normalises the embeddings instead.
+        self.norm = None if cfg.pre_layer_norm else LayerNorm(cfg.hidden_size, cfg.layer_norm_eps, rngs)
 
     def __call__(self, input_ids, token_type_ids, position_ids, rng):
         x = (jnp.take(self.word[...], input_ids, axis=0)
              + jnp.take(self.position[...], position_ids, axis=0)
-             + jnp.take(self.token_type[...], token_type_ids, axis=0))
-        x = self.norm(x.astype(self.cfg.dtype))
+             + jnp.take(self.token_type[...], token_type_ids, axis=0)).astype(self.cfg.dtype)
+        if self.norm is not None:
+            x = self.norm(x)
         return hidden(dropout(x, self.cfg.hidden_dropout, rng, self.cfg.dropout_bits))
 
 
@@ -190,15 +205,19 @@ class Layer(nnx.Module):
 
     def __call__(self, x, mask, rng):
         cfg = self.cfg
+        pre = cfg.pre_layer_norm
         b, s, d = x.shape
-        qkv = jnp.einsum("bsd,dkh->bskh", x, self.qkv_kernel[...].astype(cfg.dtype))
+        h = self.attn_norm(x) if pre else x
+        qkv = jnp.einsum("bsd,dkh->bskh", h, self.qkv_kernel[...].astype(cfg.dtype))
         qkv = (qkv + self.qkv_bias[...].astype(cfg.dtype)).reshape(b, s, 3, cfg.num_heads, cfg.head_dim)
         q, k, v = qkv[:, :, 0], qkv[:, :, 1], qkv[:, :, 2]
         ctx = attention(q, k, v, mask, cfg, _fold(rng, 0))
         attn = dropout(self.attn_out(ctx.reshape(b, s, d)), cfg.hidden_dropout, _fold(rng, 1), cfg.dropout_bits)
-        x = self.attn_norm(x + attn)
-        h = jax.nn.gelu(self.ffn_in(x), approximate=False)
-        h = dropout(self.ffn_out(h), cfg.hidden_dropout, _fold(rng, 2), cfg.dropout_bits)
+        x = x + attn if pre else self.attn_norm(x + attn)
+        h = self.ffn_out(jax.nn.gelu(self.ffn_in(self.ffn_norm(x) if pre else x), approximate=False))
+        if pre:  # HF's XLMRobertaXLOutput drops nothing after the FFN (fairseq's pre-LN layer does)
+            return hidden(x + h)
+        h = dropout(h, cfg.hidden_dropout, _fold(rng, 2), cfg.dropout_bits)
         return hidden(self.ffn_norm(x + h))
 
 
@@ -306,6 +325,7 @@ class Encoder(nnx.Module):
         self.cfg = cfg
         self.embeddings = Embeddings(cfg, rngs)
         self.layers = nnx.List([Layer(cfg, rngs) for _ in range(cfg.num_layers)])
+        self.final_norm = LayerNorm(cfg.hidden_size, cfg.layer_norm_eps, rngs) if cfg.pre_layer_norm else None
 
     def __call__(self, input_ids, attention_mask=None, token_type_ids=None, position_ids=None,
                  segment_ids=None, output_hidden_states=False, dropout_rng=None) -> EncoderOutput:
@@ -322,4 +342,7 @@ class Encoder(nnx.Module):
             call = nnx.remat(type(layer).__call__) if self.cfg.remat else type(layer).__call__
             x = call(layer, x, mask, _fold(dropout_rng, i + 1))
             states.append(x)
+        if self.final_norm is not None:
+            # HF returns the final LayerNorm's output as last_hidden_state and as hidden_states[-1].
+            x = states[-1] = hidden(self.final_norm(x))
         return EncoderOutput(x, tuple(states) if output_hidden_states else None)

@@ -1,4 +1,5 @@
-"""HF checkpoint import/export for XLM-R, RoBERTa and BERT (safetensors or PyTorch .bin).
+"""HF checkpoint import/export for XLM-R (XL / XXL included), RoBERTa and BERT (safetensors or
+PyTorch .bin).
 
 Import reads tensors with `safetensors.numpy` (no torch); `.bin` needs torch. The mapping is one
 table per parameter so a mismatch is reported all at once: missing, unexpected, mis-shaped.
@@ -20,6 +21,9 @@ from xtreme_jax.data.tokenization import load_tokenizer, resolve  # noqa: F401  
 from xtreme_jax.models.encoder import Encoder, EncoderConfig
 
 ROBERTA_TYPES = ("xlm-roberta", "roberta", "camembert")
+# XLM-R XL / XXL (transformers' XLMRobertaXLModel): RoBERTa's tensor names and position ids,
+# pre-LayerNorm layers (EncoderConfig.pre_layer_norm).
+PRE_LN_TYPES = ("xlm-roberta-xl",)
 BERT_TYPES = ("bert",)
 # Head tensors HF stores per architecture (roberta prefix shown; bert differs where noted).
 HEAD_KEYS = {
@@ -42,13 +46,13 @@ class CheckpointMismatchError(DataError):
 
 def config_from_hf(hf: dict, dtype=jnp.float32) -> EncoderConfig:
     model_type = hf.get("model_type", "")
-    if model_type in ROBERTA_TYPES:
+    if model_type in ROBERTA_TYPES + PRE_LN_TYPES:
         style = "roberta"
     elif model_type in BERT_TYPES:
         style = "bert"
     else:
         raise DataError(f"config.json model_type={model_type!r} is not supported; "
-                         f"supported: {ROBERTA_TYPES + BERT_TYPES}")
+                         f"supported: {ROBERTA_TYPES + PRE_LN_TYPES + BERT_TYPES}")
     act = hf.get("hidden_act", "gelu")
     if act != "gelu":
         raise DataError(f"config.json hidden_act={act!r}: only exact 'gelu' is implemented")
@@ -67,7 +71,8 @@ def config_from_hf(hf: dict, dtype=jnp.float32) -> EncoderConfig:
         pad_token_id=hf.get("pad_token_id", 1 if style == "roberta" else 0), position_style=style,
         hidden_dropout=hf.get("hidden_dropout_prob", 0.1),
         attention_dropout=hf.get("attention_probs_dropout_prob", 0.1),
-        initializer_range=hf.get("initializer_range", 0.02), dtype=dtype)
+        initializer_range=hf.get("initializer_range", 0.02), pre_layer_norm=model_type in PRE_LN_TYPES,
+        dtype=dtype)
 
 
 def config_to_hf(cfg: EncoderConfig, model_type: str = "xlm-roberta") -> dict:
@@ -148,11 +153,15 @@ def _norm(hf: str):
 
 def encoder_table(cfg: EncoderConfig, p: str) -> dict:
     """our nested param path -> (hf keys, fn(*tensors) -> our array)."""
+    pre = cfg.pre_layer_norm
     t = {"embeddings": {
         "word": ([p + "embeddings.word_embeddings.weight"], lambda w: w),
         "position": ([p + "embeddings.position_embeddings.weight"], lambda w: w),
-        "token_type": ([p + "embeddings.token_type_embeddings.weight"], lambda w: w),
-        "norm": _norm(p + "embeddings.LayerNorm")}, "layers": {}}
+        "token_type": ([p + "embeddings.token_type_embeddings.weight"], lambda w: w)}, "layers": {}}
+    if pre:  # XLMRobertaXL: no embedding LayerNorm; the encoder's last one
+        t["final_norm"] = _norm(p + "encoder.LayerNorm")
+    else:
+        t["embeddings"]["norm"] = _norm(p + "embeddings.LayerNorm")
     for i in range(cfg.num_layers):
         L = f"{p}encoder.layer.{i}."
         qkv = [L + f"attention.self.{n}" for n in ("query", "key", "value")]
@@ -160,10 +169,11 @@ def encoder_table(cfg: EncoderConfig, p: str) -> dict:
             "qkv_kernel": ([q + ".weight" for q in qkv], lambda *w: np.stack([x.T for x in w], axis=1)),
             "qkv_bias": ([q + ".bias" for q in qkv], lambda *b: np.stack(b)),
             "attn_out": _dense(L + "attention.output.dense"),
-            "attn_norm": _norm(L + "attention.output.LayerNorm"),
+            # pre-LN: the LayerNorm before self-attention and the one before the FFN
+            "attn_norm": _norm(L + ("attention.self_attn_layer_norm" if pre else "attention.output.LayerNorm")),
             "ffn_in": _dense(L + "intermediate.dense"),
             "ffn_out": _dense(L + "output.dense"),
-            "ffn_norm": _norm(L + "output.LayerNorm"),
+            "ffn_norm": _norm(L + ("LayerNorm" if pre else "output.LayerNorm")),
         }
     return t
 
@@ -275,7 +285,7 @@ def load_checkpoint(path: str, cfg: EncoderConfig, model_type: str, heads: dict 
 
 
 def from_pretrained(name_or_path: str, *, dtype=jnp.float32) -> Encoder:
-    """An `Encoder` from an HF checkpoint dir or hub id (XLM-R, RoBERTa, BERT)."""
+    """An `Encoder` from an HF checkpoint dir or hub id (XLM-R incl. XL / XXL, RoBERTa, BERT)."""
     path = resolve(name_or_path)
     hf = read_config(path)
     cfg = config_from_hf(hf, dtype)
@@ -319,8 +329,11 @@ def export_hf(out_dir: str, cfg: EncoderConfig, encoder_params: dict, *, model_t
               tokenizer_dir: str | None = None):
     """Writes an HF directory loadable by transformers (PyTorch). Atomic: temp dir, then rename."""
     from safetensors.numpy import save_file
+    if cfg.pre_layer_norm:  # a pre-LN encoder exists in transformers only as XLMRobertaXL
+        model_type = PRE_LN_TYPES[0]
     tensors = to_hf_tensors(cfg, encoder_params, model_type, head_kind, head_params)
-    prefix = {"xlm-roberta": "XLMRoberta", "roberta": "Roberta", "bert": "Bert"}[model_type]
+    prefix = {"xlm-roberta": "XLMRoberta", "xlm-roberta-xl": "XLMRobertaXL", "roberta": "Roberta",
+              "bert": "Bert"}[model_type]
     hf = config_to_hf(cfg, model_type)
     hf["architectures"] = [prefix + (HF_ARCH[head_kind] if head_kind else "Model")]
     if head_kind in ("classification", "tagging"):
