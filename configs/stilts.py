@@ -111,9 +111,9 @@ def get_config(arg=None):
     # on every chip and all-reduces the 250k x 768 embedding's gradient (732 MiB) every step;
     # compiled for v5e-8 that is 5.80 GiB per chip against 1.25 on (1,8,1) (docs/tpu.md). XL and
     # XXL fit no single chip: parameters, Adam's two moments and the fp32 gradients are 16 bytes a
-    # parameter, 56 GB (XL) and 171 GB (XXL), which fsdp splits over every chip (estimates, not
-    # compiled: XL ~7 GB a v5e-8 chip; XXL needs more HBM than v5e-8's 128 GB: v5e-16 or larger,
-    # v4-16, v5p-8). The batch stays the recipe's 32 at every size, so sizes differ in the model alone.
+    # parameter, 56 GB (XL) and 171 GB (XXL), which fsdp splits over every chip (XL's XNLI step at
+    # B=32 S=128 compiled for v5e-8: 8.67 GiB per chip; XXL, an estimate, needs more HBM than
+    # v5e-8's 128 GB: v5e-16 or larger, v4-16, v5p-8). The batch stays the recipe's 32 at every size, so sizes differ in the model alone.
     c.mesh = (-1, 1, 1) if a["model"] == "tiny" else (1, -1, 1)
 
     inter = list(INTERMEDIATE) if a["intermediate"] == "multi" else (
