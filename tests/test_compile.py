@@ -139,22 +139,43 @@ def test_bad_topology_and_mesh_are_one_line_errors():
 
 
 def test_compile_costs_compiles_shared_programs_once_and_costs_steps_at_the_mfu():
-    c = tiny_config(phases="target")
+    c = tiny_config(phases="target,evaluate")
     c.target.num_steps, c.target.save_every = 100, 50
     c.data.buckets = (16, 32)
     other = c.copy_and_resolve_references()           # another point: only the schedule's constants differ
     other.target.num_steps, other.target.lr, other.target.tasks[0].max_examples = 300, 3e-5, 64
     cache = {}
-    a, b, o = compile_cli.compile_costs([c, c.to_dict(), other], "v5e:2x2", mfu=0.5, cache=cache)
-    assert len(cache) == 1 and a["fits"] and a["refused"] is None          # one phase, one compile
-    (row,) = a["programs"]                                                 # its longest bucket only ...
-    assert (row["seq"], row["buckets"]) == (32, 2)                         # ... standing for both
-    assert o["phases"]["target"]["steps"] == 300 and o["programs"][0]["fingerprint"] == row["fingerprint"]
+    a, b, o = compile_cli.compile_costs([c, c.to_dict(), other], "v5e:2x2", mfu=0.5, cache=cache,
+                                        eval_examples=[{"xnli": 1000}, {}, {}])
+    assert len(cache) == 2 and a["fits"] and a["refused"] is None          # target + evaluate, one compile each
+    train, forward = a["programs"]                                         # the longest bucket only ...
+    assert (train["seq"], train["buckets"]) == (32, 2)                     # ... standing for both
+    assert o["phases"]["target"]["steps"] == 300 and o["programs"][0]["fingerprint"] == train["fingerprint"]
     p = a["phases"]["target"]
-    flops = a["programs"][0]["flops"]
-    assert p["steps"] == 100 and p["step_s"] == pytest.approx(flops / (197e12 * 0.5))
-    assert a["seconds"] == pytest.approx(100 * p["step_s"] + a["fixed_s"]) == pytest.approx(b["seconds"])
-    assert a["fixed_s"] > compile_cli.STARTUP_S
+    assert p["steps"] == 100 and p["step_s"] == pytest.approx(train["flops"] / (197e12 * 0.5))
+    # test-set passes: ceil(1000 / 64) batches of the compiled forward (B=64); b was given no counts
+    assert forward["batch"] == 64 and a["eval_costed"]
+    assert a["eval_s"] == pytest.approx(16 * forward["flops"] / (197e12 * 0.5))
+    assert b["eval_s"] == 0 and not b["eval_costed"]
+    assert a["seconds"] == pytest.approx(100 * p["step_s"] + a["validation_s"] + a["eval_s"] + a["fixed_s"])
+    # compiles: a compiles its programs (2 buckets each); b runs the very same programs, so it only
+    # traces and lowers them (persistent-cache hits); o's schedule constants differ: compiled anew,
+    # but its evaluator forward is a's
+    cold = lambda r: (r["lower_s"] + r["compile_s"]) * r["buckets"]  # noqa: E731
+    hit = lambda r: r["lower_s"] * r["buckets"]  # noqa: E731
+    assert a["fixed"]["compile_s"] == pytest.approx(cold(train) + cold(forward)) == a["fixed"]["compile_nocache_s"]
+    assert b["fixed"]["compile_s"] == pytest.approx(hit(train) + hit(forward))
+    assert o["fixed"]["compile_s"] == pytest.approx(cold(train) + hit(forward))
+    assert b["fixed"]["compile_nocache_s"] == pytest.approx(a["fixed"]["compile_nocache_s"])
+    assert b["fixed_nocache_s"] == pytest.approx(b["fixed_s"] - b["fixed"]["compile_s"] + b["fixed"]["compile_nocache_s"])
+    assert a["fixed_s"] == pytest.approx(sum(v for k, v in a["fixed"].items() if k != "compile_nocache_s"))
+    assert a["fixed"]["startup_s"] == compile_cli.STARTUP_S and a["fixed"]["checkpoint_s"] > 0
+    # tokenizing: 100 steps x 32 examples drawn + the dev examples validated + 1000 test examples,
+    # at the non-QA rate
+    from xtreme_jax.study.cost import validation_examples
+    n_dev = validation_examples(c.target.to_dict())
+    assert n_dev > 0 and a["validation_s"] > 0
+    assert a["fixed"]["data_s"] == pytest.approx((100 * 32 + n_dev + 1000) / compile_cli.FEATURIZE_PER_S["other"])
 
 
 def test_study_plan_costs_every_run_from_its_compile_and_refuses_a_run_that_does_not_fit():
@@ -178,7 +199,11 @@ def test_study_plan_costs_every_run_from_its_compile_and_refuses_a_run_that_does
     assert got["chips_per_run"] == 4 and got["mfu"] == 0.5 and got["mfu_source"] == "given"
     assert all(nodes[h]["compiled_seconds"] > nodes[h]["compiled_fixed_seconds"] > 0 for h in plan.graph.nodes)
     assert math.isclose(got["chip_hours"], sum(nodes[h]["compiled_chip_hours"] for h in plan.graph.nodes))
-    assert "compiled cost on v5e:2x2 (4 chips per run)" in plan_lib.table(plan)
+    text = plan_lib.table(plan)
+    assert "compiled cost on v5e:2x2 (4 chips per run)" in text and "test-set passes" in text
+    assert got["eval_chip_hours"] > 0 and got["fixed_nocache_chip_hours"] > got["fixed_chip_hours"]
+    assert math.isclose(got["chip_hours"], got["steps_chip_hours"] + got["validation_chip_hours"]
+                        + got["eval_chip_hours"] + got["fixed_chip_hours"])
 
     big = plan_lib.make_plan(study())
     for n in big.graph.nodes.values():

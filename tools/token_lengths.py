@@ -6,7 +6,6 @@ the figures behind the max-length choices in docs/recipe.md.
 PAWS-X rows are tokenized as pairs (both sentences, as the classifier sees them), Tatoeba one
 sentence per line. Prints per set: count, median, p99, max, and the share over 128 and 256 tokens.
 """
-import argparse
 import glob
 import os
 import sys
@@ -14,8 +13,7 @@ import sys
 import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-from tools import convert_e5  # noqa: E402
-from xtreme_jax.data.tokenization import load_tokenizer  # noqa: E402
+from tools import kit_and_tokenizer  # noqa: E402
 
 
 def summary(name, lengths) -> str:
@@ -44,18 +42,13 @@ def tatoeba_lengths(tok, kit):
 
 
 def main(argv=None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    here = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-    ap.add_argument("--kit", default=os.path.join(here, "..", "shared", "data"))
-    args = ap.parse_args(argv)
-    if not os.path.isdir(args.kit):
-        print(f"error: --kit={args.kit}: no such directory; pass the data kit's root", file=sys.stderr)
+    got = kit_and_tokenizer(argv, __doc__.splitlines()[0])
+    if got is None:
         return 2
-    tok = load_tokenizer(convert_e5.convert_e5())
-    print(summary("PAWS-X pairs", pawsx_lengths(tok, args.kit)))
-    print(summary("Tatoeba sentences", tatoeba_lengths(tok, args.kit)))
+    kit, tok = got
+    print(summary("PAWS-X pairs", pawsx_lengths(tok, kit)))
+    print(summary("Tatoeba sentences", tatoeba_lengths(tok, kit)))
     return 0
-
 
 if __name__ == "__main__":
     sys.exit(main())

@@ -28,11 +28,12 @@ from jax.sharding import NamedSharding, PartitionSpec as P
 
 from xtreme_jax import config as config_lib
 from xtreme_jax import sharding, train_step
-from xtreme_jax.trainer import build_steps
+from xtreme_jax.trainer import build_steps, phase_heads, phase_tasks
 from xtreme_jax.context import DTYPES, source
 from xtreme_jax.data.batching import resolve_buckets
 from xtreme_jax.models import encoder as enc_lib
 from xtreme_jax.models import hf as hf_lib
+from xtreme_jax.models.hub import hub_config
 from xtreme_jax.tasks import get_task
 
 GiB = 2 ** 30
@@ -137,21 +138,20 @@ class Program:
 
 def model_config(config) -> enc_lib.EncoderConfig:
     """The run's EncoderConfig without its tokenizer or weights (context.build_context reads them):
-    a local HF checkpoint's config.json, a known XLM-R hub id's shape, else the size preset."""
+    a local HF checkpoint's config.json, a hub id's from models/hub.py, else the size preset."""
     m = config.model
     drop = dict(hidden_dropout=m.dropout, attention_dropout=m.dropout, dtype=DTYPES[m.dtype], remat=m.remat)
     name = m.pretrained
     if name and os.path.isfile(os.path.join(name, "config.json")):
         return hf_lib.config_from_hf(hf_lib.read_config(name)).replace(**drop)
-    known = {"FacebookAI/xlm-roberta-base": "base", "FacebookAI/xlm-roberta-large": "large",
-             "facebook/xlm-roberta-xl": "xl", "facebook/xlm-roberta-xxl": "xxl"}
-    size = known.get(name, m.size)
-    if name and name not in known:
-        raise CompileError(f"config.model.pretrained={name!r}: not a local HF directory nor a known XLM-R "
-                           "hub id; point it at a directory holding config.json")
-    cfg = enc_lib.preset(size, **drop)
-    # a hub id's vocabulary is its preset's (250002 for base / large, 250880 for XL / XXL)
-    return cfg if name else cfg.replace(vocab_size=m.vocab_size or cfg.vocab_size)
+    if name:
+        hf = hub_config(name)
+        if hf is None:
+            raise CompileError(f"config.model.pretrained={name!r}: not a local HF directory nor a hub id of "
+                               "xtreme_jax/models/hub.py; point it at a directory holding config.json")
+        return hf_lib.config_from_hf(hf).replace(**drop)
+    cfg = enc_lib.preset(m.size, **drop)
+    return cfg.replace(vocab_size=m.vocab_size or cfg.vocab_size)
 
 
 def _spec(mesh, shape, dtype=jnp.int32):
@@ -181,19 +181,16 @@ def _buckets(length: int, buckets) -> tuple:
 def train_programs(name: str, pcfg, config, model_cfg, mesh) -> list:
     """The train steps of one phase, one per head and length bucket, built by the run's own
     trainer.build_steps."""
-    entries = []
-    for t in pcfg.tasks:
-        task = get_task(t.name)
-        entries.append((t.head or t.name, task, task.num_labels(source(t.source)), t.max_length or task.max_length))
-    heads = {h: (task.kind, n) for h, task, n, _ in entries}
+    tasks = phase_tasks(pcfg)
+    heads = phase_heads(pcfg)
     parts = build_steps(pcfg, model_cfg, mesh, heads, seed=config.seed, abstract_only=True)  # as the run builds them
     state = parts.state
     key = jax.eval_shape(lambda: jax.random.key(0))
     steps = {h: parts.step(h) for h in heads}  # one jitted step per head, as the trainer holds them
     out, seen = [], set()
-    for head, task, _, length in entries:
+    for t, task, head, _ in tasks:
         step = steps[head]
-        for seq in _buckets(length, config.data.buckets):
+        for seq in _buckets(t.max_length or task.max_length, config.data.buckets):
             if (head, seq) in seen:
                 continue
             seen.add((head, seq))
@@ -368,10 +365,12 @@ def compile_all(programs, mesh, chip: Chip, cache: dict | None = None, log=None)
     cache = {} if cache is None else cache
     rows = []
     for p in programs:
+        t = time.perf_counter()
         lowered = p.lower(mesh)
+        lower_s = time.perf_counter() - t  # tracing + lowering: paid again on a persistent-cache hit
         fp = fingerprint(lowered)
         if fp not in cache:
-            cache[fp] = compile_program(p, mesh, chip, lowered)
+            cache[fp] = dict(compile_program(p, mesh, chip, lowered), lower_s=lower_s)
             if log:
                 log(cache[fp])
         rows.append(dict(cache[fp], program=p.name, **{k: v for k, v in p.meta.items() if k != "state"}))

@@ -156,10 +156,17 @@ def refusal(row: dict, chip_name: str, chip, proposal) -> str:
 # for decoder LMs, an encoder fine-tune with small batches reaches less. Override with mfu=.
 DEFAULT_MFU = (0.319, "measured: XLM-R large B=256 S=128 bf16 on an H100, 31.9% MFU (docs/benchmarks.md)")
 # Fixed cost of a run besides its steps (assumptions, stated, not measured on a TPU): process
-# start, imports and jax.distributed init; each distinct program's compile (the time measured
-# here, on a 2-core CPU: an upper bound for a TPU VM host); each checkpoint save at 1 GB/s per
-# host to GCS.
+# start, imports and jax.distributed init; each checkpoint save at 1 GB/s per host to GCS.
 STARTUP_S, CHECKPOINT_GBPS = 60.0, 1.0
+# Tokenizing a run's examples (the feature cache is per run: <workdir>/cache), examples per
+# second: XLM-R's sentencepiece through the run's featurizers on this CPU, `python
+# tools/featurize_rate.py` (load 1.6, a compile beside it): XQuAD test.en 1292 (long contexts,
+# doc-stride windows), PAN-X 9590, XNLI pairs 11483; every kind but QA at the slower, PAN-X's.
+FEATURIZE_PER_S = {"span": 1292.0, "other": 9590.0}
+
+
+def featurize_s(kind: str, examples: float) -> float:
+    return examples / FEATURIZE_PER_S.get(kind, FEATURIZE_PER_S["other"])
 
 
 # Fields of a training phase that only set constants inside its step (the schedule, validation,
@@ -218,49 +225,120 @@ def phase_rows(config, name: str, mesh, chip, cache: dict) -> list:
     return [dict(r, phase=name) for r in cache[key]]
 
 
-def compile_costs(configs, topology: str, mfu: float | None = None, cache: dict | None = None) -> list:
-    """For each run config (a ConfigDict or its dict): {"fits", "refused" (the error line or None),
-    "seconds" (steps + fixed cost), "steps_s", "fixed_s", "phases": {phase: {"steps", "step_s",
-    "program", "tflop_per_chip"}}, "mfu", "mfu_source", "programs": rows}. Each phase is compiled
-    at its longest length bucket, once per distinct costing_phase (`cache`, shared by the calls of a
-    plan); every step is costed at `mfu` of the bf16 peak (as study/cost.phase_seq does, at the
-    longest bucket: an upper bound where batches fill shorter ones)."""
+# Fields that never reach a step's program (validation, saving, logging; which examples, in which
+# language, with which weight): two phases equal but for them run the same compiled programs.
+HOST_FIELDS = ("eval_every", "eval_examples", "save_every", "patience", "keep", "log_every")
+HOST_TASK_FIELDS = ("lang", "split", "max_examples", "fraction", "weight", "source")
+
+
+def program_keys(config, name: str) -> list:
+    """(key, head or task) of each program family a run of `config` compiles in phase `name`: equal
+    keys are equal programs (one compile, then persistent-cache hits). A train step depends on the
+    model, the mesh, the buckets, the optimizer and schedule (their constants are compiled in: lr,
+    steps, warmup) and its head; an evaluator forward on the evaluate section and its task."""
+    import json
+
+    from xtreme_jax import aot
+    from xtreme_jax.trainer import phase_tasks
+    base = [repr(aot.model_config(config)), list(config.mesh), list(config.data.buckets), name]
+    if name == "evaluate":
+        section = config.evaluate.to_dict()
+        return [(json.dumps(base + [section, t.name], sort_keys=True, default=str), t.name)
+                for t in config.evaluate.tasks]
+    pcfg = config[name]
+    section = {k: v for k, v in pcfg.to_dict().items() if k not in HOST_FIELDS + ("tasks",)}
+    out = []
+    for t, task, head, n in phase_tasks(pcfg):
+        entry = {k: v for k, v in t.to_dict().items() if k not in HOST_TASK_FIELDS}
+        out.append((json.dumps(base + [section, entry, n], sort_keys=True, default=str), head))
+    return out
+
+
+def compile_costs(configs, topology: str, mfu: float | None = None, cache: dict | None = None,
+                  eval_examples: list | None = None) -> list:
+    """For each run config (a ConfigDict or its dict) of a plan, in the order they run:
+    {"fits", "refused" (the error line or None), "seconds", "steps_s", "validation_s", "eval_s",
+    "fixed_s", "fixed_nocache_s", "fixed": {start-up, compiles, data, checkpoints}, "phases":
+    {phase: {"steps", "step_s", "program", "tflop_per_chip"}}, "mfu", "mfu_source", "programs"}.
+
+    Compiled: each phase at its longest length bucket, once per distinct costing_phase (`cache`,
+    shared by the calls of a plan). Costed at `mfu` of the bf16 peak: every training step at its
+    phase's longest bucket (as study/cost.phase_seq does: an upper bound where batches fill
+    shorter ones), every validation forward at 1/3 of a step (1/4 with remat: the FLOP ratios),
+    every test batch at its task's compiled forward (`eval_examples`: per run, {task: examples};
+    none: not costed). The fixed cost: start-up, compiles, tokenizing the examples, checkpoint
+    saves. Compiles: every program (head x bucket) is charged its family's compile time measured
+    here, once per plan — the first run that needs it compiles it, a later one traces and lowers
+    it (the lowering time measured here) and loads it from the persistent compilation cache, as
+    runs do on one host (xtreme_jax.main's cache) or several sharing JAX_COMPILATION_CACHE_DIR on
+    GCS; "fixed_nocache_s" is the same with every run compiling all of its programs."""
     import ml_collections as mlc
 
     from xtreme_jax import aot
     from xtreme_jax import config as config_lib
+    from xtreme_jax.study.cost import validation_examples
+    from xtreme_jax.trainer import phase_heads
     mfu, source = (mfu, "given") if mfu else DEFAULT_MFU
     chip_name, chip, _ = aot.device_figures(topology)
+    peak = chip.peak_tflops * 1e12 * mfu
     cache = {} if cache is None else cache
+    compiled_before = set()   # program keys an earlier run of this plan compiled
     out = []
-    for config in configs:
+    for i, config in enumerate(configs):
         config = config if isinstance(config, mlc.ConfigDict) else mlc.ConfigDict(config)
         mesh = aot.topology_mesh(topology, tuple(config.mesh))
         config_lib.validate(config, mesh.devices.size, len({d.process_index for d in mesh.devices.flat}))
-        rows = [r for name in config_lib.phases(config) for r in phase_rows(config, name, mesh, chip, cache)]
+        names = config_lib.phases(config)
+        rows = [r for name in names for r in phase_rows(config, name, mesh, chip, cache)]
         bad = next((r for r in rows if not r["fits"]), None)
-        phases, steps_s = {}, 0.0
+        phases, steps_s, validation_s, eval_s = {}, 0.0, 0.0, 0.0
         for r in rows:
             if not r["train"] or not r["fits"]:
                 continue
             p = phases.get(r["phase"])
             if p is None or r["seq"] > p["seq"]:
-                n = int(config[r["phase"]].num_steps)
-                phases[r["phase"]] = {"steps": n, "seq": r["seq"], "program": r["program"],
-                                      "tflop_per_chip": r["flops"] / 1e12,
-                                      "step_s": r["flops"] / (chip.peak_tflops * 1e12 * mfu)}
+                phases[r["phase"]] = {"steps": int(config[r["phase"]].num_steps), "seq": r["seq"],
+                                      "program": r["program"], "tflop_per_chip": r["flops"] / 1e12,
+                                      "step_s": r["flops"] / peak}
         for name, p in phases.items():
+            pcfg = config[name]
             steps_s += p["steps"] * p["step_s"]
+            forward = p["step_s"] / (4 if config.model.remat else 3)
+            validation_s += validation_examples(pcfg.to_dict()) / pcfg.batch_size * forward
+        counts = (eval_examples[i] if eval_examples else None) or {}
+        for r in rows:
+            if r["phase"] == "evaluate" and r["fits"] and r["head"] in counts:
+                eval_s += -(-counts[r["head"]] // r["batch"]) * r["flops"] / peak
+        # compiles: each program family's row (by head kind for training, by task for evaluate)
+        compile_s = nocache_s = 0.0
+        for name in names:
+            by = {r["kind"] if name != "evaluate" else r["head"]: r for r in rows if r["phase"] == name}
+            kind = {} if name == "evaluate" else {h: k for h, (k, _) in phase_heads(config[name]).items()}
+            for key, head in program_keys(config, name):
+                r = by[head if name == "evaluate" else kind[head]]
+                cold = (r.get("lower_s", 0.0) + r["compile_s"]) * r["buckets"]
+                nocache_s += cold
+                compile_s += cold if key not in compiled_before else r.get("lower_s", 0.0) * r["buckets"]
+                compiled_before.add(key)
+        # the examples the run draws, validates on and tests on (a subsampled phase tokenizes its
+        # whole split: an undercount there); a phase at its slowest kind's rate
+        data_s = sum(featurize_s("span" if any(r["kind"] == "span" for r in rows if r["phase"] == n) else "other",
+                                 int(config[n].num_steps) * int(config[n].batch_size)
+                                 + validation_examples(config[n].to_dict())) for n in phases)
+        data_s += sum(featurize_s(r["kind"], counts.get(r["head"], 0)) for r in rows if r["phase"] == "evaluate")
         saves = sum(-(-int(config[n].num_steps) // int(config[n].save_every)) + 1 for n in phases)
         state = max((r["state_bytes"] for r in rows if r["train"]), default=0)
-        # the run compiles every bucket of a family: each is charged the longest one's compile time
-        fixed = (STARTUP_S + sum(r["compile_s"] * r["buckets"] for r in rows)
-                 + saves * state * len(aot.topology_devices(topology)) / (CHECKPOINT_GBPS * 1e9))
+        fixed = {"startup_s": STARTUP_S, "compile_s": compile_s, "compile_nocache_s": nocache_s,
+                 "data_s": data_s,
+                 "checkpoint_s": saves * state * len(aot.topology_devices(topology)) / (CHECKPOINT_GBPS * 1e9)}
+        fixed_s = fixed["startup_s"] + compile_s + fixed["data_s"] + fixed["checkpoint_s"]
         # A run that does not fit is refused with the smallest change that does, compiled.
         refused = refusal(bad, chip_name, chip, propose(config, topology, bad)) if bad else None
         out.append({"fits": bad is None, "refused": refused,
-                    "seconds": steps_s + fixed, "steps_s": steps_s, "fixed_s": fixed, "phases": phases,
-                    "mfu": mfu, "mfu_source": source, "programs": rows})
+                    "seconds": steps_s + validation_s + eval_s + fixed_s, "steps_s": steps_s,
+                    "validation_s": validation_s, "eval_s": eval_s, "fixed_s": fixed_s,
+                    "fixed_nocache_s": fixed_s - compile_s + nocache_s, "fixed": fixed, "phases": phases,
+                    "eval_costed": bool(counts), "mfu": mfu, "mfu_source": source, "programs": rows})
     return out
 
 

@@ -99,12 +99,26 @@ class Trainer:
         return i, next(self.iterators[i])
 
 
+def phase_tasks(pcfg) -> list:
+    """(task entry, registry Task, head, num_labels) of each task of a phase: what its heads are
+    built from, for the run (phase_entries) and the TPU compiler (aot.train_programs) alike."""
+    out = []
+    for t in pcfg.tasks:
+        task = get_task(t.name)
+        out.append((t, task, t.head or t.name, task.num_labels(source(t.source))))
+    return out
+
+
+def phase_heads(pcfg) -> dict:
+    """{head: (kind, num_labels)} of a phase: the heads its train state holds, one step each."""
+    return {head: (task.kind, n) for _, task, head, n in phase_tasks(pcfg)}
+
+
 def phase_entries(pcfg, context, validate: bool):
     """(entries, no_dev): the phase's English training entries (+ translated / MLM entries with
     their own weights), each with its dev subset when `validate`."""
     entries, no_dev = [], []
-    for t in pcfg.tasks:
-        task = get_task(t.name)
+    for t, task, head, num_labels in phase_tasks(pcfg):
         train_f = context.features(task, t.split, t.lang, t.source, t.max_length)
         if t.max_examples or t.fraction:
             train_f = subsample(train_f, count=t.max_examples or None, fraction=t.fraction or None,
@@ -113,8 +127,7 @@ def phase_entries(pcfg, context, validate: bool):
         dev_f, why = dev_features(context, task, t, pcfg.eval_examples) if validate else (None, "")
         if why:
             no_dev.append(f"{label}: {why}")
-        entries.append(Entry(label, t.head or t.name, task, task.num_labels(source(t.source)), t.weight,
-                             train_f, dev_f))
+        entries.append(Entry(label, head, task, num_labels, t.weight, train_f, dev_f))
     return entries, no_dev
 
 
@@ -171,7 +184,7 @@ def build_trainer(phase_cfg, context, init: Handoff | None) -> Trainer:
     starting from the weights `init` (None: the pretrained checkpoint, or random init)."""
     pcfg, config = phase_cfg, context.config
     entries, no_dev = phase_entries(pcfg, context, validate=bool(pcfg.eval_every))
-    heads = {e.head: (e.task.kind, e.num_labels) for e in entries}
+    heads = phase_heads(pcfg)
     probs = sampling_probs([e.train.num_examples for e in entries], pcfg.sampler, pcfg.temperature,
                            pcfg.cap, [e.weight for e in entries])
     # ---- state, directly sharded; weights from the previous phase or the pretrained checkpoint

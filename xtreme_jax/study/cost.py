@@ -152,16 +152,22 @@ def node_cost(config: dict, phases: list[str], accelerator: str, chips: int, eva
             "sources": sorted(sources)}
 
 
-def eval_examples(config: dict, data) -> int:
-    """Test examples a node evaluates: counted where the data was read, else TEST_EXAMPLES."""
+def eval_examples_by_task(config: dict, data) -> dict:
+    """{task: test examples a node evaluates, all its languages}: counted where the data was read,
+    else TEST_EXAMPLES per language."""
     from xtreme_jax.study.validate import eval_languages
-    total = 0
+    out = {}
     for e in config["evaluate"]["tasks"]:
         for lang in eval_languages(config, e):
             key = (e["name"], config["evaluate"]["split"], lang, e["source"].get("type"),
                    e["source"].get("path"), e["source"].get("config"))
-            total += data.counts.get(key) or TEST_EXAMPLES.get(e["name"], 1000)
-    return total
+            out[e["name"]] = out.get(e["name"], 0) + (data.counts.get(key) or TEST_EXAMPLES.get(e["name"], 1000))
+    return out
+
+
+def eval_examples(config: dict, data) -> int:
+    """Test examples a node evaluates (eval_examples_by_task, summed)."""
+    return sum(eval_examples_by_task(config, data).values())
 
 
 def plan_cost(graph, data, accelerator: str, chips: int) -> dict:

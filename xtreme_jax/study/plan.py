@@ -59,21 +59,27 @@ def add_compiled_cost(plan: Plan, topology: str, mfu: float | None = None) -> di
     from xtreme_jax.compile import compile_costs
     nodes = list(plan.graph.nodes.items())
     # A branch's parent weights do not change its programs: compiled without init_from.
+    counts = [cost_lib.eval_examples_by_task(n.config, plan.data) if "evaluate" in n.phases else {}
+              for _, n in nodes]
     costs = compile_costs([run_config(dict(n.config, init_from=""), where=f"run {h}") for h, n in nodes],
-                          topology, mfu)
+                          topology, mfu, eval_examples=counts)
     for (h, n), c in zip(nodes, costs):
         if not c["fits"]:
             raise StudyError(f"run {h} ({n.stage}): " + c["refused"].removeprefix("error: "))
     _, _, per_chip = aot.device_figures(topology)
     chips = len(aot.topology_devices(topology)) // per_chip
-    total = fixed = 0.0
+    per_run = chips / 3600  # seconds of one run -> chip-hours
     for (h, _), c in zip(nodes, costs):
-        hours = c["seconds"] * chips / 3600
         plan.cost["nodes"][h].update(compiled_seconds=c["seconds"], compiled_fixed_seconds=c["fixed_s"],
-                                     compiled_chip_hours=hours)
-        total, fixed = total + hours, fixed + c["fixed_s"] * chips / 3600
-    plan.cost["compiled"] = {"topology": topology, "chips_per_run": chips, "chip_hours": total,
-                             "fixed_chip_hours": fixed, "mfu": costs[0]["mfu"] if costs else mfu,
+                                     compiled_chip_hours=c["seconds"] * per_run)
+    total = lambda key: sum(c[key] for c in costs) * per_run  # noqa: E731
+    fixed = {k: sum(c["fixed"][k] for c in costs) * per_run for k in costs[0]["fixed"]} if costs else {}
+    plan.cost["compiled"] = {"topology": topology, "chips_per_run": chips, "chip_hours": total("seconds"),
+                             "steps_chip_hours": total("steps_s"), "validation_chip_hours": total("validation_s"),
+                             "eval_chip_hours": total("eval_s"), "fixed_chip_hours": total("fixed_s"),
+                             "fixed_nocache_chip_hours": total("fixed_nocache_s"),
+                             "fixed_parts_chip_hours": fixed,
+                             "mfu": costs[0]["mfu"] if costs else mfu,
                              "mfu_source": costs[0]["mfu_source"] if costs else ""}
     return plan.cost["compiled"]
 
@@ -117,9 +123,15 @@ def table(plan: Plan) -> str:
     lines += [f"  step time: {s}" for s in c["sources"]]
     if "compiled" in c:
         k = c["compiled"]
+        f = k["fixed_parts_chip_hours"]
         lines.append(f"compiled cost on {k['topology']} ({k['chips_per_run']} chips per run): {k['chip_hours']:.3g} "
-                     f"chip-hours, of which {k['fixed_chip_hours']:.3g} fixed (start-up, compiles, checkpoint saves), "
-                     f"every step at {100 * k['mfu']:.1f}% MFU ({k['mfu_source']}); beside the estimate above")
+                     f"chip-hours, every step and forward at {100 * k['mfu']:.1f}% MFU ({k['mfu_source']}); "
+                     "beside the estimate above:")
+        lines.append(f"  training steps {k['steps_chip_hours']:.3g}, validation {k['validation_chip_hours']:.3g}, "
+                     f"test-set passes {k['eval_chip_hours']:.3g}, fixed {k['fixed_chip_hours']:.3g}: start-up "
+                     f"{f.get('startup_s', 0):.3g}, compiles {f.get('compile_s', 0):.3g} (each program once, then "
+                     f"persistent-cache hits; {f.get('compile_nocache_s', 0):.3g} if every run compiled all its "
+                     f"own), tokenizing {f.get('data_s', 0):.3g}, checkpoint saves {f.get('checkpoint_s', 0):.3g}")
     lines += power_lib.lines(plan.study, c["accelerator_hours"], c["accelerator"])
     checked = len(plan.data.counts)
     lines.append(f"data: {checked} (task, split, language) sets found and read"

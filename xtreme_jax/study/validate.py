@@ -17,6 +17,7 @@ import json
 import os
 import types
 
+from xtreme_jax.models.hub import HUB_CONFIGS, hub_config
 from xtreme_jax.study.expand import Point, phase_names, run_config
 from xtreme_jax.study.spec import StudyError
 
@@ -24,21 +25,16 @@ from xtreme_jax.study.spec import StudyError
 CONTAINS = {"anli+": ("anli", "mnli", "snli"), "mnli_easy": ("mnli",), "mnli_hard": ("mnli",),
             "anli_r1": ("anli",), "anli_r2": ("anli",), "anli_r3": ("anli",)}
 
-# Encoders a full-scale study names, for offline checks and the cost model (from their hub
-# config.json: layers, hidden size, FFN size, max_position_embeddings, position style).
-KNOWN_MODELS = {
-    "FacebookAI/xlm-roberta-base": dict(layers=12, hidden=768, ffn=3072, positions=514, style="roberta"),
-    "FacebookAI/xlm-roberta-large": dict(layers=24, hidden=1024, ffn=4096, positions=514, style="roberta"),
-    # pre-LayerNorm encoders (XLMRobertaXL in transformers): sizes from their hub config.json
-    "facebook/xlm-roberta-xl": dict(layers=36, hidden=2560, ffn=10240, positions=514, style="roberta"),
-    "facebook/xlm-roberta-xxl": dict(layers=48, hidden=4096, ffn=16384, positions=514, style="roberta"),
-    "FacebookAI/roberta-base": dict(layers=12, hidden=768, ffn=3072, positions=514, style="roberta"),
-    "FacebookAI/roberta-large": dict(layers=24, hidden=1024, ffn=4096, positions=514, style="roberta"),
-    "google-bert/bert-base-cased": dict(layers=12, hidden=768, ffn=3072, positions=512, style="bert"),
-    "google-bert/bert-large-cased": dict(layers=24, hidden=1024, ffn=4096, positions=512, style="bert"),
-    "microsoft/Multilingual-MiniLM-L12-H384": dict(layers=12, hidden=384, ffn=1536, positions=512,
-                                                   style="bert"),
-}
+
+def _shape(hf: dict) -> dict:
+    """The shape of an encoder the studies need, from its config.json."""
+    return dict(layers=hf["num_hidden_layers"], hidden=hf["hidden_size"], ffn=hf["intermediate_size"],
+                positions=hf["max_position_embeddings"], style="bert" if hf.get("model_type") == "bert" else "roberta")
+
+
+# Encoders a full-scale study names, for offline checks and the cost model (models/hub.py: their
+# hub config.json).
+KNOWN_MODELS = {name: _shape(hf) for name, hf in HUB_CONFIGS.items()}
 
 
 def model_shape(config: dict) -> dict:
@@ -47,17 +43,14 @@ def model_shape(config: dict) -> dict:
     m = config["model"]
     name = m["pretrained"]
     if name:
-        for known, shape in KNOWN_MODELS.items():
-            if name in (known, known.split("/")[-1]):
-                return dict(shape, name=known)
+        hf = hub_config(name)
+        if hf:
+            return dict(_shape(hf), name=hf["_name_or_path"])
         cfg = os.path.join(name, "config.json")
         if os.path.isfile(cfg):
-            hf = json.load(open(cfg))
-            return dict(layers=hf["num_hidden_layers"], hidden=hf["hidden_size"], ffn=hf["intermediate_size"],
-                        positions=hf["max_position_embeddings"],
-                        style="bert" if hf.get("model_type") == "bert" else "roberta", name=name)
+            return dict(_shape(json.load(open(cfg))), name=name)
         raise StudyError(f"model.pretrained={name!r}: not a known hub id ({sorted(KNOWN_MODELS)}) nor a "
-                         "local HF directory; add it to xtreme_jax/study/validate.py:KNOWN_MODELS")
+                         "local HF directory; add its config.json to xtreme_jax/models/hub.py:HUB_CONFIGS")
     from xtreme_jax.models.encoder import preset
     try:
         p = preset(m["size"])
