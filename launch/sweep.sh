@@ -68,6 +68,9 @@ words_of() {  # WORDS: the program arguments of one spec (an @NAME first word is
 
 where=(--zone "$ZONE")
 if [[ -n $PROJECT ]]; then where+=(--project "$PROJECT"); fi
+# One persistent compilation cache on GCS for every run and host of the sweep: a program one run
+# compiled is loaded, not compiled again, by the next (the plans' compiled cost counts it so).
+cache=(--env "JAX_COMPILATION_CACHE_DIR=$WORKDIR_BASE/jax_cache")
 failed=()
 if [[ $PARALLEL == 1 ]]; then
   create=(--accelerator-type "$ACCELERATOR_TYPE" --version "$RUNTIME_VERSION")
@@ -84,7 +87,7 @@ if [[ $PARALLEL == 1 ]]; then
     words_of "${specs[$i]}"
     if (TPU_NAME=$TPU_NAME-$i; wait_ready "$QUEUED") &&
        "$LAUNCH_DIR/setup.sh" --name "$TPU_NAME-$i" "${where[@]}" "${setup[@]}" &&
-       "$LAUNCH_DIR/run.sh" --name "$TPU_NAME-$i" "${where[@]}" --module "$MODULE" \
+       "$LAUNCH_DIR/run.sh" --name "$TPU_NAME-$i" "${where[@]}" --module "$MODULE" "${cache[@]}" \
          --workdir "$WORKDIR_BASE/${slugs[$i]}" --run "${slugs[$i]}" --no-follow -- "${WORDS[@]}"; then
       info "${slugs[$i]} runs on $TPU_NAME-$i"
     else
@@ -95,7 +98,7 @@ else
   for i in "${!specs[@]}"; do
     words_of "${specs[$i]}"
     info "run $((i + 1))/${#specs[@]}: ${slugs[$i]}"
-    "$LAUNCH_DIR/run.sh" --name "$TPU_NAME" "${where[@]}" --module "$MODULE" \
+    "$LAUNCH_DIR/run.sh" --name "$TPU_NAME" "${where[@]}" --module "$MODULE" "${cache[@]}" \
       --workdir "$WORKDIR_BASE/${slugs[$i]}" --run "${slugs[$i]}" --foreground -- "${WORDS[@]}" \
       || failed+=("${slugs[$i]}")
   done

@@ -328,16 +328,17 @@ def test_sweep_sequential_dry_run(env, tmp_path):
                      "configs/stilts.py:intermediate=qqp,target=xnli,model=large --config.seed=1  # seed 1\n")
     lines = dry("sweep.sh", "--name", "tpu1", "--workdir-base", "gs://b/sweep/", "--configs", str(specs),
                 "--", "--config=configs/demo.py", env=env)
+    cache = "env JAX_COMPILATION_CACHE_DIR=gs://b/sweep/jax_cache"  # one compile cache for the sweep
     assert [remote_command(line) for line in lines] == [
-        "set -eo pipefail; cd ~/xtreme_jax; mkdir -p ~/xtreme_jax_logs; python3 -m xtreme_jax.main "
+        f"set -eo pipefail; cd ~/xtreme_jax; mkdir -p ~/xtreme_jax_logs; {cache} python3 -m xtreme_jax.main "
         "--config=configs/stilts.py:intermediate=mnli,target=xnli,model=large "
         "--workdir=gs://b/sweep/stilts-intermediate-mnli-target-xnli-model-large "
         "2>&1 | tee ~/xtreme_jax_logs/stilts-intermediate-mnli-target-xnli-model-large.log",
-        "set -eo pipefail; cd ~/xtreme_jax; mkdir -p ~/xtreme_jax_logs; python3 -m xtreme_jax.main "
+        f"set -eo pipefail; cd ~/xtreme_jax; mkdir -p ~/xtreme_jax_logs; {cache} python3 -m xtreme_jax.main "
         "--config=configs/stilts.py:intermediate=qqp,target=xnli,model=large --config.seed=1 "
         "--workdir=gs://b/sweep/stilts-intermediate-qqp-target-xnli-model-large-seed-1 "
         "2>&1 | tee ~/xtreme_jax_logs/stilts-intermediate-qqp-target-xnli-model-large-seed-1.log",
-        "set -eo pipefail; cd ~/xtreme_jax; mkdir -p ~/xtreme_jax_logs; python3 -m xtreme_jax.main "
+        f"set -eo pipefail; cd ~/xtreme_jax; mkdir -p ~/xtreme_jax_logs; {cache} python3 -m xtreme_jax.main "
         "--config=configs/demo.py --workdir=gs://b/sweep/demo 2>&1 | tee ~/xtreme_jax_logs/demo.log"]
     assert all(line.startswith(f"gcloud compute tpus tpu-vm ssh tpu1 --zone={ZONE} --worker=all ")
                for line in lines)
@@ -359,7 +360,8 @@ def test_sweep_parallel_dry_run(env):
                         "--runtime-version=v2-alpha-tpuv5-lite --node-id=sw-0")
     assert "git fetch --quiet origin main" in remote_command(lines[3])
     assert remote_command(lines[7]).endswith(
-        "setsid nohup python3 -m xtreme_jax.main --config=configs/demo.py:tiny --workdir=gs://b/s/demo-tiny "
+        "setsid nohup env JAX_COMPILATION_CACHE_DIR=gs://b/s/jax_cache python3 -m xtreme_jax.main "
+        "--config=configs/demo.py:tiny --workdir=gs://b/s/demo-tiny "
         "> ~/xtreme_jax_logs/demo-tiny.log 2>&1 < /dev/null & echo $! > ~/xtreme_jax_logs/demo-tiny.pid")
 
 
