@@ -2,6 +2,7 @@
 PyPI, no TPU: the tiny preset's programs compile for v5e and v4 slices, the compiler's per-chip
 argument bytes equal those computed from shapes, fsdp divides the state as the shapes say, an
 oversized point is refused with a compiled proposal, and the run jits the program compiled here."""
+import json
 import math
 import re
 
@@ -13,6 +14,8 @@ pytest.importorskip("libtpu", reason="libtpu not installed (pip install -e .[tpu
 from xtreme_jax import aot, compile as compile_cli  # noqa: E402
 from xtreme_jax import config as C  # noqa: E402
 from xtreme_jax.models.encoder import preset  # noqa: E402
+from xtreme_jax.study.cost import flops_per_token  # noqa: E402
+from xtreme_jax.study.validate import model_shape  # noqa: E402
 
 
 def tiny_config(phases="target,evaluate", **model):
@@ -141,7 +144,7 @@ def test_bad_topology_and_mesh_are_one_line_errors():
 def test_compile_costs_compiles_shared_programs_once_and_costs_steps_at_the_mfu():
     c = tiny_config(phases="target,evaluate")
     c.target.num_steps, c.target.save_every = 100, 50
-    c.data.buckets = (16, 32)
+    c.data.buckets, c.target.tasks[0].max_length = (32, 64), 64
     other = c.copy_and_resolve_references()           # another point: only the schedule's constants differ
     other.target.num_steps, other.target.lr, other.target.tasks[0].max_examples = 300, 3e-5, 64
     cache = {}
@@ -149,10 +152,15 @@ def test_compile_costs_compiles_shared_programs_once_and_costs_steps_at_the_mfu(
                                         eval_examples=[{"xnli": 1000}, {}, {}])
     assert len(cache) == 2 and a["fits"] and a["refused"] is None          # target + evaluate, one compile each
     train, forward = a["programs"]                                         # the longest bucket only ...
-    assert (train["seq"], train["buckets"]) == (32, 2)                     # ... standing for both
+    assert (train["seq"], train["buckets"]) == (64, 2)                     # ... standing for both
     assert o["phases"]["target"]["steps"] == 300 and o["programs"][0]["fingerprint"] == train["fingerprint"]
     p = a["phases"]["target"]
     assert p["steps"] == 100 and p["step_s"] == pytest.approx(train["flops"] / (197e12 * 0.5))
+    # the steps over XNLI's measured bucket mix: 27.07% of its units fit 32 tokens, the rest 64
+    flops = lambda s: s * flops_per_token(model_shape(c.to_dict()), s)  # noqa: E731
+    assert p["bucket_mix"] == pytest.approx(0.2707 * flops(32) / flops(64) + 0.7293) and p["bucket_mix"] < 0.9
+    assert a["steps_s"] == pytest.approx(100 * p["step_s"] * p["bucket_mix"])
+    assert a["steps_longest_s"] == pytest.approx(100 * p["step_s"])
     # test-set passes: ceil(1000 / 64) batches of the compiled forward (B=64); b was given no counts
     assert forward["batch"] == 64 and a["eval_costed"]
     assert a["eval_s"] == pytest.approx(16 * forward["flops"] / (197e12 * 0.5))
@@ -178,7 +186,7 @@ def test_compile_costs_compiles_shared_programs_once_and_costs_steps_at_the_mfu(
     assert a["fixed"]["data_s"] == pytest.approx((100 * 32 + n_dev + 1000) / compile_cli.FEATURIZE_PER_S["other"])
 
 
-def test_study_plan_costs_every_run_from_its_compile_and_refuses_a_run_that_does_not_fit():
+def test_study_plan_costs_every_run_from_its_compile_and_refuses_a_run_that_does_not_fit(tmp_path, monkeypatch):
     """`study plan --compile`: every run of the graph gets compiled seconds (steps at the MFU +
     the fixed cost), the totals add up, shared programs compile once; an oversized model refuses
     the plan with the run named and the compiler's numbers."""
@@ -194,8 +202,19 @@ def test_study_plan_costs_every_run_from_its_compile_and_refuses_a_run_that_does
         return c
 
     plan = plan_lib.make_plan(study())
-    got = plan_lib.add_compiled_cost(plan, "v5e:2x2", mfu=0.5)
+    rows_file = tmp_path / "compile_rows.json"
+    got = plan_lib.add_compiled_cost(plan, "v5e:2x2", mfu=0.5, rows_file=str(rows_file))
     nodes = plan.cost["nodes"]
+    # a second plan of the workdir compiles nothing: the rows kept are valid for it ...
+    monkeypatch.setattr(aot, "compile_program", lambda *a, **k: pytest.fail("compiled again"))
+    again = plan_lib.add_compiled_cost(plan_lib.make_plan(study()), "v5e:2x2", mfu=0.5, rows_file=str(rows_file))
+    assert again == got
+    # ... until anything they depend on changes (here: the stamp, as a code change makes it)
+    kept = json.loads(rows_file.read_text())
+    rows_file.write_text(json.dumps(dict(kept, stamp="other")))
+    with pytest.raises(pytest.fail.Exception, match="compiled again"):
+        plan_lib.add_compiled_cost(plan_lib.make_plan(study()), "v5e:2x2", mfu=0.5, rows_file=str(rows_file))
+    monkeypatch.undo()
     assert got["chips_per_run"] == 4 and got["mfu"] == 0.5 and got["mfu_source"] == "given"
     assert all(nodes[h]["compiled_seconds"] > nodes[h]["compiled_fixed_seconds"] > 0 for h in plan.graph.nodes)
     assert math.isclose(got["chip_hours"], sum(nodes[h]["compiled_chip_hours"] for h in plan.graph.nodes))

@@ -1,6 +1,9 @@
 """Tokenizing speed of the run's featurizers (examples per second, one process), the figure
 behind compile.FEATURIZE_PER_S: XLM-R's sentencepiece (the e5-small conversion carries it) on
-real kit data, no feature cache, each set featurized 3 times, the median kept.
+real kit data, no feature cache, each set featurized 3 times, the median kept. Also, per set,
+the share of training batches in each length bucket (training batches hold one bucket's units,
+data/batching.py) and what that makes the mean step's FLOPs (6N + 12LSd, XLM-R large) against
+a step at the longest bucket, which the cost models charge every step: how loose that bound is.
 
     python tools/featurize_rate.py [--kit ../shared/data]
 """
@@ -16,8 +19,12 @@ from xtreme_jax.context import source  # noqa: E402
 from xtreme_jax.data.cache import cached_features  # noqa: E402
 from xtreme_jax.tasks import get_task  # noqa: E402
 
-# (task, split, language, kit folder, max length): a pair classifier, a tagger, extractive QA
-SETS = (("xnli", "dev", "en", "xnli", 256), ("panx", "dev", "en", "panx", 256), ("xquad", "test", "en", "xquad", 384))
+# (task, split, language, kit folder, max length): pair and single-sentence classifiers, taggers,
+# extractive QA, multiple choice (the kit's HellaSwag is a text conversion the reader does not take)
+SETS = (("xnli", "dev", "en", "xnli", 256), ("pawsx", "dev", "en", "pawsx", 256), ("panx", "dev", "en", "panx", 256),
+        ("udpos", "dev", "en", "ud", 256), ("xquad", "test", "en", "xquad", 384),
+        ("tydiqa", "dev", "en", "tydiqa", 384), ("sst2", "dev", "en", "sst2", 128),
+        ("cosmosqa", "dev", "en", "cosmosqa", 256), ("siqa", "dev", "en", "siqa", 128), ("copa", "dev", "en", "copa", 128))
 
 
 def rate(task, split, lang, path, max_length, tok) -> tuple[int, float]:
@@ -27,7 +34,25 @@ def rate(task, split, lang, path, max_length, tok) -> tuple[int, float]:
         f = cached_features(get_task(task), split, lang, tok, source=source(C.source("official", path)),
                             cache_dir=None, max_length=max_length, progress=False)
         times.append(time.perf_counter() - t)
-    return f.num_examples, statistics.median(times)
+    return f.num_examples, statistics.median(times), f
+
+
+def bucket_line(f, max_length: int) -> str:
+    """Share of units per bucket, and the mean step's FLOPs over the longest bucket's."""
+    import numpy as np
+
+    from xtreme_jax.data.batching import DEFAULT_BUCKETS
+    from xtreme_jax.study.cost import flops_per_token
+    from xtreme_jax.study.validate import KNOWN_MODELS
+    buckets = sorted({b for b in DEFAULT_BUCKETS if b < max_length} | {max_length})
+    lengths = f.lengths.reshape(-1, f.group).max(axis=1)   # a unit (a multiple-choice group) by its longest row
+    share = np.bincount(np.searchsorted(buckets, lengths), minlength=len(buckets)) / len(lengths)
+    large = KNOWN_MODELS["FacebookAI/xlm-roberta-large"]
+    step = lambda s: s * flops_per_token(large, s)  # noqa: E731  FLOPs of one row of length s
+    ratio = sum(p * step(b) for p, b in zip(share, buckets)) / step(buckets[-1])
+    cdf = {b: round(float((lengths <= b).mean()), 4) for b in (32, 64, 128, 256, 384)}
+    return (" ".join(f"S{b}: {100 * p:.1f}%" for b, p in zip(buckets, share))
+            + f"; mean step / step at S{buckets[-1]}: {ratio:.2f}; share of units <= L: {cdf}")
 
 
 def main(argv=None) -> int:
@@ -37,8 +62,9 @@ def main(argv=None) -> int:
     kit, tok = got
     print(f"load {os.getloadavg()[0]:.2f}")
     for task, split, lang, folder, length in SETS:
-        n, s = rate(task, split, lang, os.path.join(kit, folder), length, tok)
+        n, s, f = rate(task, split, lang, os.path.join(kit, folder), length, tok)
         print(f"{task} {split}.{lang}: {n} examples (features) in {s:.2f} s (median of 3): {n / s:.0f} per s")
+        print("  " + bucket_line(f, length))
     return 0
 
 if __name__ == "__main__":

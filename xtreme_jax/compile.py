@@ -10,6 +10,7 @@ chip's HBM, FLOPs and bytes per step, the collectives, the compile time and a ro
 on the step time. A program that does not fit is an `error:` line (exit 2) with the smallest
 change that fits, found by compiling the candidates. Needs libtpu (`pip install -e .[tpu]`).
 """
+import dataclasses
 import os
 import re
 import sys
@@ -160,10 +161,10 @@ DEFAULT_MFU = (0.319, "measured: XLM-R large B=256 S=128 bf16 on an H100, 31.9% 
 STARTUP_S, CHECKPOINT_GBPS = 60.0, 1.0
 # Tokenizing a run's examples (the feature cache is per run: <workdir>/cache), examples per
 # second: XLM-R's sentencepiece through the run's featurizers on this CPU, `python
-# tools/featurize_rate.py` (load 1.6, a compile beside it): XQuAD test.en 1292 (long contexts,
-# doc-stride windows), PAN-X 9590, XNLI pairs 11483; every kind but QA at the slower, PAN-X's.
-FEATURIZE_PER_S = {"span": 1292.0, "other": 9590.0}
-
+# tools/featurize_rate.py` (idle, load 1.2): XQuAD test.en 2161, TyDiQA dev.en 2275 (long
+# contexts in doc-stride windows), CosmosQA 1669 and SIQA 4813 (4 / 3 choices), PAWS-X 8705,
+# UD-POS 10279, PAN-X 13535, XNLI 17606, SST-2 31942; each kind at its slowest measured set.
+FEATURIZE_PER_S = {"span": 2161.0, "multiple_choice": 1669.0, "other": 8705.0}
 
 def featurize_s(kind: str, examples: float) -> float:
     return examples / FEATURIZE_PER_S.get(kind, FEATURIZE_PER_S["other"])
@@ -212,7 +213,7 @@ def phase_rows(config, name: str, mesh, chip, cache: dict) -> list:
     from xtreme_jax import aot
     model_cfg = aot.model_config(config)
     section = costing_phase(config[name]) if name != "evaluate" else config.evaluate
-    key = json.dumps([name == "evaluate", repr(model_cfg), list(mesh.shape.items()), list(config.data.buckets),
+    key = json.dumps([name == "evaluate", dataclasses.asdict(model_cfg), list(mesh.shape.items()), list(config.data.buckets),
                       section.to_dict()], sort_keys=True, default=str)
     if key not in cache:
         programs = (aot.eval_programs(config, model_cfg, mesh) if name == "evaluate"
@@ -240,7 +241,7 @@ def program_keys(config, name: str) -> list:
 
     from xtreme_jax import aot
     from xtreme_jax.trainer import phase_tasks
-    base = [repr(aot.model_config(config)), list(config.mesh), list(config.data.buckets), name]
+    base = [dataclasses.asdict(aot.model_config(config)), list(config.mesh), list(config.data.buckets), name]
     if name == "evaluate":
         section = config.evaluate.to_dict()
         return [(json.dumps(base + [section, t.name], sort_keys=True, default=str), t.name)
@@ -257,16 +258,18 @@ def program_keys(config, name: str) -> list:
 def compile_costs(configs, topology: str, mfu: float | None = None, cache: dict | None = None,
                   eval_examples: list | None = None) -> list:
     """For each run config (a ConfigDict or its dict) of a plan, in the order they run:
-    {"fits", "refused" (the error line or None), "seconds", "steps_s", "validation_s", "eval_s",
-    "fixed_s", "fixed_nocache_s", "fixed": {start-up, compiles, data, checkpoints}, "phases":
-    {phase: {"steps", "step_s", "program", "tflop_per_chip"}}, "mfu", "mfu_source", "programs"}.
+    {"fits", "refused" (the error line or None), "seconds", "steps_s", "steps_longest_s",
+    "validation_s", "eval_s", "fixed_s", "fixed_nocache_s", "fixed": {start-up, compiles, data,
+    checkpoints}, "phases": {phase: {"steps", "step_s", "bucket_mix", "program",
+    "tflop_per_chip"}}, "mfu", "mfu_source", "programs"}.
 
     Compiled: each phase at its longest length bucket, once per distinct costing_phase (`cache`,
-    shared by the calls of a plan). Costed at `mfu` of the bf16 peak: every training step at its
-    phase's longest bucket (as study/cost.phase_seq does: an upper bound where batches fill
-    shorter ones), every validation forward at 1/3 of a step (1/4 with remat: the FLOP ratios),
-    every test batch at its task's compiled forward (`eval_examples`: per run, {task: examples};
-    none: not costed). The fixed cost: start-up, compiles, tokenizing the examples, checkpoint
+    shared by the calls of a plan). Costed at `mfu` of the bf16 peak: the training steps at the
+    longest bucket's compiled FLOPs times the phase's measured bucket mix (study/cost.step_ratio:
+    the mean step's FLOPs over the longest bucket's, 1 for a task whose lengths were not measured;
+    "steps_longest_s" without it, the upper bound), every validation forward at 1/3 of a step
+    (1/4 with remat: the FLOP ratios), every test batch at its task's compiled forward times its
+    bucket mix (`eval_examples`: per run, {task: examples}; none: not costed). The fixed cost: start-up, compiles, tokenizing the examples, checkpoint
     saves. Compiles: every program (head x bucket) is charged its family's compile time measured
     here, once per plan — the first run that needs it compiles it, a later one traces and lowers
     it (the lowering time measured here) and loads it from the persistent compilation cache, as
@@ -276,7 +279,8 @@ def compile_costs(configs, topology: str, mfu: float | None = None, cache: dict 
 
     from xtreme_jax import aot
     from xtreme_jax import config as config_lib
-    from xtreme_jax.study.cost import validation_examples
+    from xtreme_jax.study.cost import phase_buckets, step_ratio, validation_examples
+    from xtreme_jax.study.validate import model_shape
     from xtreme_jax.trainer import phase_heads
     mfu, source = (mfu, "given") if mfu else DEFAULT_MFU
     chip_name, chip, _ = aot.device_figures(topology)
@@ -300,15 +304,25 @@ def compile_costs(configs, topology: str, mfu: float | None = None, cache: dict 
                 phases[r["phase"]] = {"steps": int(config[r["phase"]].num_steps), "seq": r["seq"],
                                       "program": r["program"], "tflop_per_chip": r["flops"] / 1e12,
                                       "step_s": r["flops"] / peak}
+        as_dict = config.to_dict()
+        shape = model_shape(as_dict)
+        longest_s = 0.0
         for name, p in phases.items():
             pcfg = config[name]
-            steps_s += p["steps"] * p["step_s"]
-            forward = p["step_s"] / (4 if config.model.remat else 3)
+            # the steps over the tasks' measured length-bucket mix, FLOP-scaled from the longest
+            # bucket's compiled step (study/cost.step_ratio); "steps_longest_s": all at the longest
+            p["bucket_mix"] = step_ratio(shape, [t.name for t in pcfg.tasks], phase_buckets(as_dict, name))
+            steps_s += p["steps"] * p["step_s"] * p["bucket_mix"]
+            longest_s += p["steps"] * p["step_s"]
+            forward = p["step_s"] * p["bucket_mix"] / (4 if config.model.remat else 3)
             validation_s += validation_examples(pcfg.to_dict()) / pcfg.batch_size * forward
         counts = (eval_examples[i] if eval_examples else None) or {}
         for r in rows:
             if r["phase"] == "evaluate" and r["fits"] and r["head"] in counts:
-                eval_s += -(-counts[r["head"]] // r["batch"]) * r["flops"] / peak
+                eval_buckets = tuple(sorted({b for b in (config.evaluate.get("buckets") or config.data.buckets)
+                                             if b < r["seq"]} | {r["seq"]}))
+                eval_s += (-(-counts[r["head"]] // r["batch"]) * r["flops"] / peak
+                           * step_ratio(shape, [r["head"]], eval_buckets))
         # compiles: each program family's row (by head kind for training, by task for evaluate)
         compile_s = nocache_s = 0.0
         for name in names:
@@ -322,8 +336,9 @@ def compile_costs(configs, topology: str, mfu: float | None = None, cache: dict 
                 compiled_before.add(key)
         # the examples the run draws, validates on and tests on (a subsampled phase tokenizes its
         # whole split: an undercount there); a phase at its slowest kind's rate
-        data_s = sum(featurize_s("span" if any(r["kind"] == "span" for r in rows if r["phase"] == n) else "other",
-                                 int(config[n].num_steps) * int(config[n].batch_size)
+        slowest = lambda n: min((r["kind"] for r in rows if r["phase"] == n),  # noqa: E731
+                                key=lambda k: FEATURIZE_PER_S.get(k, FEATURIZE_PER_S["other"]))
+        data_s = sum(featurize_s(slowest(n), int(config[n].num_steps) * int(config[n].batch_size)
                                  + validation_examples(config[n].to_dict())) for n in phases)
         data_s += sum(featurize_s(r["kind"], counts.get(r["head"], 0)) for r in rows if r["phase"] == "evaluate")
         saves = sum(-(-int(config[n].num_steps) // int(config[n].save_every)) + 1 for n in phases)
@@ -336,6 +351,7 @@ def compile_costs(configs, topology: str, mfu: float | None = None, cache: dict 
         refused = refusal(bad, chip_name, chip, propose(config, topology, bad)) if bad else None
         out.append({"fits": bad is None, "refused": refused,
                     "seconds": steps_s + validation_s + eval_s + fixed_s, "steps_s": steps_s,
+                    "steps_longest_s": longest_s,
                     "validation_s": validation_s, "eval_s": eval_s, "fixed_s": fixed_s,
                     "fixed_nocache_s": fixed_s - compile_s + nocache_s, "fixed": fixed, "phases": phases,
                     "eval_costed": bool(counts), "mfu": mfu, "mfu_source": source, "programs": rows})

@@ -21,6 +21,7 @@ from __future__ import annotations
 import dataclasses
 
 from xtreme_jax.study.validate import model_shape
+from xtreme_jax.tasks import get_task
 
 # bf16 dense peak per chip, TFLOP/s (DESIGN section 5), for FLOP scaling across accelerators.
 PEAK_TFLOPS = {"h100": 989.0, "a100": 312.0, "v4": 275.0, "v5e": 197.0, "v5p": 459.0, "v6e": 918.0}
@@ -108,6 +109,58 @@ def phase_seq(config: dict, phase: str) -> int:
 
 REMAT = 4 / 3   # forward + recomputed forward + backward (2x forward) over forward + backward
 
+# Share of a task's units (examples; QA: doc-stride windows) of at most L tokens under XLM-R's
+# sentencepiece through the run's featurizers, measured on the English sets of the data kit:
+# `python tools/featurize_rate.py` (its "share of units <= L"). Training batches hold one
+# bucket's units (data/batching.py), so these are the shares of steps per bucket too.
+LENGTH_CDF = {
+    "xnli": {32: 0.2707, 64: 0.9502, 128: 1.0, 256: 1.0, 384: 1.0},          # dev.en
+    "pawsx": {32: 0.019, 64: 0.5595, 128: 1.0, 256: 1.0, 384: 1.0},          # dev.en
+    "panx": {32: 0.9691, 64: 0.9976, 128: 0.9995, 256: 1.0, 384: 1.0},       # dev.en
+    "udpos": {32: 0.8062, 64: 0.9792, 128: 1.0, 256: 1.0, 384: 1.0},         # dev.en
+    "xquad": {32: 0.0, 64: 0.0165, 128: 0.0898, 256: 0.7528, 384: 1.0},      # test.en
+    "tydiqa": {32: 0.0022, 64: 0.0579, 128: 0.3341, 256: 0.8552, 384: 1.0},  # dev.en
+    "sst2": {32: 0.9056, 64: 0.9988, 128: 1.0, 256: 1.0, 384: 1.0},          # dev
+    "cosmosqa": {32: 0.0, 64: 0.0007, 128: 0.6563, 256: 1.0, 384: 1.0},      # dev (4 choices: a unit's longest)
+    "siqa": {32: 0.2871, 64: 0.998, 128: 1.0, 256: 1.0, 384: 1.0},           # dev
+    "copa": {32: 0.96, 64: 1.0, 128: 1.0, 256: 1.0, 384: 1.0},               # val
+}
+# Sets the kit does not hold, measured by their closest kit relative: XNLI's English is MNLI's
+# genres and annotation (Conneau et al. 2018), XQuAD is SQuAD v1.1 dev, MLQA's English contexts
+# are Wikipedia paragraphs like SQuAD's, XCOPA is COPA translated (lengths in other languages
+# differ: a test pass's cost only). Any other task is costed at its longest bucket.
+LENGTH_PROXY = {"mnli": "xnli", "mnli_easy": "xnli", "mnli_hard": "xnli", "squad": "xquad", "mlqa": "xquad",
+                "xcopa": "copa"}
+
+
+def bucket_shares(task: str, buckets) -> dict | None:
+    """{bucket: share of the task's units (and training steps)} for sorted `buckets` (the top one
+    the task's max length), or None when the task's lengths were not measured at those edges."""
+    cdf = LENGTH_CDF.get(LENGTH_PROXY.get(task, task))
+    if cdf is None or any(b not in cdf for b in buckets[:-1]):
+        return None
+    below = [cdf[b] for b in buckets[:-1]] + [1.0]   # longer units are truncated into the top bucket
+    return {b: hi - lo for b, lo, hi in zip(buckets, [0.0] + below[:-1], below)}
+
+
+def step_ratio(shape: dict, tasks, buckets) -> float:
+    """Mean training-step FLOPs over the measured bucket mix, over a step at the longest bucket
+    (6N + 12LSd per token): what every step costs relative to the longest bucket's. A phase of
+    several tasks takes its largest task's ratio; an unmeasured task gives 1."""
+    top = max(buckets)
+    flops = lambda s: s * flops_per_token(shape, s)  # noqa: E731  one row of length s
+    ratios = []
+    for task in tasks:
+        shares = bucket_shares(task, buckets)
+        ratios.append(1.0 if shares is None else sum(p * flops(b) for b, p in shares.items()) / flops(top))
+    return max(ratios, default=1.0)
+
+
+def phase_buckets(config: dict, phase: str) -> tuple:
+    """The length buckets a phase's batches are padded to (batching.resolve_buckets' rule)."""
+    top = phase_seq(config, phase)
+    return tuple(sorted({b for b in config["data"]["buckets"] if b < top} | {top}))
+
 
 def validation_examples(pcfg: dict) -> int:
     """Dev examples a training phase forwards in all its validations (train_loop: every eval_every
@@ -121,8 +174,9 @@ def validation_examples(pcfg: dict) -> int:
     return per_eval * -(-pcfg["num_steps"] // every)
 
 
-def node_cost(config: dict, phases: list[str], accelerator: str, chips: int, eval_examples: int) -> dict:
-    """{"seconds", "accelerator_hours", "steps", "sources"} of one node (its phases)."""
+def node_cost(config: dict, phases: list[str], accelerator: str, chips: int, eval_examples: dict) -> dict:
+    """{"seconds", "accelerator_hours", "steps", "sources"} of one node (its phases);
+    `eval_examples`: {task: test examples} of its evaluate phase."""
     shape = model_shape(config)
     seconds, steps, sources = 0.0, 0, set()
     remat = REMAT if config["model"].get("remat") else 1.0
@@ -130,21 +184,35 @@ def node_cost(config: dict, phases: list[str], accelerator: str, chips: int, eva
         sources.add("x4/3 for model.remat (forward recomputed; FLOP ratio, not measured)")
     for phase in phases:
         if phase == "evaluate":
-            if eval_examples:
-                seq = min(config["data"]["buckets"][-1], 128)
-                t, src = step_time(shape, accelerator, config["evaluate"]["batch_size"], seq)
-                seconds += eval_examples / config["evaluate"]["batch_size"] * t / 3
+            batch = config["evaluate"]["batch_size"]
+            buckets = config["evaluate"].get("buckets") or config["data"]["buckets"]
+            for e in config["evaluate"]["tasks"]:
+                n = (eval_examples or {}).get(e["name"], 0)
+                if not n:
+                    continue
+                # a forward is 1/3 of a step, at the task's longest bucket x its measured bucket mix
+                top = e.get("max_length") or get_task(e["name"]).max_length
+                edges = tuple(sorted({b for b in buckets if b < top} | {top}))
+                t, src = step_time(shape, accelerator, batch, top)
+                mix = 1.0 if accelerator == "cpu" else step_ratio(shape, [e["name"]], edges)
+                seconds += n / batch * t * mix / 3
                 sources.add(src)
             continue
         p = config[phase]
         seq = phase_seq(config, phase)
         t, src = step_time(shape, accelerator, p["batch_size"], seq)
-        seconds += p["num_steps"] * t * remat
+        # full scale: steps over the real sets' measured bucket mix (the demo data has its own)
+        mix = 1.0 if accelerator == "cpu" else step_ratio(shape, [e["name"] for e in p["tasks"]],
+                                                           phase_buckets(config, phase))
+        if mix != 1.0:
+            sources.add("steps over each task's measured length-bucket mix (study/cost.LENGTH_CDF), FLOP-scaled "
+                        "from the longest bucket's step at the same MFU")
+        seconds += p["num_steps"] * t * remat * mix
         steps += p["num_steps"]
         sources.add(src)
         n_dev = validation_examples(p)
-        if n_dev:  # forward passes at the phase's batch (train_loop's Validator)
-            seconds += n_dev / p["batch_size"] * t / 3
+        if n_dev:  # forward passes at the phase's batch (train_loop's Validator), dev sets bucketed alike
+            seconds += n_dev / p["batch_size"] * t * mix / 3
     if accelerator == "cpu":
         seconds += CPU_RUN_OVERHEAD_S
         sources.add(f"+{CPU_RUN_OVERHEAD_S:.0f} s per run (process start, tracing, compiles, data; measured)")
@@ -174,7 +242,7 @@ def plan_cost(graph, data, accelerator: str, chips: int) -> dict:
     """Per node cost, the total with shared work counted once, and what it would be unshared."""
     per_node = {}
     for h, node in graph.nodes.items():
-        n_eval = eval_examples(node.config, data) if "evaluate" in node.phases else 0
+        n_eval = eval_examples_by_task(node.config, data) if "evaluate" in node.phases else {}
         per_node[h] = node_cost(node.config, node.phases, accelerator, chips, n_eval)
     shared = sum(c["accelerator_hours"] for c in per_node.values())
     unshared = sum(per_node[n.hash]["accelerator_hours"] for i in range(len(graph.leaf)) for n in graph.chain(i)

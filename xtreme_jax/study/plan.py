@@ -50,19 +50,49 @@ def make_plan(study, num_devices: int | None = None) -> Plan:
     return Plan(study, points, collapsed, graph, data, cost)
 
 
-def add_compiled_cost(plan: Plan, topology: str, mfu: float | None = None) -> dict:
+def _compiled_rows(path: str | None, topology: str) -> tuple[dict, str]:
+    """(cache, its validity stamp) of the compiled rows kept at `path` from an earlier plan: valid
+    for the same topology, jax, libtpu and package sources (a code change may change a program)."""
+    import glob
+    import hashlib
+    import importlib.metadata as md
+    import os
+
+    import jax
+    src = hashlib.sha256()
+    for f in sorted(glob.glob(os.path.join(os.path.dirname(os.path.dirname(__file__)), "**", "*.py"), recursive=True)):
+        src.update(open(f, "rb").read())
+    try:
+        libtpu = md.version("libtpu")
+    except md.PackageNotFoundError:
+        libtpu = ""
+    stamp = json.dumps([topology, jax.__version__, libtpu, src.hexdigest()])
+    try:
+        with open(path) as f:
+            saved = json.load(f)
+    except (OSError, ValueError, TypeError):
+        return {}, stamp
+    return (saved.get("rows", {}) if saved.get("stamp") == stamp else {}), stamp
+
+
+def add_compiled_cost(plan: Plan, topology: str, mfu: float | None = None, rows_file: str | None = None) -> dict:
     """Costs every run of the plan from what XLA:TPU compiles for `topology` (xtreme_jax.compile:
     each distinct program once, its FLOPs at `mfu` of the chip's bf16 peak, plus a fixed cost per
     run: start-up, its compiles, checkpoint saves). A run with a program that does not fit
-    refuses the plan. Adds plan.cost["compiled"] and each node's compiled seconds and chip-hours."""
+    refuses the plan. Adds plan.cost["compiled"] and each node's compiled seconds and chip-hours.
+    `rows_file`: where the compiled rows are kept, so that a later plan compiles only what changed."""
     from xtreme_jax import aot
     from xtreme_jax.compile import compile_costs
     nodes = list(plan.graph.nodes.items())
     # A branch's parent weights do not change its programs: compiled without init_from.
     counts = [cost_lib.eval_examples_by_task(n.config, plan.data) if "evaluate" in n.phases else {}
               for _, n in nodes]
+    # rows_file: the compiled rows of an earlier plan of this workdir, reused while valid
+    cache, stamp = _compiled_rows(rows_file, topology)
     costs = compile_costs([run_config(dict(n.config, init_from=""), where=f"run {h}") for h, n in nodes],
-                          topology, mfu, eval_examples=counts)
+                          topology, mfu, cache=cache, eval_examples=counts)
+    if rows_file:
+        write_atomic(rows_file, json.dumps({"stamp": stamp, "rows": cache}, default=str))
     for (h, n), c in zip(nodes, costs):
         if not c["fits"]:
             raise StudyError(f"run {h} ({n.stage}): " + c["refused"].removeprefix("error: "))
@@ -75,7 +105,7 @@ def add_compiled_cost(plan: Plan, topology: str, mfu: float | None = None) -> di
     total = lambda key: sum(c[key] for c in costs) * per_run  # noqa: E731
     fixed = {k: sum(c["fixed"][k] for c in costs) * per_run for k in costs[0]["fixed"]} if costs else {}
     plan.cost["compiled"] = {"topology": topology, "chips_per_run": chips, "chip_hours": total("seconds"),
-                             "steps_chip_hours": total("steps_s"), "validation_chip_hours": total("validation_s"),
+                             "steps_chip_hours": total("steps_s"), "steps_longest_chip_hours": total("steps_longest_s"), "validation_chip_hours": total("validation_s"),
                              "eval_chip_hours": total("eval_s"), "fixed_chip_hours": total("fixed_s"),
                              "fixed_nocache_chip_hours": total("fixed_nocache_s"),
                              "fixed_parts_chip_hours": fixed,
@@ -127,7 +157,8 @@ def table(plan: Plan) -> str:
         lines.append(f"compiled cost on {k['topology']} ({k['chips_per_run']} chips per run): {k['chip_hours']:.3g} "
                      f"chip-hours, every step and forward at {100 * k['mfu']:.1f}% MFU ({k['mfu_source']}); "
                      "beside the estimate above:")
-        lines.append(f"  training steps {k['steps_chip_hours']:.3g}, validation {k['validation_chip_hours']:.3g}, "
+        lines.append(f"  training steps {k['steps_chip_hours']:.3g} over the tasks' measured length-bucket mix "
+                     f"({k['steps_longest_chip_hours']:.3g} all at the longest bucket), validation {k['validation_chip_hours']:.3g}, "
                      f"test-set passes {k['eval_chip_hours']:.3g}, fixed {k['fixed_chip_hours']:.3g}: start-up "
                      f"{f.get('startup_s', 0):.3g}, compiles {f.get('compile_s', 0):.3g} (each program once, then "
                      f"persistent-cache hits; {f.get('compile_nocache_s', 0):.3g} if every run compiled all its "
