@@ -231,3 +231,19 @@ def test_study_plan_costs_every_run_from_its_compile_and_refuses_a_run_that_does
     with pytest.raises(StudyError, match=r"^run \w+ \(mlm\S*\): program mlm/mlm/B\d+xS\d+ needs .* 16 GiB of HBM; "
                                          r"smallest change that fits \(compiled\): --config.mesh='\(1,4,1\)'"):
         plan_lib.add_compiled_cost(big, "v5e:2x2")
+
+
+def test_the_grid_tool_covers_the_issue_grid_and_splits_small_batches_over_tensor():
+    """tools/tpu_grid.py: base and large x 4 shapes x remat on / off x 6 slices = 96 cells; a batch
+    smaller than the slice goes fsdp over its rows and tensor-parallel over the rest."""
+    import sys
+    sys.path.insert(0, str(__import__("pathlib").Path(__file__).resolve().parents[1]))
+    from tools import tpu_grid
+    cells = dict(tpu_grid.cells())
+    assert len(cells) == 96 and len({c[1] for c in cells.values()}) == 6
+    c = tpu_grid.cell_config("large", "v5e-256", "xquad", 16, 384, False, 256)
+    assert tuple(c.mesh) == (1, 16, 16) and c.target.batch_size == 16 and not c.model.remat
+    assert c.evaluate.batch_size == 256 and c.target.tasks[0].max_length == 384
+    C.validate(c, num_devices=256)   # the run's own check accepts the cell
+    c = tpu_grid.cell_config("base", "v5e-8", "xnli", 256, 128, True, 8)
+    assert tuple(c.mesh) == (1, 8, 1) and c.model.pretrained == "FacebookAI/xlm-roberta-base"
