@@ -364,3 +364,15 @@ def test_bucket_shares_and_step_ratio_follow_the_measured_lengths():
         (0.019 * flops(32) + 0.5405 * flops(64) + 0.4405 * flops(128)) / flops(256))
     # a phase of several tasks takes its largest ratio: QQP unmeasured -> 1
     assert cost.step_ratio(shape, ["pawsx", "qqp"], (32, 64, 128, 256)) == 1.0
+
+
+def test_compiled_plan_refuses_a_head_of_unknown_size_before_any_compile(monkeypatch):
+    """The difficulty design trains a CCG tagger whose tag set comes from local files: offline,
+    `plan --compile` says so in one line before it compiles anything (it once did after 36 min)."""
+    from xtreme_jax import aot
+    monkeypatch.setattr(aot, "compile_program", lambda *a, **k: pytest.fail("compiled before the check"))
+    pl = plan_lib.make_plan(study_config("difficulty", "scale=full"))
+    with pytest.raises(StudyError, match=r"^run \w+ \(intermediate\) intermediate: no CCG tags found -- fix: give "
+                                         r"tags.txt .*; the TPU compile needs each head's label count before it "
+                                         r"compiles$"):
+        plan_lib.add_compiled_cost(pl, "v5e:2x4")

@@ -87,10 +87,22 @@ def add_compiled_cost(plan: Plan, topology: str, mfu: float | None = None, rows_
     # A branch's parent weights do not change its programs: compiled without init_from.
     counts = [cost_lib.eval_examples_by_task(n.config, plan.data) if "evaluate" in n.phases else {}
               for _, n in nodes]
+    configs = [run_config(dict(n.config, init_from=""), where=f"run {h}") for h, n in nodes]
+    # Before any compile (a plan compiles for tens of minutes): every head's label count, which
+    # shapes its program, must be known offline (a tag set read from local files, say).
+    from xtreme_jax.trainer import phase_heads
+    from xtreme_jax import config as config_lib
+    for (h, n), c in zip(nodes, configs):
+        for name in config_lib.phases(c):
+            try:
+                if name != "evaluate":
+                    phase_heads(c[name])
+            except ValueError as e:
+                raise StudyError(f"run {h} ({n.stage}) {name}: {(str(e).splitlines() or [''])[0]}; the TPU "
+                                 "compile needs each head's label count before it compiles") from None
     # rows_file: the compiled rows of an earlier plan of this workdir, reused while valid
     cache, stamp = _compiled_rows(rows_file, topology)
-    costs = compile_costs([run_config(dict(n.config, init_from=""), where=f"run {h}") for h, n in nodes],
-                          topology, mfu, cache=cache, eval_examples=counts)
+    costs = compile_costs(configs, topology, mfu, cache=cache, eval_examples=counts)
     if rows_file:
         write_atomic(rows_file, json.dumps({"stamp": stamp, "rows": cache}, default=str))
     for (h, n), c in zip(nodes, costs):
