@@ -233,7 +233,8 @@ HOST_TASK_FIELDS = ("lang", "split", "max_examples", "fraction", "weight", "sour
 
 
 def program_keys(config, name: str) -> list:
-    """(key, head or task) of each program family a run of `config` compiles in phase `name`: equal
+    """(key, family) of each program a run of `config` compiles in phase `name` (family: the head's
+    kind for a train step, the task for an evaluator forward, as phase_rows' rows are keyed): equal
     keys are equal programs (one compile, then persistent-cache hits). A train step depends on the
     model, the mesh, the buckets, the optimizer and schedule (their constants are compiled in: lr,
     steps, warmup) and its head; an evaluator forward on the evaluate section and its task."""
@@ -251,7 +252,7 @@ def program_keys(config, name: str) -> list:
     out = []
     for t, task, head, n in phase_tasks(pcfg):
         entry = {k: v for k, v in t.to_dict().items() if k not in HOST_TASK_FIELDS}
-        out.append((json.dumps(base + [section, entry, n], sort_keys=True, default=str), head))
+        out.append((json.dumps(base + [section, entry, n], sort_keys=True, default=str), task.kind))
     return out
 
 
@@ -281,7 +282,6 @@ def compile_costs(configs, topology: str, mfu: float | None = None, cache: dict 
     from xtreme_jax import config as config_lib
     from xtreme_jax.study.cost import phase_buckets, step_ratio, validation_examples
     from xtreme_jax.study.validate import model_shape
-    from xtreme_jax.trainer import phase_heads
     mfu, source = (mfu, "given") if mfu else DEFAULT_MFU
     chip_name, chip, _ = aot.device_figures(topology)
     peak = chip.peak_tflops * 1e12 * mfu
@@ -327,9 +327,8 @@ def compile_costs(configs, topology: str, mfu: float | None = None, cache: dict 
         compile_s = nocache_s = 0.0
         for name in names:
             by = {r["kind"] if name != "evaluate" else r["head"]: r for r in rows if r["phase"] == name}
-            kind = {} if name == "evaluate" else {h: k for h, (k, _) in phase_heads(config[name]).items()}
-            for key, head in program_keys(config, name):
-                r = by[head if name == "evaluate" else kind[head]]
+            for key, family in program_keys(config, name):
+                r = by[family]
                 cold = (r.get("lower_s", 0.0) + r["compile_s"]) * r["buckets"]
                 nocache_s += cold
                 compile_s += cold if key not in compiled_before else r.get("lower_s", 0.0) * r["buckets"]

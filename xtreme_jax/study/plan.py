@@ -93,10 +93,9 @@ def add_compiled_cost(plan: Plan, topology: str, mfu: float | None = None, rows_
     from xtreme_jax.trainer import phase_heads
     from xtreme_jax import config as config_lib
     for (h, n), c in zip(nodes, configs):
-        for name in config_lib.phases(c):
+        for name in (p for p in config_lib.phases(c) if p != "evaluate"):
             try:
-                if name != "evaluate":
-                    phase_heads(c[name])
+                phase_heads(c[name])
             except ValueError as e:
                 raise StudyError(f"run {h} ({n.stage}) {name}: {(str(e).splitlines() or [''])[0]}; the TPU "
                                  "compile needs each head's label count before it compiles") from None
@@ -117,8 +116,8 @@ def add_compiled_cost(plan: Plan, topology: str, mfu: float | None = None, rows_
     total = lambda key: sum(c[key] for c in costs) * per_run  # noqa: E731
     fixed = {k: sum(c["fixed"][k] for c in costs) * per_run for k in costs[0]["fixed"]} if costs else {}
     plan.cost["compiled"] = {"topology": topology, "chips_per_run": chips, "chip_hours": total("seconds"),
-                             "steps_chip_hours": total("steps_s"), "steps_longest_chip_hours": total("steps_longest_s"), "validation_chip_hours": total("validation_s"),
-                             "eval_chip_hours": total("eval_s"), "fixed_chip_hours": total("fixed_s"),
+                             "steps_chip_hours": total("steps_s"), "steps_longest_chip_hours": total("steps_longest_s"),
+                             "validation_chip_hours": total("validation_s"), "eval_chip_hours": total("eval_s"), "fixed_chip_hours": total("fixed_s"),
                              "fixed_nocache_chip_hours": total("fixed_nocache_s"),
                              "fixed_parts_chip_hours": fixed,
                              "mfu": costs[0]["mfu"] if costs else mfu,
