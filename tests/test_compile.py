@@ -224,6 +224,33 @@ def test_study_plan_costs_every_run_from_its_compile_and_refuses_a_run_that_does
     assert math.isclose(got["chip_hours"], got["steps_chip_hours"] + got["validation_chip_hours"]
                         + got["eval_chip_hours"] + got["fixed_chip_hours"])
 
+    # a plan stopped in its last compile keeps the rows of the runs before it: the next plan
+    # compiles only what is missing
+    real, calls = aot.compile_program, []
+
+    def counted(*a, stop_at=None, **k):
+        calls.append(1)
+        if len(calls) == stop_at:
+            raise KeyboardInterrupt
+        return real(*a, **k)
+
+    every = tmp_path / "every.json"
+    monkeypatch.setattr(aot, "compile_program", counted)
+    plan_lib.add_compiled_cost(plan_lib.make_plan(study()), "v5e:2x2", mfu=0.5, rows_file=str(every))
+    total, calls[:] = len(calls), []
+    stopped = tmp_path / "stopped.json"
+    monkeypatch.setattr(aot, "compile_program", lambda *a, **k: counted(*a, stop_at=total, **k))
+    with pytest.raises(KeyboardInterrupt):
+        plan_lib.add_compiled_cost(plan_lib.make_plan(study()), "v5e:2x2", mfu=0.5, rows_file=str(stopped))
+    kept_rows = json.loads(stopped.read_text())["rows"]
+    assert 0 < len(kept_rows) < len(json.loads(every.read_text())["rows"])
+    calls[:] = []
+    monkeypatch.setattr(aot, "compile_program", counted)
+    plan_lib.add_compiled_cost(plan_lib.make_plan(study()), "v5e:2x2", mfu=0.5, rows_file=str(stopped))
+    assert 0 < len(calls) < total
+    assert json.loads(stopped.read_text())["rows"].keys() == json.loads(every.read_text())["rows"].keys()
+    monkeypatch.undo()
+
     big = plan_lib.make_plan(study())
     for n in big.graph.nodes.values():
         n.config["model"]["vocab_size"] = 2 ** 24

@@ -16,6 +16,7 @@ import importlib.util
 import json
 import os
 import re
+import subprocess
 import sys
 import time
 
@@ -93,6 +94,7 @@ def main(argv=None) -> int:
     ap.add_argument("--out", required=True, help="JSON lines, one per compiled cell (appended)")
     ap.add_argument("--only", default="", help="compile only the cells whose name matches this regex")
     ap.add_argument("--table", action="store_true", help="print the markdown table of --out and stop")
+    ap.add_argument("--cell", default="", help=argparse.SUPPRESS)   # internal: compile this one cell
     a = ap.parse_args(argv)
     done = {}
     if os.path.exists(a.out):
@@ -106,8 +108,16 @@ def main(argv=None) -> int:
     os.environ.setdefault("JAX_PLATFORMS", "cpu")
     from xtreme_jax.aot import quiet_libtpu
     quiet_libtpu()
-    for key, cell in cells():
-        if key in done or (a.only and not re.search(a.only, key)):
+    todo = [(k, c) for k, c in cells() if k not in done and (not a.only or re.search(a.only, k))]
+    if a.cell:   # the child: one cell, then exit (its compiled programs leave with the process)
+        todo = [(k, c) for k, c in todo if k == a.cell]
+    else:        # large before base, every chip before the next shape: a grid cut short still spans the chips
+        todo.sort(key=lambda kc: (kc[1][0] != "large", SHAPES.index(kc[1][2:5]), not kc[1][5],
+                                  list(TOPOLOGIES).index(kc[1][1])))
+    for key, cell in todo:
+        if not a.cell:
+            # each cell in a fresh process: one process compiling cell after cell grows past 12 GB
+            subprocess.run([sys.executable, os.path.abspath(__file__), "--out", a.out, "--cell", key], check=True)
             continue
         row = compile_cell(key, cell)
         with open(a.out, "a") as f:  # one line per cell: a killed grid keeps what it compiled

@@ -257,7 +257,7 @@ def program_keys(config, name: str) -> list:
 
 
 def compile_costs(configs, topology: str, mfu: float | None = None, cache: dict | None = None,
-                  eval_examples: list | None = None) -> list:
+                  eval_examples: list | None = None, on_compiled=None) -> list:
     """For each run config (a ConfigDict or its dict) of a plan, in the order they run:
     {"fits", "refused" (the error line or None), "seconds", "steps_s", "steps_longest_s",
     "validation_s", "eval_s", "fixed_s", "fixed_nocache_s", "fixed": {start-up, compiles, data,
@@ -275,7 +275,9 @@ def compile_costs(configs, topology: str, mfu: float | None = None, cache: dict 
     here, once per plan — the first run that needs it compiles it, a later one traces and lowers
     it (the lowering time measured here) and loads it from the persistent compilation cache, as
     runs do on one host (xtreme_jax.main's cache) or several sharing JAX_COMPILATION_CACHE_DIR on
-    GCS; "fixed_nocache_s" is the same with every run compiling all of its programs."""
+    GCS; "fixed_nocache_s" is the same with every run compiling all of its programs.
+    `on_compiled(cache)`: called after each run whose programs added rows to `cache` (a plan that
+    compiles for an hour keeps what it compiled when it is stopped)."""
     import ml_collections as mlc
 
     from xtreme_jax import aot
@@ -293,7 +295,10 @@ def compile_costs(configs, topology: str, mfu: float | None = None, cache: dict 
         mesh = aot.topology_mesh(topology, tuple(config.mesh))
         config_lib.validate(config, mesh.devices.size, len({d.process_index for d in mesh.devices.flat}))
         names = config_lib.phases(config)
+        known = len(cache)
         rows = [r for name in names for r in phase_rows(config, name, mesh, chip, cache)]
+        if on_compiled and len(cache) > known:
+            on_compiled(cache)
         bad = next((r for r in rows if not r["fits"]), None)
         phases, steps_s, validation_s, eval_s = {}, 0.0, 0.0, 0.0
         for r in rows:

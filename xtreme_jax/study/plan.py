@@ -101,9 +101,9 @@ def add_compiled_cost(plan: Plan, topology: str, mfu: float | None = None, rows_
                                  "compile needs each head's label count before it compiles") from None
     # rows_file: the compiled rows of an earlier plan of this workdir, reused while valid
     cache, stamp = _compiled_rows(rows_file, topology)
-    costs = compile_costs(configs, topology, mfu, cache=cache, eval_examples=counts)
-    if rows_file:
-        write_atomic(rows_file, json.dumps({"stamp": stamp, "rows": cache}, default=str))
+    keep = (lambda rows: write_atomic(rows_file, json.dumps({"stamp": stamp, "rows": rows}, default=str))
+            ) if rows_file else None
+    costs = compile_costs(configs, topology, mfu, cache=cache, eval_examples=counts, on_compiled=keep)
     for (h, n), c in zip(nodes, costs):
         if not c["fits"]:
             raise StudyError(f"run {h} ({n.stage}): " + c["refused"].removeprefix("error: "))
