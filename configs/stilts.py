@@ -22,6 +22,9 @@ args (comma-separated key=value):
   target_examples  subsample each target training set to this many examples (0 = all)
   data          root of local data (official XTREME layout under <data>/<task>; hub-schema files
                 for intermediate tasks under <data>/<task>); empty = HF hub
+  ccg           directory of the CCG supertag files (CCGbank is LDC-licensed: no hub copy; jiant's
+                ccg.train / ccg.dev and tags_to_id.json or tags.txt); default <data>/ccg, so a run
+                can take CCG from local files and every other task from the hub
 """
 import re
 
@@ -67,7 +70,7 @@ TARGET_EVAL_EVERY, TARGET_PATIENCE = 1000, 30
 
 def parse(arg):
     out = dict(intermediate="mnli", target="xnli", model="large", data="", mlm="", translated="",
-               target_langs="en", target_examples="0")
+               target_langs="en", target_examples="0", ccg="")
     for kv in filter(None, (arg or "").split(",")):
         k, _, v = kv.partition("=")
         if k not in out:
@@ -79,8 +82,11 @@ def parse(arg):
     return out
 
 
-def src(data, task):
-    return C.source("official", f"{data}/{task}") if data else C.source("hub")
+def src(a, task):
+    """Where `task` is read from: `ccg=` for CCG if given, else <data>/<task>, else the hub."""
+    if task == "ccg" and a["ccg"]:
+        return C.source("official", a["ccg"])
+    return C.source("official", f"{a['data']}/{task}") if a["data"] else C.source("hub")
 
 
 def max_length(task, recipe=None):
@@ -118,9 +124,9 @@ def get_config(arg=None):
 
     inter = list(INTERMEDIATE) if a["intermediate"] == "multi" else (
         [] if a["intermediate"] == "none" else re.findall(r"anli\+|[^+]+", a["intermediate"]))  # "anli+" is one task
-    entries = [C.task_entry(t, src=src(a["data"], t), max_length=max_length(t)) for t in inter]
+    entries = [C.task_entry(t, src=src(a, t), max_length=max_length(t)) for t in inter]
     for lang in filter(None, a["translated"].split("+")):  # machine-translated intermediate data
-        entries += [C.task_entry(t, lang=lang, split="translate_train", head=t, src=src(a["data"], t),
+        entries += [C.task_entry(t, lang=lang, split="translate_train", head=t, src=src(a, t),
                                  max_length=max_length(t)) for t in inter]
     if a["mlm"]:  # continued multilingual MLM mixed in as an auxiliary task (paper baseline)
         entries += [C.task_entry("mlm", lang=l, head="mlm", src=C.source("official", a["mlm"]))
@@ -137,7 +143,7 @@ def get_config(arg=None):
         train_task = TARGET_TRAIN_TASK.get(target, target)
         n = int(a["target_examples"])
         langs = a["target_langs"].split("+")
-        entries = [C.task_entry(train_task, src=src(a["data"], train_task), head=target, max_examples=n,
+        entries = [C.task_entry(train_task, src=src(a, train_task), head=target, max_examples=n,
                                 max_length=max_length(train_task, t), **({} if lang == "en" else dict(lang=lang, split="translate_train")))
                    for lang in langs]
         size = min(n or TRAIN_SIZE.get(target, 50_000), TRAIN_SIZE.get(target, 50_000)) * len(langs)
@@ -150,7 +156,7 @@ def get_config(arg=None):
             pre = PRETARGET_TASK[target]
             pre_steps = steps(pre, t["epochs"], t["batch"])
             pre_every = min(2000, max(50, pre_steps // 4))
-            c.pretarget = C.train_phase([C.task_entry(pre, src=src(a["data"], pre), head=target,
+            c.pretarget = C.train_phase([C.task_entry(pre, src=src(a, pre), head=target,
                                                       max_length=max_length(pre, t))],
                                         num_steps=pre_steps, batch_size=t["batch"], lr=t["lr"],
                                         eval_every=pre_every, eval_examples=2000, save_every=pre_every,
@@ -158,7 +164,7 @@ def get_config(arg=None):
             phases.append("pretarget")
         phases.append("target")
     c.phases = ",".join(phases + ["evaluate"])
-    c.evaluate.tasks = [C.eval_task(target, src(a["data"], target),
+    c.evaluate.tasks = [C.eval_task(target, src(a, target),
                                     max_length=0 if target in RETRIEVAL else max_length(target, TARGET.get(target)))]
     c.evaluate.benchmark = "xtreme-r" if target in ("xcopa", "mewslix", "lareqa") else "xtreme"
     if target in SCORED_ON_DEV:

@@ -57,3 +57,15 @@ def test_intermediate_entries_use_jiants_length_and_retrieval_keeps_the_registry
     assert lengths["mnli"] == lengths["hellaswag"] == lengths["ccg"] == 256
     assert lengths["squad"] == 0            # the registry's 384, jiant's too
     assert [e.max_length for e in c.evaluate.tasks] == [0]
+
+
+def test_ccg_reads_its_own_directory_and_every_other_task_the_hub_or_data():
+    """CCGbank is LDC-licensed (no hub copy): `ccg=DIR` takes CCG from local files while the other
+    tasks stay on the hub; without it, CCG is <data>/ccg like every task."""
+    sources = lambda c: {t.name: (t.source.type, t.source.path) for t in c.intermediate.tasks}  # noqa: E731
+    got = sources(_stilts("intermediate=multi,target=pawsx,ccg=/ldc/ccg"))
+    assert got["ccg"] == ("official", "/ldc/ccg")
+    assert {v for k, v in got.items() if k != "ccg"} == {("hub", "")}
+    got = sources(_stilts("intermediate=multi,target=pawsx,data=/d"))
+    assert got["ccg"] == ("official", "/d/ccg") and got["mnli"] == ("official", "/d/mnli")
+    assert sources(_stilts("intermediate=ccg,target=pawsx,data=/d,ccg=/ldc"))["ccg"] == ("official", "/ldc")

@@ -376,3 +376,24 @@ def test_compiled_plan_refuses_a_head_of_unknown_size_before_any_compile(monkeyp
                                          r"tags.txt .*; the TPU compile needs each head's label count before it "
                                          r"compiles$"):
         plan_lib.add_compiled_cost(pl, "v5e:2x4")
+
+
+def test_ccg_files_given_by_ccg_arg_shape_the_tagger_and_the_other_tasks_stay_on_the_hub(tmp_path):
+    """`ccg=DIR` (difficulty, model_size): the CCG head takes its size from DIR's tag list, the
+    plan's other tasks keep the hub."""
+    from xtreme_jax.study.expand import run_config
+    from xtreme_jax.trainer import phase_heads
+    (tmp_path / "tags.txt").write_text("N\nNP\nS\\NP\n")
+    for split in ("train", "dev"):
+        (tmp_path / f"ccg.{split}").write_text("Anna ran\tN S\\NP\n")
+    for name in ("difficulty", "model_size"):
+        pl = plan_lib.make_plan(study_config(name, f"scale=full,ccg={tmp_path}"))
+        ccg = [n for n in pl.graph.nodes.values()
+               if n.stage.startswith("intermediate") and [t["name"] for t in n.config["intermediate"]["tasks"]] == ["ccg"]]
+        assert ccg, name
+        c = run_config(dict(ccg[0].config, init_from=""), where="ccg run")
+        assert phase_heads(c.intermediate) == {"ccg": ("tagging", 3)}
+        assert c.intermediate.tasks[0].source.path == str(tmp_path)
+        hub = [n for n in pl.graph.nodes.values() if n.stage.startswith("intermediate")
+               and n.config["intermediate"]["tasks"][0]["name"] == "mnli"]
+        assert hub and hub[0].config["intermediate"]["tasks"][0]["source"]["type"] == "hub"

@@ -27,7 +27,8 @@ Targets at full scale: PAWS-X, UD-POS, PAN-X, TyDiQA-GoldP (none of them is the 
 any of the nine intermediate tasks; XNLI/XQuAD/MLQA would be, with MNLI/ANLI+/SQuAD), scores
 averaged over the targets.
 
-args: scale=tiny|full; data= (full: local data root, default the hub; CCG needs local files)
+args: scale=tiny|full; data= (full: local data root, default the hub); ccg= (full: the CCG files'
+directory, default <data>/ccg: CCGbank is LDC-licensed, so CCG needs local files)
 """
 from xtreme_jax.study import power, spec
 
@@ -43,7 +44,7 @@ WITHIN_FORMAT = {"anli_rounds": ("anli_r1", "anli_r2", "anli_r3"), "swag_hellasw
 
 
 def get_config(arg=None):
-    a = spec.parse_args(arg, scale="tiny", data="")
+    a = spec.parse_args(arg, scale="tiny", data="", ccg="")
     c = spec.study("difficulty", QUESTION, a["scale"])
     if c.scale == "tiny":
         c.recipe = "configs/demo.py"
@@ -55,7 +56,7 @@ def get_config(arg=None):
         c.factors.intermediate = ("entail", "para", "sst", "pos", "none")
     else:
         c.recipe = "configs/stilts.py"
-        c.fixed = f"model=large,data={a['data']}"
+        c.fixed = f"model=large,data={a['data']}" + (f",ccg={a['ccg']}" if a["ccg"] else "")
         c.factors.encoder = {"roberta-large": "model.pretrained=FacebookAI/roberta-large",
                              "bert-large": "model.pretrained=google-bert/bert-large-cased",
                              "xlm-r-large": "model.pretrained=FacebookAI/xlm-roberta-large"}

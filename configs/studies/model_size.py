@@ -22,7 +22,8 @@ XXL (9.7B; XL and XXL are pre-LayerNorm, configs/stilts.py model=xl / xxl); synt
 English and CCG supertagging (CCGbank is LDC-licensed: local files), semantic = MNLI, ANLI+, QQP;
 target PAWS-X.
 
-args: scale=tiny|full; data= (full: local data root, default the hub; CCG needs local files)
+args: scale=tiny|full; data= (full: local data root, default the hub); ccg= (full: the CCG files'
+directory, default <data>/ccg: CCGbank is LDC-licensed, so CCG needs local files)
 """
 from xtreme_jax.study import power, spec
 
@@ -32,7 +33,7 @@ QUESTION = ("Does scaling the size of the pretrained model amplify or diminish t
 
 
 def get_config(arg=None):
-    a = spec.parse_args(arg, scale="tiny", data="")
+    a = spec.parse_args(arg, scale="tiny", data="", ccg="")
     c = spec.study("model_size", QUESTION, a["scale"])
     if c.scale == "tiny":
         c.recipe = "configs/demo.py"
@@ -47,7 +48,7 @@ def get_config(arg=None):
         syntactic, semantic = ("pos",), ("entail",)
     else:
         c.recipe = "configs/stilts.py"
-        c.fixed = f"target=pawsx,data={a['data']}"
+        c.fixed = f"target=pawsx,data={a['data']}" + (f",ccg={a['ccg']}" if a["ccg"] else "")
         # one family (XLM-R base / large / XL / XXL); learning rate falling with size (XTREME's
         # 2e-5 base, 1e-5 large; XL and XXL lower, not yet swept); one intermediate budget for every
         # task, syntactic and semantic alike (10k steps of B=32)
