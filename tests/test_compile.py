@@ -271,6 +271,13 @@ def test_the_grid_tool_covers_the_issue_grid_and_splits_small_batches_over_tenso
     c = tpu_grid.cell_config("large", "v5e-256", "xquad", 16, 384, False, 256)
     assert tuple(c.mesh) == (1, 16, 16) and c.target.batch_size == 16 and not c.model.remat
     assert c.evaluate.batch_size == 256 and c.target.tasks[0].max_length == 384
-    C.validate(c, num_devices=256)   # the run's own check accepts the cell
+    C.validate(c, num_devices=256)   # the mesh is valid, but 64 hosts cannot split 16 rows: the run refuses it
+    with pytest.raises(C.ConfigError, match=r"^config.target.batch_size=16 is not divisible by the data-parallel "
+                                            r"size 16 \(mesh \(1, 16, 16\)\) x accum_steps 1 and by 64 processes; "
+                                            r"use a multiple of 64$"):
+        C.validate(c, num_devices=256, num_processes=64)
+    assert "| not runnable | config.target.batch_size=16 is not divisible" in tpu_grid.table(
+        [dict(cell="large v5e-256 B16xS384 remat=off", error="ConfigError: config.target.batch_size=16 is not "
+              "divisible by the data-parallel size 16")])
     c = tpu_grid.cell_config("base", "v5e-8", "xnli", 256, 128, True, 8)
     assert tuple(c.mesh) == (1, 8, 1) and c.model.pretrained == "FacebookAI/xlm-roberta-base"

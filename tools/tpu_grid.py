@@ -72,6 +72,9 @@ def table(rows) -> str:
     out = ["| cell | mesh | fits | GiB / chip (state, temp) | TFLOP / chip | AG/AR/RS/CP/A2A | roofline ms "
            "(compute / memory) | compile s |", "|---|---|---|---|---|---|---|---|"]
     for r in rows:
+        if r.get("error", "").startswith("ConfigError"):   # the run itself refuses the cell
+            out.append(f"| {r['cell']} | | not runnable | {r['error'].removeprefix('ConfigError: ')[:150]} | | | | |")
+            continue
         if "error" in r:
             out.append(f"| {r['cell']} | | error | {r['error'][:120]} | | | | |")
             continue
