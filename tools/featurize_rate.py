@@ -37,6 +37,17 @@ def rate(task, split, lang, path, max_length, tok) -> tuple[int, float]:
     return f.num_examples, statistics.median(times), f
 
 
+def unit_lengths(f):
+    """Each unit's length: a multiple-choice group's by its longest row (its batch's bucket)."""
+    return f.lengths.reshape(-1, f.group).max(axis=1)
+
+
+def length_cdf(f) -> dict:
+    """{L: share of units <= L} at the edges study/cost.LENGTH_CDF keeps (4 decimals, as kept)."""
+    lengths = unit_lengths(f)
+    return {b: round(float((lengths <= b).mean()), 4) for b in (32, 64, 128, 256, 384)}
+
+
 def bucket_line(f, max_length: int) -> str:
     """Share of units per bucket, and the mean step's FLOPs over the longest bucket's."""
     import numpy as np
@@ -45,14 +56,13 @@ def bucket_line(f, max_length: int) -> str:
     from xtreme_jax.study.cost import flops_per_token
     from xtreme_jax.study.validate import KNOWN_MODELS
     buckets = sorted({b for b in DEFAULT_BUCKETS if b < max_length} | {max_length})
-    lengths = f.lengths.reshape(-1, f.group).max(axis=1)   # a unit (a multiple-choice group) by its longest row
+    lengths = unit_lengths(f)
     share = np.bincount(np.searchsorted(buckets, lengths), minlength=len(buckets)) / len(lengths)
     large = KNOWN_MODELS["FacebookAI/xlm-roberta-large"]
     step = lambda s: s * flops_per_token(large, s)  # noqa: E731  FLOPs of one row of length s
     ratio = sum(p * step(b) for p, b in zip(share, buckets)) / step(buckets[-1])
-    cdf = {b: round(float((lengths <= b).mean()), 4) for b in (32, 64, 128, 256, 384)}
     return (" ".join(f"S{b}: {100 * p:.1f}%" for b, p in zip(buckets, share))
-            + f"; mean step / step at S{buckets[-1]}: {ratio:.2f}; share of units <= L: {cdf}")
+            + f"; mean step / step at S{buckets[-1]}: {ratio:.2f}; share of units <= L: {length_cdf(f)}")
 
 
 def main(argv=None) -> int:
