@@ -52,7 +52,9 @@ def make_plan(study, num_devices: int | None = None) -> Plan:
 
 def _compiled_rows(path: str | None, topology: str) -> tuple[dict, str]:
     """(cache, its validity stamp) of the compiled rows kept at `path` from an earlier plan: valid
-    for the same topology, jax, libtpu and package sources (a code change may change a program)."""
+    for the same topology, jax, libtpu and package sources (a code change may change a program).
+    The study layer is left out: it only plans and costs (the configs it makes are in the rows'
+    keys), so a change to a cost table re-costs a plan without compiling it again."""
     import glob
     import hashlib
     import importlib.metadata as md
@@ -60,8 +62,10 @@ def _compiled_rows(path: str | None, topology: str) -> tuple[dict, str]:
 
     import jax
     src = hashlib.sha256()
-    for f in sorted(glob.glob(os.path.join(os.path.dirname(os.path.dirname(__file__)), "**", "*.py"), recursive=True)):
-        src.update(open(f, "rb").read())
+    package = os.path.dirname(os.path.dirname(__file__))
+    for f in sorted(glob.glob(os.path.join(package, "**", "*.py"), recursive=True)):
+        if os.path.relpath(f, package).split(os.sep)[0] != "study":
+            src.update(open(f, "rb").read())
     try:
         libtpu = md.version("libtpu")
     except md.PackageNotFoundError:
