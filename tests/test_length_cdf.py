@@ -14,9 +14,10 @@ from xtreme_jax.study.cost import LENGTH_CDF  # noqa: E402
 from xtreme_jax.tasks import get_task  # noqa: E402
 
 
-def test_length_cdf_is_the_kit_measured_through_the_run_featurizers(shared_data, e5_tok):
+def test_length_cdf_is_the_kit_measured_through_the_run_featurizers(shared_data, e5_tok, tmp_path):
     assert sorted(t for t, *_ in featurize_rate.SETS) == sorted(LENGTH_CDF)
     for task, split, lang, folder, length in featurize_rate.SETS:
         f = cached_features(get_task(task), split, lang, e5_tok, cache_dir=None, max_length=length,
-                            source=source(C.source("official", str(shared_data / folder))), progress=False)
+                            source=source(C.source("official", featurize_rate.kit_set(str(shared_data), task, folder,
+                                                                                   str(tmp_path)))), progress=False)
         assert featurize_rate.length_cdf(f) == LENGTH_CDF[task], task

@@ -10,6 +10,7 @@ a step at the longest bucket, which the cost models charge every step: how loose
 import os
 import statistics
 import sys
+import tempfile
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -20,11 +21,35 @@ from xtreme_jax.data.cache import cached_features  # noqa: E402
 from xtreme_jax.tasks import get_task  # noqa: E402
 
 # (task, split, language, kit folder, max length): pair and single-sentence classifiers, taggers,
-# extractive QA, multiple choice (the kit's HellaSwag is a text conversion the reader does not take)
+# extractive QA, multiple choice
 SETS = (("xnli", "dev", "en", "xnli", 256), ("pawsx", "dev", "en", "pawsx", 256), ("panx", "dev", "en", "panx", 256),
         ("udpos", "dev", "en", "ud", 256), ("xquad", "test", "en", "xquad", 384),
         ("tydiqa", "dev", "en", "tydiqa", 384), ("sst2", "dev", "en", "sst2", 128),
-        ("cosmosqa", "dev", "en", "cosmosqa", 256), ("siqa", "dev", "en", "siqa", 128), ("copa", "dev", "en", "copa", 128))
+        ("cosmosqa", "dev", "en", "cosmosqa", 256), ("siqa", "dev", "en", "siqa", 128), ("copa", "dev", "en", "copa", 128),
+        ("hellaswag", "dev", "en", "hellaswag", 256))
+
+
+def hellaswag_jsonl(kit_folder: str, out_dir: str) -> str:
+    """The kit holds HellaSwag val only as a text conversion (6 lines an item: "activity: ctx",
+    the gold label, 4 endings; its markers such as [header] removed); written as the reader's
+    val.jsonl with the whole context as ctx_a. Each (context, ending) pair then has HellaSwag's
+    tokens but for the activity label (+2-4) and the removed markers (-): a length sample, not
+    the set."""
+    import bz2
+    import json
+    with bz2.open(os.path.join(kit_folder, "hellaswag_val_full.txt.bz2"), "rt", encoding="utf-8") as f:
+        lines = f.read().split("\n")
+    path = os.path.join(out_dir, "val.jsonl")
+    with open(path, "w", encoding="utf-8") as out:
+        for i in range(0, len(lines) - 5, 6):
+            item = dict(ind=i // 6, ctx_a=lines[i], ctx_b="", endings=lines[i + 2:i + 6], label=int(lines[i + 1]))
+            out.write(json.dumps(item) + "\n")
+    return out_dir
+
+
+def kit_set(kit: str, task: str, folder: str, tmp: str) -> str:
+    """The directory the reader takes `task` from: the kit's folder, or a conversion of it."""
+    return hellaswag_jsonl(os.path.join(kit, folder), tmp) if task == "hellaswag" else os.path.join(kit, folder)
 
 
 def rate(task, split, lang, path, max_length, tok) -> tuple[int, float]:
@@ -71,8 +96,9 @@ def main(argv=None) -> int:
         return 2
     kit, tok = got
     print(f"load {os.getloadavg()[0]:.2f}")
+    tmp = tempfile.mkdtemp()
     for task, split, lang, folder, length in SETS:
-        n, s, f = rate(task, split, lang, os.path.join(kit, folder), length, tok)
+        n, s, f = rate(task, split, lang, kit_set(kit, task, folder, tmp), length, tok)
         print(f"{task} {split}.{lang}: {n} examples (features) in {s:.2f} s (median of 3): {n / s:.0f} per s")
         print("  " + bucket_line(f, length))
     return 0

@@ -124,6 +124,7 @@ LENGTH_CDF = {
     "cosmosqa": {32: 0.0, 64: 0.0007, 128: 0.6563, 256: 1.0, 384: 1.0},      # dev (4 choices: a unit's longest)
     "siqa": {32: 0.2871, 64: 0.998, 128: 1.0, 256: 1.0, 384: 1.0},           # dev
     "copa": {32: 0.96, 64: 1.0, 128: 1.0, 256: 1.0, 384: 1.0},               # val
+    "hellaswag": {32: 0.0058, 64: 0.2217, 128: 0.7531, 256: 1.0, 384: 1.0},  # val (the kit's text conversion)
 }
 # Sets the kit does not hold, measured by their closest kit relative: XNLI's English is MNLI's
 # genres and annotation (Conneau et al. 2018), XQuAD is SQuAD v1.1 dev, MLQA's English contexts
