@@ -211,10 +211,20 @@ def phase_rows(config, name: str, mesh, chip, cache: dict) -> list:
     import json
 
     from xtreme_jax import aot
+    from xtreme_jax.trainer import phase_tasks
     model_cfg = aot.model_config(config)
     section = costing_phase(config[name]) if name != "evaluate" else config.evaluate
+    described = section.to_dict()
+    heads = {}
+    if name != "evaluate":
+        # a train step depends on its tasks only through each head's kind, size, length and choices:
+        # MNLI's step compiled once costs ANLI's (3 labels, 256 tokens) too; rows are renamed below
+        tasks = phase_tasks(section)
+        heads = {task.kind: head for _, task, head, _ in tasks}
+        described["tasks"] = sorted([task.kind, n, t.max_length or task.max_length, task.num_choices]
+                                    for t, task, _, n in tasks)
     key = json.dumps([name == "evaluate", dataclasses.asdict(model_cfg), list(mesh.shape.items()), list(config.data.buckets),
-                      section.to_dict()], sort_keys=True, default=str)
+                      described], sort_keys=True, default=str)
     if key not in cache:
         programs = (aot.eval_programs(config, model_cfg, mesh) if name == "evaluate"
                     else aot.train_programs(name, section, config, model_cfg, mesh))
@@ -223,7 +233,10 @@ def phase_rows(config, name: str, mesh, chip, cache: dict) -> list:
             row = aot.compile_all([p], mesh, chip)[0]
             rows.append(dict(row, buckets=n_buckets))
         cache[key] = rows
-    return [dict(r, phase=name) for r in cache[key]]
+    if not heads:
+        return [dict(r, phase=name) for r in cache[key]]
+    named = lambda r: "/".join([name, heads[r["kind"]]] + r["program"].split("/")[2:])  # noqa: E731
+    return [dict(r, phase=name, head=heads[r["kind"]], program=named(r)) for r in cache[key]]
 
 
 # Fields that never reach a step's program (validation, saving, logging; which examples, in which
