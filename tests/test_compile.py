@@ -212,8 +212,12 @@ def test_study_plan_costs_every_run_from_its_compile_and_refuses_a_run_that_does
 
     plan = plan_lib.make_plan(study())
     rows_file = tmp_path / "compile_rows.json"
-    got = plan_lib.add_compiled_cost(plan, "v5e:2x2", mfu=0.5, rows_file=str(rows_file))
+    lines = []
+    got = plan_lib.add_compiled_cost(plan, "v5e:2x2", mfu=0.5, rows_file=str(rows_file), log=lines.append)
     nodes = plan.cost["nodes"]
+    # progress after each run that compiled: the first run compiles, the last one costed is named
+    assert lines and all(re.fullmatch(r"compiled \d+ programs \(\d+ families\), \d+ of "
+                                      f"{len(nodes)}" r" runs costed, [\d.]+ min", ln) for ln in lines)
     # a second plan of the workdir compiles nothing: the rows kept are valid for it ...
     monkeypatch.setattr(aot, "compile_program", lambda *a, **k: pytest.fail("compiled again"))
     again = plan_lib.add_compiled_cost(plan_lib.make_plan(study()), "v5e:2x2", mfu=0.5, rows_file=str(rows_file))

@@ -289,8 +289,8 @@ def compile_costs(configs, topology: str, mfu: float | None = None, cache: dict 
     it (the lowering time measured here) and loads it from the persistent compilation cache, as
     runs do on one host (xtreme_jax.main's cache) or several sharing JAX_COMPILATION_CACHE_DIR on
     GCS; "fixed_nocache_s" is the same with every run compiling all of its programs.
-    `on_compiled(cache)`: called after each run whose programs added rows to `cache` (a plan that
-    compiles for an hour keeps what it compiled when it is stopped)."""
+    `on_compiled(cache, runs_done)`: called after each run whose programs added rows to `cache` (a
+    plan that compiles for an hour keeps what it compiled when it is stopped, and says how far it is)."""
     import ml_collections as mlc
 
     from xtreme_jax import aot
@@ -311,7 +311,7 @@ def compile_costs(configs, topology: str, mfu: float | None = None, cache: dict 
         known = len(cache)
         rows = [r for name in names for r in phase_rows(config, name, mesh, chip, cache)]
         if on_compiled and len(cache) > known:
-            on_compiled(cache)
+            on_compiled(cache, i + 1)
         bad = next((r for r in rows if not r["fits"]), None)
         phases, steps_s, validation_s, eval_s = {}, 0.0, 0.0, 0.0
         for r in rows:

@@ -77,7 +77,8 @@ def run_command(cmd: str, study, root: str) -> int:
     plan = plan_lib.make_plan(study)
     if _COMPILE.value:
         rows = None if "://" in root else os.path.join(root, f"compile_rows.{_COMPILE.value.replace(':', '_')}.json")
-        plan_lib.add_compiled_cost(plan, _COMPILE.value, _MFU.value, rows_file=rows)
+        plan_lib.add_compiled_cost(plan, _COMPILE.value, _MFU.value, rows_file=rows,
+                                   log=lambda line: print(line, file=sys.stderr, flush=True))
     if cmd == "plan":
         print(plan_lib.table(plan))
         plan_lib.check_budget(plan, _BUDGET.value)

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import time
 
 from xtreme_jax.files import write_atomic
 from xtreme_jax.study import cost as cost_lib
@@ -79,12 +80,14 @@ def _compiled_rows(path: str | None, topology: str) -> tuple[dict, str]:
     return (saved.get("rows", {}) if saved.get("stamp") == stamp else {}), stamp
 
 
-def add_compiled_cost(plan: Plan, topology: str, mfu: float | None = None, rows_file: str | None = None) -> dict:
+def add_compiled_cost(plan: Plan, topology: str, mfu: float | None = None, rows_file: str | None = None,
+                      log=None) -> dict:
     """Costs every run of the plan from what XLA:TPU compiles for `topology` (xtreme_jax.compile:
     each distinct program once, its FLOPs at `mfu` of the chip's bf16 peak, plus a fixed cost per
     run: start-up, its compiles, checkpoint saves). A run with a program that does not fit
     refuses the plan. Adds plan.cost["compiled"] and each node's compiled seconds and chip-hours.
-    `rows_file`: where the compiled rows are kept, so that a later plan compiles only what changed."""
+    `rows_file`: where the compiled rows are kept, so that a later plan compiles only what changed;
+    `log(line)`: progress after each run that compiled something."""
     from xtreme_jax import aot
     from xtreme_jax.compile import compile_costs
     nodes = list(plan.graph.nodes.items())
@@ -105,8 +108,14 @@ def add_compiled_cost(plan: Plan, topology: str, mfu: float | None = None, rows_
                                  "compile needs each head's label count before it compiles") from None
     # rows_file: the compiled rows of an earlier plan of this workdir, reused while valid
     cache, stamp = _compiled_rows(rows_file, topology)
-    keep = (lambda rows: write_atomic(rows_file, json.dumps({"stamp": stamp, "rows": rows}, default=str))
-            ) if rows_file else None
+    started = time.perf_counter()
+
+    def keep(rows, done):
+        if rows_file:
+            write_atomic(rows_file, json.dumps({"stamp": stamp, "rows": rows}, default=str))
+        if log:
+            log(f"compiled {sum(map(len, rows.values()))} programs ({len(rows)} families), "
+                f"{done} of {len(configs)} runs costed, {(time.perf_counter() - started) / 60:.1f} min")
     costs = compile_costs(configs, topology, mfu, cache=cache, eval_examples=counts, on_compiled=keep)
     for (h, n), c in zip(nodes, costs):
         if not c["fits"]:
