@@ -294,3 +294,21 @@ def test_the_grid_tool_covers_the_issue_grid_and_splits_small_batches_over_tenso
               "divisible by the data-parallel size 16")])
     c = tpu_grid.cell_config("base", "v5e-8", "xnli", 256, 128, True, 8)
     assert tuple(c.mesh) == (1, 8, 1) and c.model.pretrained == "FacebookAI/xlm-roberta-base"
+
+
+def test_steps_are_costed_at_the_model_flops_where_xla_counts_a_collective_matmul_short():
+    """XLM-R large, B=32 S=256, remat, 8 chips: 32 x 256 tokens x (6 x 24 (4d^2 + 2df) + 12 x 24 x 256 d)
+    x 4/3 / 8 = 2.577 TFLOP per chip. v6e-8's compile counts 2.62 (kept); v5e-8's, whose layers
+    become collective-permute loops, 2.00 (docs/tpu.md round 4): costed at the model's count."""
+    from xtreme_jax.study.validate import KNOWN_MODELS
+    large = KNOWN_MODELS["FacebookAI/xlm-roberta-large"]
+    per_token = 6 * 24 * (4 * 1024 ** 2 + 2 * 1024 * 4096) + 12 * 24 * 256 * 1024
+    floor = 32 * 256 * per_token * 4 / 3 / 8
+    assert floor == pytest.approx(2.577e12, rel=1e-3)
+    row = dict(train=True, batch=32, seq=256)
+    assert compile_cli.costed_flops(dict(row, flops=2.62e12), large, True, 8) == (2.62e12, "compiled")
+    flops, by = compile_cli.costed_flops(dict(row, flops=2.00e12), large, True, 8)
+    assert flops == pytest.approx(floor) and by == "model (XLA's count is lower)"
+    # an evaluator forward: a third of a training step's FLOPs, never remat's
+    flops, _ = compile_cli.costed_flops(dict(row, train=False, batch=64, flops=0.5e12), large, True, 8)
+    assert flops == pytest.approx(64 * 256 * per_token / 3 / 8)

@@ -11,6 +11,7 @@ on the step time. A program that does not fit is an `error:` line (exit 2) with 
 change that fits, found by compiling the candidates. Needs libtpu (`pip install -e .[tpu]`).
 """
 import dataclasses
+import math
 import os
 import re
 import sys
@@ -269,13 +270,27 @@ def program_keys(config, name: str) -> list:
     return out
 
 
+def costed_flops(row: dict, shape: dict, remat: bool, chips: int) -> tuple[float, str]:
+    """(FLOPs per chip a program is costed at, where they come from): the compiled count, or the
+    model's own count (6N + 12LSd per token, x 4/3 with remat, a third for a forward; a floor: it
+    leaves out heads, embeddings and choices) where XLA's count is lower. XLA:TPU's cost analysis
+    counts a collective matmul's looped einsums short: on v5e, where the sharded layers become
+    collective-permute loops (480-960 permutes), it reports 16-34% fewer FLOPs than v4 / v5p / v6e
+    do for the same step (docs/tpu.md, round 4), and a plan costed on it would be that much low."""
+    from xtreme_jax.study.cost import REMAT, flops_per_token
+    per_row = row["seq"] * flops_per_token(shape, row["seq"])
+    per_row *= (REMAT if remat else 1.0) if row["train"] else 1 / 3
+    floor = row["batch"] * per_row / chips
+    return (row["flops"], "compiled") if row["flops"] >= floor else (floor, "model (XLA's count is lower)")
+
+
 def compile_costs(configs, topology: str, mfu: float | None = None, cache: dict | None = None,
                   eval_examples: list | None = None, on_compiled=None) -> list:
     """For each run config (a ConfigDict or its dict) of a plan, in the order they run:
     {"fits", "refused" (the error line or None), "seconds", "steps_s", "steps_longest_s",
     "validation_s", "eval_s", "fixed_s", "fixed_nocache_s", "fixed": {start-up, compiles, data,
     checkpoints}, "phases": {phase: {"steps", "step_s", "bucket_mix", "program",
-    "tflop_per_chip"}}, "mfu", "mfu_source", "programs"}.
+    "tflop_per_chip", "flops_from"}}, "mfu", "mfu_source", "programs"}.
 
     Compiled: each phase at its longest length bucket, once per distinct costing_phase (`cache`,
     shared by the calls of a plan). Costed at `mfu` of the bf16 peak: the training steps at the
@@ -314,16 +329,17 @@ def compile_costs(configs, topology: str, mfu: float | None = None, cache: dict 
             on_compiled(cache, i + 1)
         bad = next((r for r in rows if not r["fits"]), None)
         phases, steps_s, validation_s, eval_s = {}, 0.0, 0.0, 0.0
+        as_dict = config.to_dict()
+        shape = model_shape(as_dict)
         for r in rows:
             if not r["train"] or not r["fits"]:
                 continue
             p = phases.get(r["phase"])
             if p is None or r["seq"] > p["seq"]:
+                flops, by = costed_flops(r, shape, bool(config.model.remat), mesh.devices.size)
                 phases[r["phase"]] = {"steps": int(config[r["phase"]].num_steps), "seq": r["seq"],
-                                      "program": r["program"], "tflop_per_chip": r["flops"] / 1e12,
-                                      "step_s": r["flops"] / peak}
-        as_dict = config.to_dict()
-        shape = model_shape(as_dict)
+                                      "program": r["program"], "tflop_per_chip": flops / 1e12,
+                                      "flops_from": by, "step_s": flops / peak}
         longest_s = 0.0
         for name, p in phases.items():
             pcfg = config[name]
@@ -339,7 +355,7 @@ def compile_costs(configs, topology: str, mfu: float | None = None, cache: dict 
             if r["phase"] == "evaluate" and r["fits"] and r["head"] in counts:
                 eval_buckets = tuple(sorted({b for b in (config.evaluate.get("buckets") or config.data.buckets)
                                              if b < r["seq"]} | {r["seq"]}))
-                eval_s += (-(-counts[r["head"]] // r["batch"]) * r["flops"] / peak
+                eval_s += (-(-counts[r["head"]] // r["batch"]) * costed_flops(r, shape, False, mesh.devices.size)[0] / peak
                            * step_ratio(shape, [r["head"]], eval_buckets))
         # compiles: each program family's row (by head kind for training, by task for evaluate)
         compile_s = nocache_s = 0.0
@@ -398,6 +414,13 @@ def main(argv):
             print(f"note: {gib(train[0]['replicated_state_bytes'])} GiB of the train state is whole on every chip "
                   f"(data-parallel mesh): its gradients are all-reduced whole each step (the word embedding's "
                   f"among them); --mesh=1,{data * fsdp},{tensor} shards it over fsdp (docs/tpu.md)")
+        from xtreme_jax.study.validate import model_shape
+        shape = model_shape(config.to_dict())
+        for r in result["rows"]:
+            floor = costed_flops(r, shape, bool(config.model.remat), math.prod(result["mesh"])) if "flops" in r else None
+            if floor and floor[1] != "compiled":
+                print(f"note: {r['program']}: XLA counts {r['flops'] / 1e12:.3g} TFLOP per chip, below the model's "
+                      f"own {floor[0] / 1e12:.3g} (its collective matmuls' loops counted short); plans cost it at the latter")
         bad = next((r for r in result["rows"] if not r["fits"]), None)
         proposal = propose(config, _TOPOLOGY.value, bad, say) if bad and _PROPOSE.value else None
         out = {"topology": _TOPOLOGY.value, "chip": chip_name, "chip_figures": chip.__dict__, **result,
