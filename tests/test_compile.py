@@ -16,6 +16,7 @@ from xtreme_jax import config as C  # noqa: E402
 from xtreme_jax.models.encoder import preset  # noqa: E402
 from xtreme_jax.study.cost import flops_per_token  # noqa: E402
 from xtreme_jax.study.validate import model_shape  # noqa: E402
+from xtreme_jax.study import compiled_cost, cost as cost_lib  # noqa: E402
 
 
 def tiny_config(phases="target,evaluate", **model):
@@ -148,7 +149,7 @@ def test_compile_costs_compiles_shared_programs_once_and_costs_steps_at_the_mfu(
     other = c.copy_and_resolve_references()           # another point: only the schedule's constants differ
     other.target.num_steps, other.target.lr, other.target.tasks[0].max_examples = 300, 3e-5, 64
     cache = {}
-    a, b, o = compile_cli.compile_costs([c, c.to_dict(), other], "v5e:2x2", mfu=0.5, cache=cache,
+    a, b, o = compiled_cost.compile_costs([c, c.to_dict(), other], "v5e:2x2", mfu=0.5, cache=cache,
                                         eval_examples=[{"xnli": 1000}, {}, {}])
     assert len(cache) == 2 and a["fits"] and a["refused"] is None          # target + evaluate, one compile each
     train, forward = a["programs"]                                         # the longest bucket only ...
@@ -179,20 +180,20 @@ def test_compile_costs_compiles_shared_programs_once_and_costs_steps_at_the_mfu(
     # named as its own, and still charged its own compile (its head is another program in the run)
     mnli = c.copy_and_resolve_references()
     mnli.target.tasks[0].name = "mnli"
-    (m,) = compile_cli.compile_costs([mnli], "v5e:2x2", mfu=0.5, cache=cache)
+    (m,) = compiled_cost.compile_costs([mnli], "v5e:2x2", mfu=0.5, cache=cache)
     assert len(cache) == 2 and m["programs"][0]["fingerprint"] == train["fingerprint"]
     assert m["programs"][0]["program"] == "target/mnli/B32xS64" and m["programs"][0]["head"] == "mnli"
     assert m["phases"]["target"]["step_s"] == p["step_s"]
     assert m["fixed"]["compile_s"] == pytest.approx(cold(train) + cold(forward))
     assert b["fixed_nocache_s"] == pytest.approx(b["fixed_s"] - b["fixed"]["compile_s"] + b["fixed"]["compile_nocache_s"])
     assert a["fixed_s"] == pytest.approx(sum(v for k, v in a["fixed"].items() if k != "compile_nocache_s"))
-    assert a["fixed"]["startup_s"] == compile_cli.STARTUP_S and a["fixed"]["checkpoint_s"] > 0
+    assert a["fixed"]["startup_s"] == compiled_cost.STARTUP_S and a["fixed"]["checkpoint_s"] > 0
     # tokenizing: 100 steps x 32 examples drawn + the dev examples validated + 1000 test examples,
     # at the non-QA rate
     from xtreme_jax.study.cost import validation_examples
     n_dev = validation_examples(c.target.to_dict())
     assert n_dev > 0 and a["validation_s"] > 0
-    assert a["fixed"]["data_s"] == pytest.approx((100 * 32 + n_dev + 1000) / compile_cli.FEATURIZE_PER_S["other"])
+    assert a["fixed"]["data_s"] == pytest.approx((100 * 32 + n_dev + 1000) / compiled_cost.FEATURIZE_PER_S["other"])
 
 
 def test_study_plan_costs_every_run_from_its_compile_and_refuses_a_run_that_does_not_fit(tmp_path, monkeypatch):
@@ -306,9 +307,9 @@ def test_steps_are_costed_at_the_model_flops_where_xla_counts_a_collective_matmu
     floor = 32 * 256 * per_token * 4 / 3 / 8
     assert floor == pytest.approx(2.577e12, rel=1e-3)
     row = dict(train=True, batch=32, seq=256)
-    assert compile_cli.costed_flops(dict(row, flops=2.62e12), large, True, 8) == (2.62e12, "compiled")
-    flops, by = compile_cli.costed_flops(dict(row, flops=2.00e12), large, True, 8)
+    assert cost_lib.costed_flops(dict(row, flops=2.62e12), large, True, 8) == (2.62e12, "compiled")
+    flops, by = cost_lib.costed_flops(dict(row, flops=2.00e12), large, True, 8)
     assert flops == pytest.approx(floor) and by == "model (XLA's count is lower)"
     # an evaluator forward: a third of a training step's FLOPs, never remat's
-    flops, _ = compile_cli.costed_flops(dict(row, train=False, batch=64, flops=0.5e12), large, True, 8)
+    flops, _ = cost_lib.costed_flops(dict(row, train=False, batch=64, flops=0.5e12), large, True, 8)
     assert flops == pytest.approx(64 * 256 * per_token / 3 / 8)

@@ -1,5 +1,5 @@
 """Tokenizing speed of the run's featurizers (examples per second, one process), the figure
-behind compile.FEATURIZE_PER_S: XLM-R's sentencepiece (the e5-small conversion carries it) on
+behind study/compiled_cost.FEATURIZE_PER_S: XLM-R's sentencepiece (the e5-small conversion carries it) on
 real kit data, no feature cache, each set featurized 3 times, the median kept. Also, per set,
 the share of training batches in each length bucket (training batches hold one bucket's units,
 data/batching.py) and what that makes the mean step's FLOPs (6N + 12LSd, XLM-R large) against

@@ -109,6 +109,20 @@ def phase_seq(config: dict, phase: str) -> int:
 
 REMAT = 4 / 3   # forward + recomputed forward + backward (2x forward) over forward + backward
 
+
+def costed_flops(row: dict, shape: dict, remat: bool, chips: int) -> tuple[float, str]:
+    """(FLOPs per chip a program is costed at, where they come from): the compiled count, or the
+    model's own count (6N + 12LSd per token, x 4/3 with remat, a third for a forward; a floor: it
+    leaves out heads, embeddings and choices) where XLA's count is lower. XLA:TPU's cost analysis
+    counts a collective matmul's looped einsums short: on v5e, where the sharded layers become
+    collective-permute loops (480-960 permutes), it reports 16-34% fewer FLOPs than v4 / v5p / v6e
+    do for the same step (docs/tpu.md, round 4), and a plan costed on it would be that much low."""
+    per_row = row["seq"] * flops_per_token(shape, row["seq"])
+    per_row *= (REMAT if remat else 1.0) if row["train"] else 1 / 3
+    floor = row["batch"] * per_row / chips
+    return (row["flops"], "compiled") if row["flops"] >= floor else (floor, "model (XLA's count is lower)")
+
+
 # Share of a task's units (examples; QA: doc-stride windows) of at most L tokens under XLM-R's
 # sentencepiece through the run's featurizers, measured on the English sets of the data kit:
 # `python tools/featurize_rate.py` (its "share of units <= L"). Training batches hold one

@@ -89,7 +89,7 @@ def add_compiled_cost(plan: Plan, topology: str, mfu: float | None = None, rows_
     `rows_file`: where the compiled rows are kept, so that a later plan compiles only what changed;
     `log(line)`: progress after each run that compiled something."""
     from xtreme_jax import aot
-    from xtreme_jax.compile import compile_costs
+    from xtreme_jax.study.compiled_cost import compile_costs
     nodes = list(plan.graph.nodes.items())
     # A branch's parent weights do not change its programs: compiled without init_from.
     counts = [cost_lib.eval_examples_by_task(n.config, plan.data) if "evaluate" in n.phases else {}
