@@ -217,17 +217,26 @@ def test_study_plan_costs_every_run_from_its_compile_and_refuses_a_run_that_does
     got = plan_lib.add_compiled_cost(plan, "v5e:2x2", mfu=0.5, rows_file=str(rows_file), log=lines.append)
     nodes = plan.cost["nodes"]
     # progress after each run that compiled: the first run compiles, the last one costed is named
-    assert lines and all(re.fullmatch(r"compiled \d+ programs \(\d+ families\), \d+ of "
+    assert lines and all(re.fullmatch(r"compiled \d+ programs, \d+ of "
                                       f"{len(nodes)}" r" runs costed, [\d.]+ min", ln) for ln in lines)
-    # a second plan of the workdir compiles nothing: the rows kept are valid for it ...
+    # a second plan of the workdir compiles nothing: the programs kept (by the fingerprint of
+    # their StableHLO) are the ones it lowers ...
+    kept = json.loads(rows_file.read_text())
     monkeypatch.setattr(aot, "compile_program", lambda *a, **k: pytest.fail("compiled again"))
     again = plan_lib.add_compiled_cost(plan_lib.make_plan(study()), "v5e:2x2", mfu=0.5, rows_file=str(rows_file))
     assert again == got
-    # ... until anything they depend on changes (here: the stamp, as a code change makes it)
-    kept = json.loads(rows_file.read_text())
-    rows_file.write_text(json.dumps(dict(kept, stamp="other")))
-    with pytest.raises(pytest.fail.Exception, match="compiled again"):
-        plan_lib.add_compiled_cost(plan_lib.make_plan(study()), "v5e:2x2", mfu=0.5, rows_file=str(rows_file))
+    # ... as they are in the earlier layout (family -> rows, stamped with the package sources) ...
+    old = {"stamp": json.dumps(json.loads(kept["stamp"])[:3] + ["sources of another commit"]),
+           "rows": {"family": list(kept["by_fingerprint"].values())}}
+    rows_file.write_text(json.dumps(old))
+    assert plan_lib.add_compiled_cost(plan_lib.make_plan(study()), "v5e:2x2", mfu=0.5, rows_file=str(rows_file)) == got
+    # ... but a program that lowers to another fingerprint (changed code) is compiled, and so is
+    # every program under another stamp (libtpu, jax, XLA flags, the row format)
+    for changed in ({"stamp": kept["stamp"], "by_fingerprint": {"0" + k: v for k, v in kept["by_fingerprint"].items()}},
+                    dict(kept, stamp="other")):
+        rows_file.write_text(json.dumps(changed))
+        with pytest.raises(pytest.fail.Exception, match="compiled again"):
+            plan_lib.add_compiled_cost(plan_lib.make_plan(study()), "v5e:2x2", mfu=0.5, rows_file=str(rows_file))
     monkeypatch.undo()
     assert got["chips_per_run"] == 4 and got["mfu"] == 0.5 and got["mfu_source"] == "given"
     assert all(nodes[h]["compiled_seconds"] > nodes[h]["compiled_fixed_seconds"] > 0 for h in plan.graph.nodes)
@@ -256,13 +265,13 @@ def test_study_plan_costs_every_run_from_its_compile_and_refuses_a_run_that_does
     monkeypatch.setattr(aot, "compile_program", lambda *a, **k: counted(*a, stop_at=total, **k))
     with pytest.raises(KeyboardInterrupt):
         plan_lib.add_compiled_cost(plan_lib.make_plan(study()), "v5e:2x2", mfu=0.5, rows_file=str(stopped))
-    kept_rows = json.loads(stopped.read_text())["rows"]
-    assert 0 < len(kept_rows) < len(json.loads(every.read_text())["rows"])
+    kept_rows = json.loads(stopped.read_text())["by_fingerprint"]
+    assert 0 < len(kept_rows) < len(json.loads(every.read_text())["by_fingerprint"])
     calls[:] = []
     monkeypatch.setattr(aot, "compile_program", counted)
     plan_lib.add_compiled_cost(plan_lib.make_plan(study()), "v5e:2x2", mfu=0.5, rows_file=str(stopped))
     assert 0 < len(calls) < total
-    assert json.loads(stopped.read_text())["rows"].keys() == json.loads(every.read_text())["rows"].keys()
+    assert json.loads(stopped.read_text())["by_fingerprint"].keys() == json.loads(every.read_text())["by_fingerprint"].keys()
     monkeypatch.undo()
 
     big = plan_lib.make_plan(study())

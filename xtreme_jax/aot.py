@@ -323,6 +323,11 @@ def _oom_bytes(message: str) -> int | None:
     return int(float(m.group(1)) * {"K": 2 ** 10, "M": 2 ** 20, "G": 2 ** 30, "T": 2 ** 40}[m.group(2)]) if m else None
 
 
+# The fields compile_program measures and how: bump when they change, so that kept rows (study
+# plan --compile's store, by fingerprint) are measured again.
+ROW_FORMAT = 1
+
+
 def compile_program(program: Program, mesh, chip: Chip, lowered=None) -> dict:
     """Compiles one program for the mesh's TPU devices; returns its per-chip figures."""
     t = time.perf_counter()

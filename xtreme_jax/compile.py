@@ -188,9 +188,10 @@ def _longest(programs):
     return [(max(ps, key=lambda p: p.meta["seq"]), len(ps)) for ps in by_head.values()]
 
 
-def phase_rows(config, name: str, mesh, chip, cache: dict) -> list:
+def phase_rows(config, name: str, mesh, chip, cache: dict, compiled: dict | None = None) -> list:
     """Compiled rows of one phase of `config` at its longest buckets, cached by what they depend on:
-    the model, the mesh, the buckets and the costing phase (or the evaluate section)."""
+    the model, the mesh, the buckets and the costing phase (or the evaluate section); `compiled`:
+    aot.compile_all's fingerprint -> row cache (a program compiled before is only lowered)."""
     import json
 
     from xtreme_jax import aot
@@ -213,7 +214,7 @@ def phase_rows(config, name: str, mesh, chip, cache: dict) -> list:
                     else aot.train_programs(name, section, config, model_cfg, mesh))
         rows = []
         for p, n_buckets in _longest(programs):
-            row = aot.compile_all([p], mesh, chip)[0]
+            row = aot.compile_all([p], mesh, chip, cache=compiled)[0]
             rows.append(dict(row, buckets=n_buckets))
         cache[key] = rows
     if not heads:

@@ -57,7 +57,7 @@ def program_keys(config, name: str) -> list:
 
 
 def compile_costs(configs, topology: str, mfu: float | None = None, cache: dict | None = None,
-                  eval_examples: list | None = None, on_compiled=None) -> list:
+                  eval_examples: list | None = None, compiled: dict | None = None, on_compiled=None) -> list:
     """For each run config (a ConfigDict or its dict) of a plan, in the order they run:
     {"fits", "refused" (the error line or None), "seconds", "steps_s", "steps_longest_s",
     "validation_s", "eval_s", "fixed_s", "fixed_nocache_s", "fixed": {start-up, compiles, data,
@@ -76,8 +76,10 @@ def compile_costs(configs, topology: str, mfu: float | None = None, cache: dict 
     it (the lowering time measured here) and loads it from the persistent compilation cache, as
     runs do on one host (xtreme_jax.main's cache) or several sharing JAX_COMPILATION_CACHE_DIR on
     GCS; "fixed_nocache_s" is the same with every run compiling all of its programs.
-    `on_compiled(cache, runs_done)`: called after each run whose programs added rows to `cache` (a
-    plan that compiles for an hour keeps what it compiled when it is stopped, and says how far it is)."""
+    `compiled`: fingerprint -> row of the programs compiled so far (aot.compile_all's cache; a
+    plan keeps it between plans). `on_compiled(compiled, runs_done)`: called after each run that
+    compiled a program (a plan that compiles for an hour keeps what it compiled when it is
+    stopped, and says how far it is)."""
     import ml_collections as mlc
 
     from xtreme_jax import aot
@@ -88,6 +90,7 @@ def compile_costs(configs, topology: str, mfu: float | None = None, cache: dict 
     chip_name, chip, _ = aot.device_figures(topology)
     peak = chip.peak_tflops * 1e12 * mfu
     cache = {} if cache is None else cache
+    compiled = {} if compiled is None else compiled
     compiled_before = set()   # program keys an earlier run of this plan compiled
     out = []
     for i, config in enumerate(configs):
@@ -95,10 +98,10 @@ def compile_costs(configs, topology: str, mfu: float | None = None, cache: dict 
         mesh = aot.topology_mesh(topology, tuple(config.mesh))
         config_lib.validate(config, mesh.devices.size, len({d.process_index for d in mesh.devices.flat}))
         names = config_lib.phases(config)
-        known = len(cache)
-        rows = [r for name in names for r in phase_rows(config, name, mesh, chip, cache)]
-        if on_compiled and len(cache) > known:
-            on_compiled(cache, i + 1)
+        known = len(compiled)
+        rows = [r for name in names for r in phase_rows(config, name, mesh, chip, cache, compiled)]
+        if on_compiled and len(compiled) > known:
+            on_compiled(compiled, i + 1)
         bad = next((r for r in rows if not r["fits"]), None)
         phases, steps_s, validation_s, eval_s = {}, 0.0, 0.0, 0.0
         as_dict = config.to_dict()

@@ -51,33 +51,36 @@ def make_plan(study, num_devices: int | None = None) -> Plan:
     return Plan(study, points, collapsed, graph, data, cost)
 
 
-def _compiled_rows(path: str | None, topology: str) -> tuple[dict, str]:
-    """(cache, its validity stamp) of the compiled rows kept at `path` from an earlier plan: valid
-    for the same topology, jax, libtpu and package sources (a code change may change a program).
-    The study layer is left out: it only plans and costs (the configs it makes are in the rows'
-    keys), so a change to a cost table re-costs a plan without compiling it again."""
-    import glob
-    import hashlib
+def _compiled_store(path: str | None, topology: str) -> tuple[dict, str]:
+    """(fingerprint -> compiled row, its validity stamp) kept at `path` by an earlier plan. A row
+    stands for the program whose lowered StableHLO has that fingerprint, so it stays valid across
+    any code change that leaves the program alone (a changed program lowers to a new fingerprint
+    and is compiled); the stamp covers what else shapes a row: the topology, jax, libtpu, the XLA
+    flags and aot.ROW_FORMAT. A file of the earlier layout ({"rows": family -> rows}, stamped
+    with the package sources) gives its rows by fingerprint where topology, jax and libtpu match."""
     import importlib.metadata as md
     import os
 
     import jax
-    src = hashlib.sha256()
-    package = os.path.dirname(os.path.dirname(__file__))
-    for f in sorted(glob.glob(os.path.join(package, "**", "*.py"), recursive=True)):
-        if os.path.relpath(f, package).split(os.sep)[0] != "study":
-            src.update(open(f, "rb").read())
+
+    from xtreme_jax import aot
     try:
         libtpu = md.version("libtpu")
     except md.PackageNotFoundError:
         libtpu = ""
-    stamp = json.dumps([topology, jax.__version__, libtpu, src.hexdigest()])
+    versions = [topology, jax.__version__, libtpu]
+    stamp = json.dumps(versions + [os.environ.get("XLA_FLAGS", ""), os.environ.get("LIBTPU_INIT_ARGS", ""),
+                                   aot.ROW_FORMAT])
     try:
         with open(path) as f:
             saved = json.load(f)
     except (OSError, ValueError, TypeError):
         return {}, stamp
-    return (saved.get("rows", {}) if saved.get("stamp") == stamp else {}), stamp
+    if saved.get("stamp") == stamp:
+        return saved.get("by_fingerprint", {}), stamp
+    if "rows" in saved and json.loads(saved.get("stamp") or "[]")[:3] == versions:
+        return {r["fingerprint"]: r for rows in saved["rows"].values() for r in rows if "fingerprint" in r}, stamp
+    return {}, stamp
 
 
 def add_compiled_cost(plan: Plan, topology: str, mfu: float | None = None, rows_file: str | None = None,
@@ -106,17 +109,17 @@ def add_compiled_cost(plan: Plan, topology: str, mfu: float | None = None, rows_
             except ValueError as e:
                 raise StudyError(f"run {h} ({n.stage}) {name}: {(str(e).splitlines() or [''])[0]}; the TPU "
                                  "compile needs each head's label count before it compiles") from None
-    # rows_file: the compiled rows of an earlier plan of this workdir, reused while valid
-    cache, stamp = _compiled_rows(rows_file, topology)
+    # rows_file: the programs an earlier plan of this workdir compiled, by fingerprint
+    compiled, stamp = _compiled_store(rows_file, topology)
     started = time.perf_counter()
 
-    def keep(rows, done):
+    def keep(store, done):
         if rows_file:
-            write_atomic(rows_file, json.dumps({"stamp": stamp, "rows": rows}, default=str))
+            write_atomic(rows_file, json.dumps({"stamp": stamp, "by_fingerprint": store}, default=str))
         if log:
-            log(f"compiled {sum(map(len, rows.values()))} programs ({len(rows)} families), "
-                f"{done} of {len(configs)} runs costed, {(time.perf_counter() - started) / 60:.1f} min")
-    costs = compile_costs(configs, topology, mfu, cache=cache, eval_examples=counts, on_compiled=keep)
+            log(f"compiled {len(store)} programs, {done} of {len(configs)} runs costed, "
+                f"{(time.perf_counter() - started) / 60:.1f} min")
+    costs = compile_costs(configs, topology, mfu, eval_examples=counts, compiled=compiled, on_compiled=keep)
     for (h, n), c in zip(nodes, costs):
         if not c["fits"]:
             raise StudyError(f"run {h} ({n.stage}): " + c["refused"].removeprefix("error: "))
