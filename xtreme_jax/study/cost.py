@@ -114,9 +114,9 @@ def costed_flops(row: dict, shape: dict, remat: bool, chips: int) -> tuple[float
     """(FLOPs per chip a program is costed at, where they come from): the compiled count, or the
     model's own count (6N + 12LSd per token, x 4/3 with remat, a third for a forward; a floor: it
     leaves out heads, embeddings and choices) where XLA's count is lower. XLA:TPU's cost analysis
-    counts a collective matmul's looped einsums short: on v5e, where the sharded layers become
-    collective-permute loops (480-960 permutes), it reports 16-34% fewer FLOPs than v4 / v5p / v6e
-    do for the same step (docs/tpu.md, round 4), and a plan costed on it would be that much low."""
+    counts a collective matmul's looped einsums short: where the sharded layers become
+    collective-permute loops (480-960 permutes: v5e at S=256, v6e at B=256 with remat) it reports
+    16-34% fewer FLOPs than the compiles without them do for the same step (docs/tpu.md, round 4), and a plan costed on it would be that much low."""
     per_row = row["seq"] * flops_per_token(shape, row["seq"])
     per_row *= (REMAT if remat else 1.0) if row["train"] else 1 / 3
     floor = row["batch"] * per_row / chips
