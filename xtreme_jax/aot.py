@@ -15,7 +15,6 @@ contention and the time the collectives take, nor memory fragmentation at run ti
 from __future__ import annotations
 
 import dataclasses
-import gc
 import hashlib
 import math
 import os
@@ -377,11 +376,6 @@ def compile_all(programs, mesh, chip: Chip, cache: dict | None = None, log=None)
         fp = fingerprint(lowered)
         if fp not in cache:
             cache[fp] = dict(compile_program(p, mesh, chip, lowered), lower_s=lower_s)
-            # jax keeps each step function's traces and lowerings: a plan compiling tens of
-            # large programs in one process grew past 10 GB without this
-            del lowered
-            jax.clear_caches()
-            gc.collect()
             if log:
                 log(cache[fp])
         rows.append(dict(cache[fp], program=p.name, **{k: v for k, v in p.meta.items() if k != "state"}))
