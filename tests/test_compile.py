@@ -4,6 +4,7 @@ argument bytes equal those computed from shapes, fsdp divides the state as the s
 oversized point is refused with a compiled proposal, and the run jits the program compiled here."""
 import json
 import math
+import os
 import re
 
 import jax
@@ -54,6 +55,38 @@ def test_tiny_train_step_and_forward_compile_and_arguments_match_the_shapes(topo
     assert train["fits"] and train["flops"] > 0 and train["roofline_s"] > 0
     # fsdp: gradients leave each chip as reduce-scatters, weights arrive as all-gathers
     assert train["collectives"]["reduce-scatter"] >= 1 and train["collectives"]["all-gather"] >= 1
+
+
+def _die(mesh):
+    os._exit(3)
+
+
+def test_a_child_process_compiles_what_this_process_would_and_is_replaced_when_large(monkeypatch):
+    """study plan / the compile CLI compile in a child (a compile's memory returns to the OS only
+    when its process ends): its row equals the in-process one, it is replaced once it holds more
+    than RESTART_RSS_GIB, and its death is one line naming the program."""
+    topology = "v5e:2x2"
+    mesh = aot.topology_mesh(topology, (1, -1, 1))
+    _, chip, _ = aot.device_figures(topology)
+    config = tiny_config()
+    here = aot.compile_all(aot.programs_for(config, mesh), mesh, chip)
+    monkeypatch.setattr(aot.Compiler, "RESTART_RSS_GIB", 0.0)  # replaced after every compile
+    compiler = aot.Compiler()
+    monkeypatch.setattr(aot, "COMPILER", compiler)
+    pids = []
+    log = lambda row: pids.append(compiler.proc.pid if compiler.proc else None)  # noqa: E731
+    child = aot.compile_all(aot.programs_for(config, mesh), mesh, chip, log=log,
+                            rebuild=(topology, aot.programs_for, (config,)))
+    timing = ("compile_s", "lower_s")
+    assert [{k: v for k, v in r.items() if k not in timing} for r in child] == \
+           [{k: v for k, v in r.items() if k not in timing} for r in here]
+    assert pids == [None, None] and compiler.proc is None  # each child ended after its compile
+    compiler.RESTART_RSS_GIB = 1e3
+    aot.compile_all(aot.programs_for(config, mesh)[:1], mesh, chip, rebuild=(topology, aot.programs_for, (config,)))
+    assert compiler.proc is not None and compiler.proc.is_alive()  # a small child is kept
+    with pytest.raises(RuntimeError, match=r"^target/xnli/B32xS32: the compiler process died \(exit code 3\)$"):
+        compiler.compile(topology, (1, 4, 1), _die, (), "target/xnli/B32xS32", "fp", chip)
+    assert compiler.proc is None
 
 
 def test_fsdp_divides_the_state_by_the_factor_the_shapes_give():
@@ -222,7 +255,7 @@ def test_study_plan_costs_every_run_from_its_compile_and_refuses_a_run_that_does
     # a second plan of the workdir compiles nothing: the programs kept (by the fingerprint of
     # their StableHLO) are the ones it lowers ...
     kept = json.loads(rows_file.read_text())
-    monkeypatch.setattr(aot, "compile_program", lambda *a, **k: pytest.fail("compiled again"))
+    monkeypatch.setattr(aot.COMPILER, "compile", lambda *a, **k: pytest.fail("compiled again"))
     again = plan_lib.add_compiled_cost(plan_lib.make_plan(study()), "v5e:2x2", mfu=0.5, rows_file=str(rows_file))
     assert again == got
     # ... as they are in the earlier layout (family -> rows, stamped with the package sources) ...
@@ -249,7 +282,7 @@ def test_study_plan_costs_every_run_from_its_compile_and_refuses_a_run_that_does
 
     # a plan stopped in its last compile keeps the rows of the runs before it: the next plan
     # compiles only what is missing
-    real, calls = aot.compile_program, []
+    real, calls = aot.COMPILER.compile, []
 
     def counted(*a, stop_at=None, **k):
         calls.append(1)
@@ -258,17 +291,17 @@ def test_study_plan_costs_every_run_from_its_compile_and_refuses_a_run_that_does
         return real(*a, **k)
 
     every = tmp_path / "every.json"
-    monkeypatch.setattr(aot, "compile_program", counted)
+    monkeypatch.setattr(aot.COMPILER, "compile", counted)
     plan_lib.add_compiled_cost(plan_lib.make_plan(study()), "v5e:2x2", mfu=0.5, rows_file=str(every))
     total, calls[:] = len(calls), []
     stopped = tmp_path / "stopped.json"
-    monkeypatch.setattr(aot, "compile_program", lambda *a, **k: counted(*a, stop_at=total, **k))
+    monkeypatch.setattr(aot.COMPILER, "compile", lambda *a, **k: counted(*a, stop_at=total, **k))
     with pytest.raises(KeyboardInterrupt):
         plan_lib.add_compiled_cost(plan_lib.make_plan(study()), "v5e:2x2", mfu=0.5, rows_file=str(stopped))
     kept_rows = json.loads(stopped.read_text())["by_fingerprint"]
     assert 0 < len(kept_rows) < len(json.loads(every.read_text())["by_fingerprint"])
     calls[:] = []
-    monkeypatch.setattr(aot, "compile_program", counted)
+    monkeypatch.setattr(aot.COMPILER, "compile", counted)
     plan_lib.add_compiled_cost(plan_lib.make_plan(study()), "v5e:2x2", mfu=0.5, rows_file=str(stopped))
     assert 0 < len(calls) < total
     assert json.loads(stopped.read_text())["by_fingerprint"].keys() == json.loads(every.read_text())["by_fingerprint"].keys()

@@ -370,7 +370,7 @@ def test_compiled_plan_refuses_a_head_of_unknown_size_before_any_compile(monkeyp
     """The difficulty design trains a CCG tagger whose tag set comes from local files: offline,
     `plan --compile` says so in one line before it compiles anything (it once did after 36 min)."""
     from xtreme_jax import aot
-    monkeypatch.setattr(aot, "compile_program", lambda *a, **k: pytest.fail("compiled before the check"))
+    monkeypatch.setattr(aot.COMPILER, "compile", lambda *a, **k: pytest.fail("compiled before the check"))
     pl = plan_lib.make_plan(study_config("difficulty", "scale=full"))
     with pytest.raises(StudyError, match=r"^run \w+ \(intermediate\) intermediate: no CCG tags found -- fix: give "
                                          r"tags.txt .*; the TPU compile needs each head's label count before it "

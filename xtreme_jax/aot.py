@@ -364,9 +364,11 @@ def compile_program(program: Program, mesh, chip: Chip, lowered=None) -> dict:
     return row
 
 
-def compile_all(programs, mesh, chip: Chip, cache: dict | None = None, log=None) -> list:
+def compile_all(programs, mesh, chip: Chip, cache: dict | None = None, log=None, rebuild=None) -> list:
     """compile_program over programs; programs with equal fingerprints are compiled once (`cache`:
-    fingerprint -> row, shared across calls, e.g. the points of a study)."""
+    fingerprint -> row, shared across calls, e.g. the points of a study). `rebuild`: (topology,
+    build, args) with `build(*args, mesh)` giving `programs` again: each program is then compiled
+    in a child process (see Compiler); without it, in this process."""
     cache = {} if cache is None else cache
     rows = []
     for p in programs:
@@ -375,8 +377,89 @@ def compile_all(programs, mesh, chip: Chip, cache: dict | None = None, log=None)
         lower_s = time.perf_counter() - t  # tracing + lowering: paid again on a persistent-cache hit
         fp = fingerprint(lowered)
         if fp not in cache:
-            cache[fp] = dict(compile_program(p, mesh, chip, lowered), lower_s=lower_s)
+            row = (compile_program(p, mesh, chip, lowered) if rebuild is None else
+                   COMPILER.compile(rebuild[0], mesh_shape(mesh), rebuild[1], rebuild[2], p.name, fp, chip))
+            cache[fp] = dict(row, lower_s=lower_s)
             if log:
                 log(cache[fp])
         rows.append(dict(cache[fp], program=p.name, **{k: v for k, v in p.meta.items() if k != "state"}))
     return rows
+
+
+def mesh_shape(mesh) -> tuple:
+    return tuple(int(mesh.shape[a]) for a in mesh.axis_names)
+
+
+def _rss_bytes() -> int:
+    with open("/proc/self/status") as f:
+        return next(int(line.split()[1]) * 1024 for line in f if line.startswith("VmRSS:"))
+
+
+def _serve(conn):
+    """The child's loop: rebuild the named program, check it lowers to the parent's fingerprint,
+    compile it, send its row and this process's resident bytes."""
+    meshes = {}
+    while True:
+        try:
+            topology, shape, build, args, name, fp, chip = conn.recv()
+        except EOFError:
+            return
+        try:
+            mesh = meshes.get((topology, shape)) or meshes.setdefault((topology, shape), topology_mesh(topology, shape))
+            program = next(p for p in build(*args, mesh) if p.name == name)
+            lowered = program.lower(mesh)
+            if fingerprint(lowered) != fp:
+                raise RuntimeError(f"{name} rebuilt in the compiler process lowers to another program")
+            conn.send(("ok", compile_program(program, mesh, chip, lowered), _rss_bytes()))
+        except Exception:  # noqa: BLE001  sent to the parent, which raises it
+            import traceback
+            conn.send(("error", traceback.format_exc(), 0))
+
+
+class Compiler:
+    """Compiles in a child process; the parent only traces and lowers (to fingerprint). XLA:TPU's
+    compile of an XLM-R large step peaks at several GB that go back to the OS only when the process
+    ends: one study plan's process that compiled 20 such programs grew to 16 GB. The child is
+    started on first use (spawned: no threads forked) and replaced once it holds more than
+    RESTART_RSS_GIB, so a plan of any length stays within one compile's peak."""
+    RESTART_RSS_GIB = 3.0
+
+    def __init__(self):
+        self.proc = self.conn = None
+
+    def _start(self):
+        import multiprocessing
+        ctx = multiprocessing.get_context("spawn")
+        self.conn, child = ctx.Pipe()
+        self.proc = ctx.Process(target=_serve, args=(child,), daemon=True, name="xtreme_jax-compiler")
+        self.proc.start()
+        child.close()
+
+    def close(self):
+        if self.proc is not None:
+            self.conn.close()
+            self.proc.join(timeout=30)
+            if self.proc.is_alive():
+                self.proc.kill()
+        self.proc = self.conn = None
+
+    def compile(self, topology, shape, build, args, name, fp, chip) -> dict:
+        if self.proc is None or not self.proc.is_alive():
+            self._start()
+        self.conn.send((topology, tuple(shape), build, args, name, fp, chip))
+        try:
+            status, got, rss = self.conn.recv()
+        except EOFError:
+            self.proc.join(timeout=30)
+            code = self.proc.exitcode
+            self.close()
+            raise RuntimeError(f"{name}: the compiler process died (exit code {code}"
+                               + ("; SIGKILL, likely out of memory" if code == -9 else "") + ")") from None
+        if status == "error":
+            raise RuntimeError(f"{name}: compiling in the child process failed:\n{got}")
+        if rss > self.RESTART_RSS_GIB * GiB:
+            self.close()
+        return got
+
+
+COMPILER = Compiler()

@@ -90,7 +90,7 @@ def compile_config(config, topology: str, only: str = "", cache=None, log=None) 
     programs = [p for p in aot.programs_for(config, mesh) if not only or re.search(only, p.name)]
     if not programs:
         raise aot.CompileError(f"--only={only!r} matches no program of this config")
-    rows = aot.compile_all(programs, mesh, chip, cache, log)
+    rows = aot.compile_all(programs, mesh, chip, cache, log, rebuild=(topology, aot.programs_for, (config,)))
     return {"chip": chip_name, "mesh": [int(mesh.shape[a]) for a in mesh.axis_names], "rows": rows}
 
 
@@ -188,7 +188,16 @@ def _longest(programs):
     return [(max(ps, key=lambda p: p.meta["seq"]), len(ps)) for ps in by_head.values()]
 
 
-def phase_rows(config, name: str, mesh, chip, cache: dict, compiled: dict | None = None) -> list:
+def phase_programs(config, name: str, mesh) -> list:
+    """The programs of one phase as it is costed (costing_phase), or the evaluator's."""
+    from xtreme_jax import aot
+    model_cfg = aot.model_config(config)
+    if name == "evaluate":
+        return aot.eval_programs(config, model_cfg, mesh)
+    return aot.train_programs(name, costing_phase(config[name]), config, model_cfg, mesh)
+
+
+def phase_rows(config, name: str, topology: str, mesh, chip, cache: dict, compiled: dict | None = None) -> list:
     """Compiled rows of one phase of `config` at its longest buckets, cached by what they depend on:
     the model, the mesh, the buckets and the costing phase (or the evaluate section); `compiled`:
     aot.compile_all's fingerprint -> row cache (a program compiled before is only lowered)."""
@@ -210,11 +219,9 @@ def phase_rows(config, name: str, mesh, chip, cache: dict, compiled: dict | None
     key = json.dumps([name == "evaluate", dataclasses.asdict(model_cfg), list(mesh.shape.items()), list(config.data.buckets),
                       described], sort_keys=True, default=str)
     if key not in cache:
-        programs = (aot.eval_programs(config, model_cfg, mesh) if name == "evaluate"
-                    else aot.train_programs(name, section, config, model_cfg, mesh))
         rows = []
-        for p, n_buckets in _longest(programs):
-            row = aot.compile_all([p], mesh, chip, cache=compiled)[0]
+        for p, n_buckets in _longest(phase_programs(config, name, mesh)):
+            row = aot.compile_all([p], mesh, chip, cache=compiled, rebuild=(topology, phase_programs, (config, name)))[0]
             rows.append(dict(row, buckets=n_buckets))
         cache[key] = rows
     if not heads:

@@ -99,7 +99,7 @@ def compile_costs(configs, topology: str, mfu: float | None = None, cache: dict 
         config_lib.validate(config, mesh.devices.size, len({d.process_index for d in mesh.devices.flat}))
         names = config_lib.phases(config)
         known = len(compiled)
-        rows = [r for name in names for r in phase_rows(config, name, mesh, chip, cache, compiled)]
+        rows = [r for name in names for r in phase_rows(config, name, topology, mesh, chip, cache, compiled)]
         if on_compiled and len(compiled) > known:
             on_compiled(compiled, i + 1)
         bad = next((r for r in rows if not r["fits"]), None)
