@@ -428,7 +428,12 @@ class Compiler:
         self.proc = self.conn = None
 
     def _start(self):
+        import atexit
         import multiprocessing
+        # ended before multiprocessing's own exit hook (atexit runs the later-registered first),
+        # which would SIGTERM it and have libtpu print a crash trace
+        atexit.unregister(self.close)
+        atexit.register(self.close)
         ctx = multiprocessing.get_context("spawn")
         self.conn, child = ctx.Pipe()
         self.proc = ctx.Process(target=_serve, args=(child,), daemon=True, name="xtreme_jax-compiler")
