@@ -91,7 +91,7 @@ def compile_config(config, topology: str, only: str = "", cache=None, log=None) 
     if not programs:
         raise aot.CompileError(f"--only={only!r} matches no program of this config")
     rows = aot.compile_all(programs, mesh, chip, cache, log, rebuild=(topology, aot.programs_for, (config,)))
-    return {"chip": chip_name, "mesh": [int(mesh.shape[a]) for a in mesh.axis_names], "rows": rows}
+    return {"chip": chip_name, "mesh": list(aot.mesh_shape(mesh)), "rows": rows}
 
 
 def candidates(config, phase: str, num_chips: int):
